@@ -1,0 +1,3 @@
+from opsdeck.cli import main
+
+main(prog_name="opsdeck")

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from opsdeck.accounts.dependencies import AdminUser
+from opsdeck.audit import service
+from opsdeck.audit.schemas import AuditEntryOut, AuditPage, ChainStatus
+from opsdeck.core.deps import SessionDep
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+
+@router.get("", name="audit-list", response_model=AuditPage)
+def list_audit(
+    session: SessionDep,
+    _admin: AdminUser,
+    before_id: Annotated[int | None, Query(ge=1, description="Cursor from next_before_id")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[str | None, Query(max_length=64, description="Prefix, e.g. auth.")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> AuditPage:
+    filters = service.AuditFilter(actor=actor, action=action, since=since, until=until)
+    rows, cursor = service.list_entries(session, filters, before_id=before_id, limit=limit)
+    return AuditPage(
+        items=[AuditEntryOut.model_validate(row) for row in rows], next_before_id=cursor
+    )
+
+
+@router.get("/verify", name="audit-verify", response_model=ChainStatus)
+def verify_audit(session: SessionDep, _admin: AdminUser) -> ChainStatus:
+    report = service.verify_chain(session)
+    return ChainStatus(
+        ok=report.ok,
+        checked=report.checked,
+        first_broken_id=report.first_broken_id,
+        reason=report.reason,
+    )

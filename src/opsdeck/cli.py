@@ -1,0 +1,279 @@
+"""The `opsdeck` command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess  # nosec B404 - serve starts our own worker with a fixed argument list
+import sys
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from opsdeck import __version__
+from opsdeck.settings import Settings, get_settings
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        messages = [f"  - {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        raise click.ClickException("invalid configuration:\n" + "\n".join(messages)) from exc
+
+
+def _use_metrics_dir(settings: Settings, *, wipe: bool) -> None:
+    """Several processes share counters through PROMETHEUS_MULTIPROC_DIR; it must be set before
+    prometheus_client is imported, which is why the heavier imports below are lazy."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = settings.metrics_dir or settings.data_dir / "metrics"
+    if wipe and directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory.resolve())
+
+
+def _configure_logging(settings: Settings) -> None:
+    from opsdeck.core.observability import configure_logging
+
+    configure_logging(
+        level=settings.log_level,
+        fmt=settings.log_format,
+        log_file=settings.log_file,
+        retention_days=settings.log_retention_days,
+    )
+
+
+def _require_head(settings: Settings) -> None:
+    from opsdeck.core.db import DatabaseNotAtHead, ensure_at_head, make_engine
+
+    engine = make_engine(settings.database_url_resolved)
+    try:
+        ensure_at_head(engine)
+    except DatabaseNotAtHead as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        engine.dispose()
+
+
+@click.group()
+@click.version_option(__version__, prog_name="opsdeck")
+def main() -> None:
+    """OpsDeck: images, incidents and chat on one self-hosted platform."""
+
+
+def _run_web(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "opsdeck.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_config=None,
+        server_header=False,
+    )
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default OPSDECK_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default OPSDECK_PORT, 8004).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Web processes.")
+def web(host: str | None, port: int | None, workers: int) -> None:
+    """Serve the web application and API (no worker)."""
+    settings = _settings()
+    _use_metrics_dir(settings, wipe=False)
+    _configure_logging(settings)
+    _require_head(settings)
+    _run_web(settings, host, port, workers)
+
+
+def _worker_argv(settings: Settings, concurrency: int | None, loglevel: str) -> list[str]:
+    argv = [
+        "worker",
+        f"--loglevel={loglevel}",
+        f"--concurrency={concurrency or settings.celery_concurrency}",
+        "--queues=opsdeck",
+        "--hostname=opsdeck@%h",
+    ]
+    if settings.embedded:
+        # The filesystem transport has no broadcast channel for these.
+        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return argv
+
+
+@main.command()
+@click.option("--concurrency", type=int, default=None, help="Worker processes (default: cores).")
+def worker(concurrency: int | None) -> None:
+    """Run a Celery worker for every module's tasks."""
+    settings = _settings()
+    _use_metrics_dir(settings, wipe=False)
+    _configure_logging(settings)
+    from opsdeck.app import TASK_MODULES
+    from opsdeck.core.queue import configure_celery
+
+    app = configure_celery(settings, TASK_MODULES)
+    app.worker_main(_worker_argv(settings, concurrency, settings.log_level))
+
+
+@main.command()
+def beat() -> None:
+    """Run the Celery beat scheduler (one per deployment)."""
+    settings = _settings()
+    _configure_logging(settings)
+    from opsdeck.app import TASK_MODULES
+    from opsdeck.core.queue import configure_celery
+
+    app = configure_celery(settings, TASK_MODULES)
+    schedule = settings.data_dir / "celerybeat-schedule"
+    app.start(["beat", f"--loglevel={settings.log_level}", f"--schedule={schedule}"])
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default OPSDECK_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default OPSDECK_PORT, 8004).")
+def serve(host: str | None, port: int | None) -> None:
+    """Web server and an embedded worker in one command; Ctrl-C stops both."""
+    settings = _settings()
+    _use_metrics_dir(settings, wipe=True)
+    _configure_logging(settings)
+    _require_head(settings)
+    bound = f"http://{host or settings.host}:{port or settings.port}"
+    click.echo(f"OpsDeck {__version__} listening on {bound}", err=True)
+    click.echo(
+        "First admin: opsdeck users create --username admin --email you@example.com --admin",
+        err=True,
+    )
+    worker_process = subprocess.Popen(  # nosec B603 - our own interpreter and module
+        [sys.executable, "-m", "opsdeck", "worker"], env=os.environ.copy()
+    )
+    try:
+        _run_web(settings, host, port, workers=1)
+    finally:
+        _stop(worker_process)
+
+
+def _stop(process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)  # Celery's warm shutdown: finish the current tasks
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@main.group()
+def db() -> None:
+    """Database schema migrations."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    settings = _settings()
+    from opsdeck.core.db import head_revision, upgrade_database
+
+    upgrade_database(settings.database_url_resolved)
+    click.echo(f"database at head ({head_revision()})")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Exit 0 when the database is at head, 1 (with the revisions) when it is not."""
+    settings = _settings()
+    _require_head(settings)
+    from opsdeck.core.db import head_revision
+
+    click.echo(f"database at head ({head_revision()})")
+
+
+@main.group()
+def users() -> None:
+    """User accounts."""
+
+
+@users.command("create")
+@click.option("--username", required=True)
+@click.option("--email", required=True)
+@click.option("--display-name", default="", help="Shown instead of the username.")
+@click.option("--admin", is_flag=True, help="Give the user the admin role.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(
+    username: str, email: str, display_name: str, admin: bool, password_stdin: bool
+) -> None:
+    """Create a user (prompts for the password unless --password-stdin)."""
+    settings = _settings()
+    _require_head(settings)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+    from opsdeck.accounts import service
+    from opsdeck.core.db import make_engine, make_sessionmaker, transaction
+    from opsdeck.core.errors import AppError
+    from opsdeck.core.security import Passwords
+
+    passwords = Passwords(
+        time_cost=settings.password_hash_time_cost,
+        memory_kib=settings.password_hash_memory_kib,
+        parallelism=settings.password_hash_parallelism,
+    )
+    engine = make_engine(settings.database_url_resolved)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            user = service.create_user(
+                session,
+                passwords,
+                username=username,
+                email=email,
+                password=password,
+                display_name=display_name,
+                role="admin" if admin else "member",
+                actor_name="cli",
+            )
+            click.echo(f"created {user.role} {user.username} ({user.id})")
+    except AppError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        engine.dispose()
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Exit 0 when the hash chain is intact; 1 naming the first broken entry otherwise."""
+    settings = _settings()
+    from opsdeck.audit.service import verify_chain
+    from opsdeck.core.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url_resolved)
+    try:
+        with make_sessionmaker(engine)() as session:
+            report = verify_chain(session)
+    finally:
+        engine.dispose()
+    if report.ok:
+        click.echo(f"audit chain intact: {report.checked} entries verified")
+        return
+    click.echo(
+        f"audit chain BROKEN at entry {report.first_broken_id}: {report.reason} "
+        f"({report.checked} entries before it verified)",
+        err=True,
+    )
+    sys.exit(1)
+
+
+

@@ -1,0 +1,69 @@
+"""Liveness, readiness and metrics endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from opsdeck.core.metrics import render_metrics
+from opsdeck.core.queue import check_broker, queue_depths
+from opsdeck.settings import Settings
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", operation_id="health-live", summary="Liveness: the process answers")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _check_database(request: Request) -> None:
+    with request.app.state.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def _check_storage(settings: Settings) -> None:
+    probe = settings.media_dir / f".ready-{uuid.uuid4().hex}"
+    probe.write_bytes(b"ok")
+    probe.unlink()
+
+
+def _readiness(request: Request) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+    checks: dict[str, str] = {}
+    for name, check in (
+        ("database", lambda: _check_database(request)),
+        ("broker", lambda: check_broker(settings)),
+        ("storage", lambda: _check_storage(settings)),
+    ):
+        try:
+            check()
+            checks[name] = "ok"
+        except Exception as exc:
+            checks[name] = f"error: {type(exc).__name__}: {exc}"[:300]
+    return checks
+
+
+@router.get(
+    "/ready",
+    operation_id="health-ready",
+    summary="Readiness: database, broker and storage answer",
+    responses={503: {"description": "A dependency is down; `failing` names it."}},
+)
+async def ready(request: Request) -> JSONResponse:
+    checks = await run_in_threadpool(_readiness, request)
+    failing = [name for name, result in checks.items() if result != "ok"]
+    body = {"status": "unavailable" if failing else "ok", "checks": checks, "failing": failing}
+    return JSONResponse(body, status_code=503 if failing else 200)
+
+
+@router.get("/metrics", operation_id="health-metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    payload, content_type = await run_in_threadpool(render_metrics, lambda: queue_depths(settings))
+    return Response(payload, media_type=content_type)

@@ -1,0 +1,156 @@
+"""The one Celery application. Embedded mode uses Celery's filesystem transport under the data
+directory; with `OPSDECK_REDIS_URL` the same tasks go through Redis. Job state lives in our own
+tables, so there is no result backend."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+from typing import Any
+
+import redis
+import structlog
+from celery import Celery, signals
+from sqlalchemy.orm import Session, sessionmaker
+
+from opsdeck.core.db import make_engine, make_sessionmaker, transaction
+from opsdeck.core.metrics import TASK_FAILURES, TASK_LATENCY, TASKS
+from opsdeck.core.observability import bind_request_id, clear_request_id, current_request_id
+from opsdeck.settings import Settings, get_settings
+
+DEFAULT_QUEUE = "opsdeck"
+REQUEST_ID_HEADER = "opsdeck_request_id"
+log = structlog.get_logger("opsdeck.queue")
+
+celery_app = Celery("opsdeck")
+_queues: set[str] = {DEFAULT_QUEUE}
+
+
+def configure_celery(settings: Settings, task_modules: Iterable[str] = ()) -> Celery:
+    transport_options: dict[str, Any]
+    if settings.embedded:
+        folder = str(settings.broker_dir / "queue")
+        transport_options = {
+            "data_folder_in": folder,
+            "data_folder_out": folder,
+            "polling_interval": 0.2,
+        }
+    else:
+        transport_options = {"visibility_timeout": settings.task_time_limit_seconds * 2}
+    celery_app.conf.update(
+        broker_url=settings.broker_url,
+        broker_transport_options=transport_options,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_time_limit=settings.task_time_limit_seconds,
+        task_soft_time_limit=max(1, settings.task_time_limit_seconds - 30),
+        task_default_queue=DEFAULT_QUEUE,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        worker_enable_remote_control=not settings.embedded,
+        worker_concurrency=settings.celery_concurrency,
+        imports=tuple(task_modules),
+        timezone="UTC",
+        enable_utc=True,
+    )
+    return celery_app
+
+
+def register_queue(name: str) -> None:
+    """Modules that route tasks to their own queue declare it so depth is reported."""
+    _queues.add(name)
+
+
+# -- worker-side database access -----------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _worker_sessionmaker() -> sessionmaker[Session]:
+    settings = get_settings()
+    return make_sessionmaker(
+        make_engine(settings.database_url_resolved, pool_size=settings.database_pool_size)
+    )
+
+
+@contextmanager
+def task_session() -> Iterator[Session]:
+    """A short unit of work inside a task; keep slow I/O outside it."""
+    with transaction(_worker_sessionmaker()) as session:
+        yield session
+
+
+# -- broker introspection for /ready and /metrics ------------------------------------------
+
+
+def check_broker(settings: Settings) -> None:
+    if settings.embedded:
+        folder = settings.broker_dir / "queue"
+        probe = folder / ".ready-probe"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return
+    client = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+def queue_depths(settings: Settings) -> dict[str, int]:
+    if settings.embedded:
+        folder = settings.broker_dir / "queue"
+        names = [path.name for path in folder.glob("*.msg")]
+        return {queue: sum(1 for n in names if n.endswith(f".{queue}.msg")) for queue in _queues}
+    client = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        return {queue: int(client.llen(queue)) for queue in _queues}
+    finally:
+        client.close()
+
+
+# -- correlation ids and task metrics ------------------------------------------------------
+
+_started: dict[str, float] = {}
+
+
+@signals.before_task_publish.connect
+def _attach_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    request_id = current_request_id()
+    if headers is not None and request_id:
+        headers[REQUEST_ID_HEADER] = request_id
+
+
+@signals.task_prerun.connect
+def _task_started(task_id: str, task: Any, **_: Any) -> None:
+    request_id = getattr(task.request, REQUEST_ID_HEADER, None) or task_id
+    bind_request_id(request_id)
+    structlog.contextvars.bind_contextvars(task=task.name, task_id=task_id)
+    _started[task_id] = time.perf_counter()
+    log.info("task_started")
+
+
+@signals.task_postrun.connect
+def _task_finished(task_id: str, task: Any, state: str | None = None, **_: Any) -> None:
+    started = _started.pop(task_id, None)
+    if started is not None:
+        TASK_LATENCY.labels(task.name).observe(time.perf_counter() - started)
+    TASKS.labels(task.name, state or "UNKNOWN").inc()
+    log.info("task_finished", state=state)
+    structlog.contextvars.unbind_contextvars("task", "task_id")
+    clear_request_id()
+
+
+@signals.task_failure.connect
+def _task_failed(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
+    name = getattr(sender, "name", "unknown")
+    TASK_FAILURES.labels(name, type(exception).__name__).inc()
+    log.error("task_failed", exc_info=exception)

@@ -1,0 +1,9 @@
+"""Every module's tables, imported so `Base.metadata` is complete (Alembic, tests)."""
+
+from opsdeck.accounts import models as accounts_models
+from opsdeck.audit import models as audit_models
+from opsdeck.core.db import Base
+
+metadata = Base.metadata
+
+__all__ = ["accounts_models", "audit_models", "metadata"]

@@ -1,0 +1,234 @@
+"""OpsDeck configuration: one Settings class fed by the environment.
+
+Sources, highest priority first: keyword arguments, `OPSDECK_<NAME>` (and the unprefixed
+`DATABASE_URL` / `REDIS_URL` / `SECRET_KEY`), a file named by `OPSDECK_<NAME>_FILE` or
+`<NAME>_FILE` (Docker secrets), `.env`, then the embedded defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_PREFIX = "OPSDECK_"
+UNPREFIXED = ("database_url", "redis_url", "secret_key")
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "change_me", "secret", "please-change-me", "replace-me"}
+)
+MIN_SECRET_LENGTH = 32
+
+
+class FileSecretsSource(PydanticBaseSettingsSource):
+    """Reads `OPSDECK_<NAME>_FILE` / `<NAME>_FILE`: the value is the named file's content."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        names = [f"{ENV_PREFIX}{field_name.upper()}_FILE"]
+        if field_name in UNPREFIXED:
+            names.append(f"{field_name.upper()}_FILE")
+        for name in names:
+            path = os.environ.get(name)
+            if path:
+                try:
+                    return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+                except OSError as exc:
+                    raise ValueError(f"{name}={path}: cannot read the file ({exc.strerror})") from exc
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+def _env_alias(name: str) -> AliasChoices:
+    return AliasChoices(f"{ENV_PREFIX}{name.upper()}", name.upper(), name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # -- runtime ---------------------------------------------------------------------------
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8004, ge=1, le=65535)
+    public_url: str = ""
+    forwarded_allow_ips: str = "127.0.0.1"
+
+    # -- storage and queue -----------------------------------------------------------------
+    database_url: str = Field(default="", validation_alias=_env_alias("database_url"))
+    redis_url: str = Field(default="", validation_alias=_env_alias("redis_url"))
+    database_pool_size: int = Field(default=10, ge=1)
+    worker_concurrency: int = Field(default=0, ge=0)
+    task_time_limit_seconds: int = Field(default=600, ge=1)
+
+    # -- security --------------------------------------------------------------------------
+    secret_key: SecretStr = Field(
+        default=SecretStr(""), validation_alias=_env_alias("secret_key")
+    )
+    access_token_ttl_seconds: int = Field(default=900, ge=30)
+    refresh_token_ttl_days: int = Field(default=30, ge=1)
+    session_ttl_hours: int = Field(default=12, ge=1)
+    cookie_secure: bool | None = None
+    cors_origins: list[str] = Field(default_factory=list)
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    auth_window_seconds: int = Field(default=900, ge=1)
+    auth_max_failures_per_account: int = Field(default=10, ge=1)
+    auth_max_failures_per_ip: int = Field(default=50, ge=1)
+    password_hash_time_cost: int = Field(default=3, ge=2)
+    password_hash_memory_kib: int = Field(default=65_536, ge=19_456)
+    password_hash_parallelism: int = Field(default=4, ge=1)
+
+    # -- observability ---------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    log_file: Path | None = None
+    log_retention_days: int = Field(default=14, ge=1)
+    metrics_dir: Path | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, FileSecretsSource(settings_cls), dotenv_settings)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment != "production":
+            return self
+        problems = []
+        secret = self.secret_key.get_secret_value().strip()
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SECRET_LENGTH:
+            problems.append(
+                "OPSDECK_SECRET_KEY (or SECRET_KEY / SECRET_KEY_FILE) must be set to a random "
+                f"value of at least {MIN_SECRET_LENGTH} characters, not a placeholder; "
+                'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+            )
+        if not self.database_url or self.database_url.startswith("sqlite"):
+            problems.append(
+                "OPSDECK_DATABASE_URL (or DATABASE_URL) must point at PostgreSQL in production, "
+                "e.g. postgresql+psycopg://opsdeck:PASSWORD@db:5432/opsdeck; SQLite is for "
+                "embedded (development) use only"
+            )
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
+
+    # -- derived values --------------------------------------------------------------------
+    @property
+    def embedded(self) -> bool:
+        """True when the broker is Celery's filesystem transport (no Redis configured)."""
+        return not self.redis_url
+
+    @property
+    def database_url_resolved(self) -> str:
+        if self.database_url:
+            return _normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'opsdeck.db').resolve()}"
+
+    @property
+    def broker_url(self) -> str:
+        return self.redis_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def public_base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def secure_cookies(self) -> bool:
+        if self.cookie_secure is not None:
+            return self.cookie_secure
+        return self.environment == "production" or self.public_base_url.startswith("https://")
+
+    @property
+    def celery_concurrency(self) -> int:
+        return self.worker_concurrency or (os.cpu_count() or 1)
+
+    def secret_bytes(self) -> bytes:
+        value = self.secret_key.get_secret_value()
+        if not value:
+            raise RuntimeError("secret key not initialised; call prepare() first")
+        return value.encode("utf-8")
+
+    def prepare(self) -> Settings:
+        """Create the data directories and, in embedded mode, the generated secret key."""
+        for directory in (self.data_dir, self.media_dir, self.broker_dir / "queue"):
+            directory.mkdir(parents=True, exist_ok=True)
+        if not self.secret_key.get_secret_value():
+            self.secret_key = SecretStr(_load_or_create_secret(self.data_dir / "secret_key"))
+        return self
+
+
+def _normalise_database_url(url: str) -> str:
+    # Hosted PostgreSQL services hand out `postgres://` URLs; SQLAlchemy needs a dialect+driver.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _load_or_create_secret(path: Path) -> str:
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    value = secrets.token_urlsafe(48)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:  # another process won the race; use its key
+        return path.read_text(encoding="utf-8").strip()
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings().prepare()

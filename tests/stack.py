@@ -1,0 +1,1 @@
+"""Test stack: replaced by the PostgreSQL + Redis launcher."""
