@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -29,6 +30,9 @@ from opsdeck.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
 TASK_MODULES = ("opsdeck.accounts.tasks",)
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "accounts-purge-expired": {"task": "accounts.purge_expired", "schedule": 3600.0},
+}
 # Path prefixes that accept bodies above OPSDECK_MAX_REQUEST_BYTES (file uploads).
 UPLOAD_LIMITS: dict[str, int] = {}
 
@@ -51,7 +55,7 @@ def _operation_id(route: APIRoute) -> str:
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> FastAPI:
     settings = (settings or get_settings()).prepare()
-    configure_celery(settings, TASK_MODULES)
+    configure_celery(settings, TASK_MODULES, BEAT_SCHEDULE)
     engine = make_engine(settings.database_url_resolved, pool_size=settings.database_pool_size)
 
     @asynccontextmanager

@@ -20,7 +20,9 @@ def _settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        messages = [f"  - {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        messages = [
+            f"  - {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        ]
         raise click.ClickException("invalid configuration:\n" + "\n".join(messages)) from exc
 
 
@@ -94,7 +96,9 @@ def web(host: str | None, port: int | None, workers: int) -> None:
     _run_web(settings, host, port, workers)
 
 
-def _worker_argv(settings: Settings, concurrency: int | None, loglevel: str) -> list[str]:
+def _worker_argv(
+    settings: Settings, concurrency: int | None, loglevel: str, *, beat: bool = False
+) -> list[str]:
     argv = [
         "worker",
         f"--loglevel={loglevel}",
@@ -105,21 +109,26 @@ def _worker_argv(settings: Settings, concurrency: int | None, loglevel: str) -> 
     if settings.embedded:
         # The filesystem transport has no broadcast channel for these.
         argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    if beat:
+        argv += ["--beat", f"--schedule={settings.data_dir / 'celerybeat-schedule'}"]
     return argv
 
 
 @main.command()
 @click.option("--concurrency", type=int, default=None, help="Worker processes (default: cores).")
-def worker(concurrency: int | None) -> None:
+@click.option(
+    "--beat", is_flag=True, help="Also run the periodic scheduler (single-node deployments only)."
+)
+def worker(concurrency: int | None, beat: bool) -> None:
     """Run a Celery worker for every module's tasks."""
     settings = _settings()
     _use_metrics_dir(settings, wipe=False)
     _configure_logging(settings)
-    from opsdeck.app import TASK_MODULES
+    from opsdeck.app import BEAT_SCHEDULE, TASK_MODULES
     from opsdeck.core.queue import configure_celery
 
-    app = configure_celery(settings, TASK_MODULES)
-    app.worker_main(_worker_argv(settings, concurrency, settings.log_level))
+    app = configure_celery(settings, TASK_MODULES, BEAT_SCHEDULE)
+    app.worker_main(_worker_argv(settings, concurrency, settings.log_level, beat=beat))
 
 
 @main.command()
@@ -127,10 +136,10 @@ def beat() -> None:
     """Run the Celery beat scheduler (one per deployment)."""
     settings = _settings()
     _configure_logging(settings)
-    from opsdeck.app import TASK_MODULES
+    from opsdeck.app import BEAT_SCHEDULE, TASK_MODULES
     from opsdeck.core.queue import configure_celery
 
-    app = configure_celery(settings, TASK_MODULES)
+    app = configure_celery(settings, TASK_MODULES, BEAT_SCHEDULE)
     schedule = settings.data_dir / "celerybeat-schedule"
     app.start(["beat", f"--loglevel={settings.log_level}", f"--schedule={schedule}"])
 
@@ -151,7 +160,7 @@ def serve(host: str | None, port: int | None) -> None:
         err=True,
     )
     worker_process = subprocess.Popen(  # nosec B603 - our own interpreter and module
-        [sys.executable, "-m", "opsdeck", "worker"], env=os.environ.copy()
+        [sys.executable, "-m", "opsdeck", "worker", "--beat"], env=os.environ.copy()
     )
     try:
         _run_web(settings, host, port, workers=1)
@@ -274,6 +283,3 @@ def audit_verify() -> None:
         err=True,
     )
     sys.exit(1)
-
-
-

@@ -11,12 +11,13 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -42,7 +43,9 @@ class FileSecretsSource(PydanticBaseSettingsSource):
                 try:
                     return Path(path).read_text(encoding="utf-8").strip(), field_name, False
                 except OSError as exc:
-                    raise ValueError(f"{name}={path}: cannot read the file ({exc.strerror})") from exc
+                    raise ValueError(
+                        f"{name}={path}: cannot read the file ({exc.strerror})"
+                    ) from exc
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -64,6 +67,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        env_ignore_empty=True,
         populate_by_name=True,
     )
 
@@ -83,14 +87,12 @@ class Settings(BaseSettings):
     task_time_limit_seconds: int = Field(default=600, ge=1)
 
     # -- security --------------------------------------------------------------------------
-    secret_key: SecretStr = Field(
-        default=SecretStr(""), validation_alias=_env_alias("secret_key")
-    )
+    secret_key: SecretStr = Field(default=SecretStr(""), validation_alias=_env_alias("secret_key"))
     access_token_ttl_seconds: int = Field(default=900, ge=30)
     refresh_token_ttl_days: int = Field(default=30, ge=1)
     session_ttl_hours: int = Field(default=12, ge=1)
     cookie_secure: bool | None = None
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_request_bytes: int = Field(default=1_048_576, ge=1024)
     auth_window_seconds: int = Field(default=900, ge=1)
     auth_max_failures_per_account: int = Field(default=10, ge=1)

@@ -90,7 +90,9 @@ class TooManyRequests(AppError):
         self.retry_after = retry_after
 
 
-def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def error_body(
+    code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or []}}
 
 
@@ -132,7 +134,11 @@ async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)  # noqa: S101
     details = [
-        {"field": _field_path(err.get("loc", ())), "message": err.get("msg", ""), "type": err.get("type")}
+        {
+            "field": _field_path(err.get("loc", ())),
+            "message": err.get("msg", ""),
+            "type": err.get("type"),
+        }
         for err in exc.errors()
     ]
     fields = ", ".join(d["field"] for d in details[:5])
@@ -148,7 +154,9 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _unhandled_error(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", exc_type=type(exc).__name__)
-    return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+    return error_response(
+        500, "internal_error", "Something went wrong on our side; it has been logged."
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

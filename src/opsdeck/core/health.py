@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -35,12 +36,13 @@ def _check_storage(settings: Settings) -> None:
 
 def _readiness(request: Request) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
-    checks: dict[str, str] = {}
-    for name, check in (
+    probes: list[tuple[str, Callable[[], None]]] = [
         ("database", lambda: _check_database(request)),
         ("broker", lambda: check_broker(settings)),
         ("storage", lambda: _check_storage(settings)),
-    ):
+    ]
+    checks: dict[str, str] = {}
+    for name, check in probes:
         try:
             check()
             checks[name] = "ok"

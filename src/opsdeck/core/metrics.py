@@ -69,7 +69,7 @@ class QueueDepthCollector(Collector):
 def render_metrics(queue_depth: Callable[[], dict[str, int]]) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     else:
         for collector in (HTTP_REQUESTS, HTTP_LATENCY, TASKS, TASK_FAILURES, TASK_LATENCY):
             registry.register(collector)

@@ -28,7 +28,11 @@ celery_app = Celery("opsdeck")
 _queues: set[str] = {DEFAULT_QUEUE}
 
 
-def configure_celery(settings: Settings, task_modules: Iterable[str] = ()) -> Celery:
+def configure_celery(
+    settings: Settings,
+    task_modules: Iterable[str] = (),
+    beat_schedule: dict[str, dict[str, Any]] | None = None,
+) -> Celery:
     transport_options: dict[str, Any]
     if settings.embedded:
         folder = str(settings.broker_dir / "queue")
@@ -59,6 +63,7 @@ def configure_celery(settings: Settings, task_modules: Iterable[str] = ()) -> Ce
         worker_enable_remote_control=not settings.embedded,
         worker_concurrency=settings.celery_concurrency,
         imports=tuple(task_modules),
+        beat_schedule=beat_schedule or {},
         timezone="UTC",
         enable_utc=True,
     )
@@ -122,14 +127,12 @@ def queue_depths(settings: Settings) -> dict[str, int]:
 _started: dict[str, float] = {}
 
 
-@signals.before_task_publish.connect
 def _attach_request_id(headers: dict[str, Any] | None = None, **_: Any) -> None:
     request_id = current_request_id()
     if headers is not None and request_id:
         headers[REQUEST_ID_HEADER] = request_id
 
 
-@signals.task_prerun.connect
 def _task_started(task_id: str, task: Any, **_: Any) -> None:
     request_id = getattr(task.request, REQUEST_ID_HEADER, None) or task_id
     bind_request_id(request_id)
@@ -138,7 +141,6 @@ def _task_started(task_id: str, task: Any, **_: Any) -> None:
     log.info("task_started")
 
 
-@signals.task_postrun.connect
 def _task_finished(task_id: str, task: Any, state: str | None = None, **_: Any) -> None:
     started = _started.pop(task_id, None)
     if started is not None:
@@ -149,8 +151,14 @@ def _task_finished(task_id: str, task: Any, state: str | None = None, **_: Any) 
     clear_request_id()
 
 
-@signals.task_failure.connect
 def _task_failed(sender: Any = None, exception: BaseException | None = None, **_: Any) -> None:
     name = getattr(sender, "name", "unknown")
     TASK_FAILURES.labels(name, type(exception).__name__).inc()
     log.error("task_failed", exc_info=exception)
+
+
+# Connected explicitly rather than by decorator: Celery's decorators are untyped.
+signals.before_task_publish.connect(_attach_request_id)
+signals.task_prerun.connect(_task_started)
+signals.task_postrun.connect(_task_finished)
+signals.task_failure.connect(_task_failed)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from alembic import context
 from typing import Any
+
+from alembic import context
 
 from opsdeck.core.db import UTCDateTime, make_engine
 from opsdeck.models import metadata
@@ -28,7 +29,9 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=metadata, literal_binds=True, render_as_batch=True)
+    context.configure(
+        url=_url(), target_metadata=metadata, literal_binds=True, render_as_batch=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 
