@@ -9,8 +9,9 @@ from opsdeck.accounts.dependencies import AdminUser
 from opsdeck.audit import service
 from opsdeck.audit.schemas import AuditEntryOut, AuditPage, ChainStatus
 from opsdeck.core.deps import SessionDep
+from opsdeck.core.http import API_PREFIX
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix=f"{API_PREFIX}/audit", tags=["audit"])
 
 
 @router.get("", name="audit-list", response_model=AuditPage)

@@ -1,0 +1,152 @@
+"""Helpers for the accounts tests: signing in through the API, reading back rows and audit
+entries, and apps with tighter throttle limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyotp
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from opsdeck.accounts.models import User
+from opsdeck.app import create_app
+from opsdeck.audit.models import AuditEntry
+from opsdeck.core.db import upgrade_database
+from opsdeck.settings import Settings
+from tests.conftest import STRONG_PASSWORD, UserFactory, make_settings
+
+API = "/api/v1"
+
+
+@pytest.fixture(scope="session")
+def base_settings(data_dir: Path) -> Settings:
+    """The shared test settings with argon2 at the floor the settings allow (OWASP: t=2,
+    m=19 MiB, p=1): these tests hash and verify hundreds of passwords, and the cost
+    parameters are configuration, not a different code path."""
+    settings = make_settings(
+        data_dir,
+        password_hash_time_cost=2,
+        password_hash_memory_kib=19_456,
+        password_hash_parallelism=1,
+    )
+    upgrade_database(settings.database_url_resolved)
+    return settings
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def login(
+    client: TestClient, username: str, password: str = STRONG_PASSWORD, otp: str | None = None
+) -> httpx.Response:
+    form = {"username": username, "password": password}
+    if otp is not None:
+        form["otp"] = otp
+    return client.post(f"{API}/auth/token", data=form)
+
+
+def access_token(client: TestClient, username: str, password: str = STRONG_PASSWORD) -> str:
+    response = login(client, username, password)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def browser_login(
+    client: TestClient, username: str, password: str = STRONG_PASSWORD
+) -> dict[str, Any]:
+    response = client.post(f"{API}/auth/session", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    error: dict[str, Any] = response.json()["error"]
+    return error
+
+
+def fields_of(response: httpx.Response) -> set[str]:
+    return {detail["field"] for detail in error_of(response)["details"]}
+
+
+def audit_actions(db: Session, action_prefix: str = "") -> list[AuditEntry]:
+    db.expire_all()
+    entries = list(
+        db.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action.startswith(action_prefix))
+            .order_by(AuditEntry.id)
+        )
+    )
+    end_read(db)
+    return entries
+
+
+def reload_user(db: Session, user_id: str) -> User:
+    db.expire_all()
+    user = db.get_one(User, user_id)
+    end_read(db)
+    return user
+
+
+def end_read(db: Session) -> None:
+    """End the test's read transaction. On SQLite every transaction begins with BEGIN
+    IMMEDIATE and so holds the write lock, which the app's next request would wait for."""
+    db.commit()
+
+
+def next_totp(db: Session, user_id: str, secret: str) -> str:
+    """The code for the step after the last one accepted: valid now (within the one-step
+    window) and never a replay, however the test's timing falls on step boundaries."""
+    last = reload_user(db, user_id).totp_last_counter
+    assert last is not None
+    return pyotp.TOTP(secret).generate_otp(last + 1)
+
+
+@pytest.fixture
+def member(make_user: UserFactory) -> Any:
+    return make_user("mallory", display_name="Mallory Member")
+
+
+@pytest.fixture
+def admin(make_user: UserFactory) -> Any:
+    return make_user("root", role="admin", display_name="Root Admin")
+
+
+@pytest.fixture
+def admin_headers(client: TestClient, admin: Any) -> dict[str, str]:
+    return bearer(access_token(client, admin.username))
+
+
+@pytest.fixture
+def member_headers(client: TestClient, member: Any) -> dict[str, str]:
+    return bearer(access_token(client, member.username))
+
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def client_with(settings: Settings) -> Iterator[ClientFactory]:
+    """A client for an app on the same database with some settings changed."""
+    clients: list[TestClient] = []
+
+    def factory(**overrides: Any) -> TestClient:
+        app: FastAPI = create_app(settings.model_copy(update=overrides))
+        client = TestClient(app, base_url="http://testserver")
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield factory
+    for client in clients:
+        client.__exit__(None, None, None)
