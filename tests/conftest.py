@@ -78,7 +78,9 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 @pytest.fixture
 def db(app: FastAPI) -> Iterator[Session]:
-    """A session for arranging and checking rows; commit explicitly."""
+    """A session for arranging and checking rows; commit explicitly. On SQLite every
+    transaction holds the write lock (BEGIN IMMEDIATE), so end reads with commit() before
+    calling the client."""
     session: Session = app.state.sessionmaker()
     try:
         yield session

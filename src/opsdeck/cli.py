@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess  # nosec B404 - serve starts our own worker with a fixed argument list
+
+# `serve` starts our own worker: a fixed argument list, our own interpreter.
+import subprocess  # nosec B404
 import sys
 from typing import Any
 
@@ -159,7 +161,7 @@ def serve(host: str | None, port: int | None) -> None:
         "First admin: opsdeck users create --username admin --email you@example.com --admin",
         err=True,
     )
-    worker_process = subprocess.Popen(  # nosec B603 - our own interpreter and module
+    worker_process = subprocess.Popen(  # nosec B603
         [sys.executable, "-m", "opsdeck", "worker", "--beat"], env=os.environ.copy()
     )
     try:

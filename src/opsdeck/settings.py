@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8004, ge=1, le=65535)
     public_url: str = ""
     forwarded_allow_ips: str = "127.0.0.1"
+    frontend_dist: Path | None = None
 
     # -- storage and queue -----------------------------------------------------------------
     database_url: str = Field(default="", validation_alias=_env_alias("database_url"))
@@ -202,7 +203,12 @@ class Settings(BaseSettings):
 
     def prepare(self) -> Settings:
         """Create the data directories and, in embedded mode, the generated secret key."""
-        for directory in (self.data_dir, self.media_dir, self.broker_dir / "queue"):
+        for directory in (
+            self.data_dir,
+            self.media_dir,
+            self.broker_dir / "queue",
+            self.broker_dir / "control",
+        ):
             directory.mkdir(parents=True, exist_ok=True)
         if not self.secret_key.get_secret_value():
             self.secret_key = SecretStr(_load_or_create_secret(self.data_dir / "secret_key"))

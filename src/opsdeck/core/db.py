@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, MetaData, String, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -90,22 +90,60 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
     event.listen(factory, "after_commit", _run_after_commit)
     event.listen(factory, "after_soft_rollback", _drop_after_commit)
+    event.listen(factory, "after_transaction_end", _forget_after_commit)
     return factory
 
 
+_Pending = list[tuple[SessionTransaction | None, Callable[[], None]]]
+
+
 def after_commit(session: Session, callback: Callable[[], None]) -> None:
-    """Run `callback` once the session's current transaction has committed (e.g. send a job)."""
-    session.info.setdefault(AFTER_COMMIT_KEY, []).append(callback)
+    """Run `callback` once the session's outermost transaction has committed (e.g. send a job).
+    It is dropped if that transaction, or the savepoint it was registered in, rolls back."""
+    pending: _Pending = session.info.setdefault(AFTER_COMMIT_KEY, [])
+    pending.append((session.get_nested_transaction(), callback))
+
+
+def _enclosing_savepoint(transaction: SessionTransaction) -> SessionTransaction | None:
+    parent = transaction.parent
+    while parent is not None and not parent.nested:
+        parent = parent.parent
+    return parent
 
 
 def _run_after_commit(session: Session) -> None:
-    callbacks = session.info.pop(AFTER_COMMIT_KEY, [])
-    for callback in callbacks:
+    released = session.get_nested_transaction()
+    if released is not None:
+        # A savepoint was released, nothing is committed yet: its callbacks now belong to
+        # the enclosing transaction and share its fate.
+        owner = _enclosing_savepoint(released)
+        pending: _Pending = session.info.get(AFTER_COMMIT_KEY, [])
+        session.info[AFTER_COMMIT_KEY] = [
+            (owner if registered_in is released else registered_in, callback)
+            for registered_in, callback in pending
+        ]
+        return
+    for _registered_in, callback in session.info.pop(AFTER_COMMIT_KEY, []):
         callback()
 
 
-def _drop_after_commit(session: Session, _previous_transaction: Any) -> None:
-    session.info.pop(AFTER_COMMIT_KEY, None)
+def _drop_after_commit(session: Session, previous_transaction: SessionTransaction) -> None:
+    if not previous_transaction.nested:
+        session.info.pop(AFTER_COMMIT_KEY, None)
+        return
+    pending: _Pending = session.info.get(AFTER_COMMIT_KEY, [])
+    session.info[AFTER_COMMIT_KEY] = [
+        (registered_in, callback)
+        for registered_in, callback in pending
+        if registered_in is not previous_transaction
+    ]
+
+
+def _forget_after_commit(session: Session, transaction: SessionTransaction) -> None:
+    # The outermost transaction ended without a commit running them (closed, or its commit
+    # failed): they must not leak into the session's next transaction.
+    if transaction.parent is None:
+        session.info.pop(AFTER_COMMIT_KEY, None)
 
 
 @contextmanager

@@ -5,7 +5,7 @@ Shape: {"error": {"code": "...", "message": "...", "details": [...]}}
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from fastapi import FastAPI, Request
@@ -127,12 +127,12 @@ def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AppError)  # noqa: S101 - registered for AppError only
+    exc = cast(AppError, exc)  # registered for AppError only
     return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    exc = cast(RequestValidationError, exc)
     details = [
         {
             "field": _field_path(err.get("loc", ())),
@@ -146,7 +146,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    exc = cast(StarletteHTTPException, exc)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "Request failed."
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))

@@ -11,7 +11,7 @@ import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opsdeck.core.errors import error_body
+from opsdeck.core.errors import error_body, error_response
 from opsdeck.core.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from opsdeck.core.observability import (
     REQUEST_ID_HEADER,
@@ -20,7 +20,14 @@ from opsdeck.core.observability import (
     clear_request_id,
 )
 
+# Module routers carry the full prefix themselves (`APIRouter(prefix=f"{API_PREFIX}/...")`)
+# rather than getting it from include_router: the matched route's own path is then the full
+# template, which metrics and access logs label requests with.
+API_PREFIX = "/api/v1"
+
 access_log = structlog.get_logger("opsdeck.access")
+error_log = structlog.get_logger("opsdeck.errors")
+INTERNAL_ERROR_MESSAGE = "Something went wrong on our side; it has been logged."
 
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 APP_CSP = (
@@ -52,16 +59,32 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                if response_started:
+                    raise
+                # Answered here rather than by Starlette's outermost error handler, which runs
+                # after the request id is unbound and outside the security-headers middleware.
+                error_log.exception("unhandled_error", exc_type=type(exc).__name__)
+                response = error_response(
+                    500,
+                    "internal_error",
+                    INTERNAL_ERROR_MESSAGE,
+                    headers=security_headers(scope),
+                )
+                await response(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -80,6 +103,22 @@ class RequestContextMiddleware:
             clear_request_id()
 
 
+def security_headers(scope: Scope) -> dict[str, str]:
+    path: str = scope.get("path", "")
+    csp = API_CSP if path.startswith(("/api/v1", "/metrics", "/health", "/ready")) else APP_CSP
+    headers = {
+        "Content-Security-Policy": csp,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "X-Frame-Options": "DENY",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+    if scope.get("scheme") == "https":
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    return headers
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -88,23 +127,13 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope.get("path", "")
-        csp = API_CSP if path.startswith(("/api/v1", "/metrics", "/health", "/ready")) else APP_CSP
-        https = scope.get("scheme") == "https"
+        wanted = security_headers(scope)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", csp)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-                headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-                if https:
-                    headers.setdefault(
-                        "Strict-Transport-Security", "max-age=31536000; includeSubDomains"
-                    )
+                for name, value in wanted.items():
+                    headers.setdefault(name, value)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -155,6 +184,13 @@ class BodySizeLimitMiddleware:
 
         async def tracking_send(message: Message) -> None:
             nonlocal response_started
+            if refused:
+                # The framework turned our signal into an answer of its own (FastAPI: 400
+                # "There was an error parsing the body"); the limit is what stopped it.
+                if message["type"] == "http.response.start" and not response_started:
+                    response_started = True
+                    await _send_too_large(send, limit)
+                return
             if message["type"] == "http.response.start":
                 response_started = True
             await send(message)

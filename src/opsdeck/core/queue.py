@@ -39,6 +39,8 @@ def configure_celery(
         transport_options = {
             "data_folder_in": folder,
             "data_folder_out": folder,
+            # Exchange bindings; kombu's default is ./control in the working directory.
+            "control_folder": str(settings.broker_dir / "control"),
             "polling_interval": 0.2,
         }
     else:

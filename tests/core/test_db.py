@@ -1,0 +1,273 @@
+"""core.db: UTC datetimes, the migration-head guard, and jobs sent only after commit."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import StatementError
+from sqlalchemy.orm import Session, sessionmaker
+
+from opsdeck.app import create_app
+from opsdeck.core.db import (
+    DatabaseNotAtHead,
+    UTCDateTime,
+    after_commit,
+    ensure_at_head,
+    head_revision,
+    make_engine,
+    make_sessionmaker,
+    transaction,
+    upgrade_database,
+    utcnow,
+)
+from opsdeck.settings import Settings
+from tests.conftest import make_settings
+from tests.stack import hermetic_env, python_command
+
+KOLKATA = timezone(timedelta(hours=5, minutes=30))
+moments = MetaData()
+MOMENTS = Table(
+    "core_test_moments",
+    moments,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime()),
+)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = make_engine(settings.database_url_resolved)
+    moments.create_all(engine)
+    try:
+        yield engine
+    finally:
+        moments.drop_all(engine)
+        engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+# -- UTC datetimes -----------------------------------------------------------------------------
+
+
+def test_datetimes_come_back_as_the_same_instant_in_utc(engine: Engine) -> None:
+    written = datetime(2024, 3, 31, 1, 30, 15, 123456, tzinfo=KOLKATA)
+
+    with engine.begin() as connection:
+        connection.execute(insert(MOMENTS).values(id=1, at=written))
+    with engine.connect() as connection:
+        read = connection.execute(select(MOMENTS.c.at)).scalar_one()
+
+    assert read == written
+    assert read.tzinfo is not None
+    assert read.utcoffset() == timedelta(0)
+    assert read == datetime(2024, 3, 30, 20, 0, 15, 123456, tzinfo=UTC)
+
+
+def test_utcnow_is_aware_and_round_trips(engine: Engine) -> None:
+    now = utcnow()
+
+    with engine.begin() as connection:
+        connection.execute(insert(MOMENTS).values(id=2, at=now))
+    with engine.connect() as connection:
+        read = connection.execute(select(MOMENTS.c.at)).scalar_one()
+
+    assert now.tzinfo is UTC
+    assert read == now
+
+
+def test_a_naive_datetime_is_refused_with_a_hint(engine: Engine) -> None:
+    with engine.begin() as connection, pytest.raises(StatementError) as refused:
+        connection.execute(insert(MOMENTS).values(id=3, at=datetime(2024, 1, 1, 12, 0)))
+
+    assert "naive datetime given; use opsdeck.core.db.utcnow()" in str(refused.value)
+    with engine.connect() as connection:
+        assert connection.execute(select(MOMENTS.c.id)).all() == []
+
+
+def test_null_datetimes_stay_null(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(insert(MOMENTS).values(id=4, at=None))
+    with engine.connect() as connection:
+        assert connection.execute(select(MOMENTS.c.at)).scalar_one() is None
+
+
+# -- the migration-head guard -----------------------------------------------------------------
+
+
+def test_an_unmigrated_database_is_refused_with_the_command_to_run(
+    scratch_database_url: str,
+) -> None:
+    engine = make_engine(scratch_database_url)
+    try:
+        with pytest.raises(DatabaseNotAtHead) as refused:
+            ensure_at_head(engine)
+        upgrade_database(scratch_database_url)
+        ensure_at_head(engine)
+    finally:
+        engine.dispose()
+
+    message = str(refused.value)
+    assert "run `opsdeck db upgrade`" in message
+    assert "none (empty database)" in message
+    assert str(head_revision()) in message
+    assert refused.value.current is None
+    assert refused.value.head == head_revision()
+
+
+def test_the_app_does_not_start_on_an_unmigrated_database(
+    scratch_database_url: str, tmp_path: Path
+) -> None:
+    app = create_app(make_settings(tmp_path, database_url=scratch_database_url))
+
+    with pytest.raises(DatabaseNotAtHead), TestClient(app):
+        pass
+
+
+def test_opsdeck_db_check_and_upgrade_from_the_command_line(
+    scratch_database_url: str, settings: Settings, tmp_path: Path
+) -> None:
+    env = hermetic_env(settings, tmp_path / "metrics")
+    env["OPSDECK_DATABASE_URL"] = scratch_database_url
+
+    def opsdeck(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            python_command(["opsdeck", *args], tmp_path),
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    before = opsdeck("db", "check")
+    upgraded = opsdeck("db", "upgrade")
+    after = opsdeck("db", "check")
+
+    assert before.returncode == 1
+    assert "run `opsdeck db upgrade` first" in before.stderr
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert f"database at head ({head_revision()})" in upgraded.stdout
+    assert after.returncode == 0, after.stderr
+
+
+# -- after_commit ------------------------------------------------------------------------------
+
+
+def _write(session: Session, moment_id: int) -> None:
+    session.execute(insert(MOMENTS).values(id=moment_id, at=utcnow()))
+
+
+def _stored_ids(sessions: sessionmaker[Session]) -> list[int]:
+    with sessions() as session:
+        return list(session.scalars(select(MOMENTS.c.id).order_by(MOMENTS.c.id)))
+
+
+def test_after_commit_runs_once_after_the_commit_and_sees_the_rows(
+    sessions: sessionmaker[Session],
+) -> None:
+    seen: list[list[int]] = []
+    with sessions() as session:
+        _write(session, 10)
+        after_commit(session, lambda: seen.append(_stored_ids(sessions)))
+        session.flush()
+        assert seen == []
+        session.commit()
+        assert seen == [[10]]  # another connection already sees the committed row
+        _write(session, 11)
+        session.commit()
+
+    assert seen == [[10]]
+
+
+def test_after_commit_is_dropped_on_rollback(sessions: sessionmaker[Session]) -> None:
+    ran: list[str] = []
+    with sessions() as session:
+        _write(session, 20)
+        after_commit(session, lambda: ran.append("job"))
+        session.rollback()
+        _write(session, 21)
+        session.commit()
+
+    assert ran == []
+    assert _stored_ids(sessions) == [21]
+
+
+def test_after_commit_is_dropped_when_the_unit_of_work_fails(
+    sessions: sessionmaker[Session],
+) -> None:
+    ran: list[str] = []
+
+    def unit_of_work() -> None:
+        with transaction(sessions) as session:
+            _write(session, 30)
+            after_commit(session, lambda: ran.append("job"))
+            raise RuntimeError("validation failed half-way")
+
+    with pytest.raises(RuntimeError, match="half-way"):
+        unit_of_work()
+
+    assert ran == []
+    assert _stored_ids(sessions) == []
+
+
+def test_after_commit_is_dropped_when_the_session_closes_without_commit(
+    sessions: sessionmaker[Session],
+) -> None:
+    ran: list[str] = []
+    with sessions() as session:
+        _write(session, 40)
+        after_commit(session, lambda: ran.append("stale job"))
+        session.close()
+        _write(session, 41)  # the same session object, a new transaction
+        session.commit()
+
+    assert ran == []
+    assert _stored_ids(sessions) == [41]
+
+
+def test_a_rolled_back_savepoint_drops_only_its_own_callbacks(
+    sessions: sessionmaker[Session],
+) -> None:
+    ran: list[str] = []
+    with sessions() as session:
+        _write(session, 50)
+        after_commit(session, lambda: ran.append("outer"))
+        savepoint = session.begin_nested()
+        _write(session, 51)
+        after_commit(session, lambda: ran.append("inside the failed savepoint"))
+        savepoint.rollback()
+        with session.begin_nested():
+            _write(session, 52)
+            after_commit(session, lambda: ran.append("inside the kept savepoint"))
+        released = list(ran)  # releasing a savepoint commits nothing yet
+        session.commit()
+
+    assert released == []
+    assert ran == ["outer", "inside the kept savepoint"]
+    assert _stored_ids(sessions) == [50, 52]
+
+
+def test_a_released_savepoint_callback_dies_with_the_outer_rollback(
+    sessions: sessionmaker[Session],
+) -> None:
+    ran: list[str] = []
+    with sessions() as session:
+        with session.begin_nested():
+            _write(session, 60)
+            after_commit(session, lambda: ran.append("job"))
+        session.rollback()
+
+    assert ran == []
+    assert _stored_ids(sessions) == []
