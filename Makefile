@@ -5,12 +5,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help install run test test-unit lint format security lock clean
+FRONTEND_STAMP := frontend/node_modules/.installed-$(shell cksum < frontend/package-lock.json | cut -d' ' -f1)
+FRONTEND_SRC := $(shell find frontend/src frontend/public frontend/scripts -type f 2>/dev/null) \
+	frontend/index.html frontend/vite.config.ts frontend/tsconfig.json frontend/package.json
+
+.PHONY: help install frontend run test test-python test-frontend e2e lint format security lock \
+	api-client clean
 
 help:
 	@echo "make run       set everything up and start OpsDeck on http://127.0.0.1:8004"
 	@echo "make test      set everything up and run the whole test suite"
-	@echo "make lint      ruff check, ruff format --check, mypy"
+	@echo "make lint      ruff, mypy, the front end's tsc + eslint, and the API client check"
+	@echo "make e2e       the browser tests (Playwright + Debian's Chromium)"
 	@echo "make security  bandit over src/"
 	@echo "make lock      re-resolve requirements.lock from pyproject.toml"
 
@@ -23,17 +29,40 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-run: install
+$(FRONTEND_STAMP): frontend/package-lock.json
+	npm --prefix frontend ci --no-audit --no-fund
+	@rm -f frontend/node_modules/.installed-*
+	@touch $@
+
+frontend/dist/index.html: $(FRONTEND_STAMP) $(FRONTEND_SRC)
+	npm --prefix frontend run build
+
+frontend: frontend/dist/index.html
+
+run: install frontend
 	$(BIN)/opsdeck db upgrade
 	$(BIN)/opsdeck serve
 
-test: install
+test: test-python test-frontend
+
+test-python: install
 	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered --cov-report=xml $(PYTEST_ARGS)
 
-lint: install
+test-frontend: $(FRONTEND_STAMP)
+	npm --prefix frontend test
+
+e2e: install frontend
+	npm --prefix frontend run e2e:only
+
+api-client: install $(FRONTEND_STAMP)
+	npm --prefix frontend run gen:api
+
+lint: install $(FRONTEND_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	npm --prefix frontend run lint
+	npm --prefix frontend run check:api
 
 format: install
 	$(BIN)/ruff check --fix src tests bench
@@ -49,4 +78,5 @@ lock:
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache coverage.xml .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache coverage.xml .coverage \
+		frontend/node_modules frontend/dist test-results

@@ -20,15 +20,16 @@ from opsdeck.core.db import ensure_at_head, make_engine, make_sessionmaker
 from opsdeck.core.errors import install_error_handlers
 from opsdeck.core.health import router as health_router
 from opsdeck.core.http import (
+    API_PREFIX,
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
 from opsdeck.core.queue import configure_celery
 from opsdeck.core.security import Passwords
+from opsdeck.core.spa import default_dist_dir, mount_spa
 from opsdeck.settings import Settings, get_settings
 
-API_PREFIX = "/api/v1"
 TASK_MODULES = ("opsdeck.accounts.tasks",)
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "accounts-purge-expired": {"task": "accounts.purge_expired", "schedule": 3600.0},
@@ -85,10 +86,10 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
 
     install_error_handlers(app)
     app.include_router(health_router)
-    app.include_router(auth_router, prefix=API_PREFIX)
-    app.include_router(users_router, prefix=API_PREFIX)
-    app.include_router(audit_router, prefix=API_PREFIX)
+    for router in (auth_router, users_router, audit_router):
+        app.include_router(router)
     _mount_docs(app)
+    mount_spa(app, settings.frontend_dist or default_dist_dir())
 
     # Added innermost first: the request-context middleware wraps everything, so even a 413
     # or a CORS refusal carries a request id, security headers and a metric.

@@ -1,0 +1,18 @@
+import type { components } from './schema';
+
+type Schemas = components['schemas'];
+export type User = Schemas['UserOut'];
+export type Role = User['role'];
+export type Session = Schemas['SessionOut'];
+export type ApiToken = Schemas['ApiTokenOut'];
+export type ApiTokenCreated = Schemas['ApiTokenCreated'];
+export type UserPage = Schemas['UserPage'];
+export type AuditEntry = Schemas['AuditEntryOut'];
+export type AuditPage = Schemas['AuditPage'];
+export type ChainStatus = Schemas['ChainStatus'];
+
+export interface Readiness {
+  status: string;
+  checks: Record<string, string>;
+  failing: string[];
+}

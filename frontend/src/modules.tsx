@@ -1,0 +1,44 @@
+import type { ComponentType } from 'react';
+import { ModulePlaceholder } from './pages/ModulePlaceholder';
+
+/**
+ * The pages each OpsDeck module adds to the shell: one entry here gives a module its nav link,
+ * its route (`/<path>/*`) and its card on the Home page. A module replaces its placeholder with
+ * a lazy() page of its own when it is built.
+ */
+export interface ModuleEntry {
+  path: string;
+  label: string;
+  description: string;
+  Page: ComponentType;
+}
+
+function placeholder(label: string, description: string): ComponentType {
+  return function Placeholder() {
+    return <ModulePlaceholder label={label} description={description} />;
+  };
+}
+
+export const MODULES: ModuleEntry[] = [
+  {
+    path: 'images',
+    label: 'Images',
+    description: 'Batches of image URLs and uploads, processed by background workers.',
+    Page: placeholder('Images', 'Batches of image URLs and uploads, processed by background workers.'),
+  },
+  {
+    path: 'incidents',
+    label: 'Incidents',
+    description: 'Incidents with severity, status workflow, assignees, comments and a timeline.',
+    Page: placeholder(
+      'Incidents',
+      'Incidents with severity, status workflow, assignees, comments and a timeline.',
+    ),
+  },
+  {
+    path: 'chat',
+    label: 'Chat',
+    description: 'Rooms, direct messages, presence and a room for every incident.',
+    Page: placeholder('Chat', 'Rooms, direct messages, presence and a room for every incident.'),
+  },
+];
