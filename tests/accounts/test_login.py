@@ -52,6 +52,12 @@ def test_username_is_case_insensitive(client: TestClient, member: Any) -> None:
     assert login(client, "  MALLORY ").status_code == 200
 
 
+def test_the_email_address_signs_in_too(client: TestClient, member: Any) -> None:
+    # The sign-in page asks for "username or e-mail".
+    assert login(client, " Mallory@Example.com").status_code == 200
+    assert login(client, "nobody@example.com").json()["error"]["code"] == "invalid_credentials"
+
+
 def test_wrong_password_and_unknown_user_get_the_same_answer(
     client: TestClient, member: Any
 ) -> None:

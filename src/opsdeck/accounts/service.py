@@ -364,7 +364,10 @@ def authenticate(
         attempt.audit_failure(None, "throttled")
         return Refusal(_too_many_attempts(wait))
 
-    user = session.scalar(select(User).where(User.username == username.strip().lower()))
+    # Usernames cannot contain "@", so an identifier with one is an e-mail address.
+    identifier = username.strip().lower()
+    column = User.email if "@" in identifier else User.username
+    user = session.scalar(select(User).where(column == identifier))
     # Verified even for an unknown user (against a dummy hash) so both take the same time.
     password_ok = passwords.verify(user.password_hash if user else None, password)
     if user is None or not password_ok or not user.is_active:

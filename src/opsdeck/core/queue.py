@@ -54,6 +54,8 @@ def configure_celery(
         result_serializer="json",
         task_ignore_result=True,
         result_backend=None,
+        # No result backend, so Celery's nightly result clean-up task has nothing to do.
+        result_expires=None,
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_time_limit=settings.task_time_limit_seconds,
