@@ -70,7 +70,7 @@ def test_file_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     db_file.write_text(PG_URL)
     monkeypatch.setenv("OPSDECK_DATABASE_URL_FILE", str(db_file))
 
-    settings = Settings(environment="production")
+    settings = Settings(environment="production", webhook_secret="w" * 40)
 
     assert settings.secret_key.get_secret_value() == GOOD_SECRET
     assert settings.database_url == PG_URL
@@ -99,7 +99,12 @@ def test_cors_origins_accept_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize("secret", ["", "changeme", "change-me", "short-but-random-91"])
 def test_production_refuses_missing_or_placeholder_secret(secret: str) -> None:
     with pytest.raises(ValidationError, match=r"OPSDECK_SECRET_KEY .* must be set"):
-        Settings(environment="production", secret_key=secret, database_url=PG_URL)
+        Settings(
+            environment="production",
+            secret_key=secret,
+            webhook_secret="w" * 40,
+            database_url=PG_URL,
+        )
 
 
 def test_production_refuses_sqlite() -> None:
@@ -109,8 +114,18 @@ def test_production_refuses_sqlite() -> None:
         Settings(environment="production", secret_key=GOOD_SECRET, database_url="sqlite:///x.db")
 
 
+def test_production_refuses_a_missing_webhook_secret() -> None:
+    with pytest.raises(ValidationError, match="OPSDECK_WEBHOOK_SECRET"):
+        Settings(environment="production", secret_key=GOOD_SECRET, database_url=PG_URL)
+
+
 def test_production_with_real_values_starts() -> None:
-    settings = Settings(environment="production", secret_key=GOOD_SECRET, database_url=PG_URL)
+    settings = Settings(
+        environment="production",
+        secret_key=GOOD_SECRET,
+        webhook_secret="w" * 40,
+        database_url=PG_URL,
+    )
     assert settings.secure_cookies
 
 

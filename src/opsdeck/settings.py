@@ -7,6 +7,7 @@ Sources, highest priority first: keyword arguments, `OPSDECK_<NAME>` (and the un
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
@@ -102,6 +103,21 @@ class Settings(BaseSettings):
     password_hash_memory_kib: int = Field(default=65_536, ge=19_456)
     password_hash_parallelism: int = Field(default=4, ge=1)
 
+    # -- outbound fetches (image URLs, webhooks) -------------------------------------------
+    fetch_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    fetch_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    fetch_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    fetch_total_timeout_seconds: float = Field(default=30.0, gt=0)
+    fetch_per_host_concurrency: int = Field(default=4, ge=1)
+
+    # -- images ----------------------------------------------------------------------------
+    max_file_size: int = Field(default=10 * 1024 * 1024, ge=1024)
+    images_max_rows: int = Field(default=10_000, ge=1)
+    images_max_urls_per_row: int = Field(default=100, ge=1)
+    images_max_pixels: int = Field(default=50_000_000, ge=1)
+    images_retention_days: int = Field(default=30, ge=1)
+    webhook_secret: SecretStr = Field(default=SecretStr(""))
+
     # -- observability ---------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -127,6 +143,24 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
+    @field_validator("fetch_allowed_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        if not isinstance(value, list):
+            return value
+        networks = []
+        for item in value:
+            try:
+                networks.append(str(ipaddress.ip_network(str(item).strip(), strict=True)))
+            except ValueError as exc:
+                raise ValueError(
+                    f"{item!r} is not a network in CIDR form (e.g. 10.0.0.0/8, with no host "
+                    f"bits set): {exc}"
+                ) from exc
+        return networks
+
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
@@ -146,6 +180,13 @@ class Settings(BaseSettings):
                 "OPSDECK_SECRET_KEY (or SECRET_KEY / SECRET_KEY_FILE) must be set to a random "
                 f"value of at least {MIN_SECRET_LENGTH} characters, not a placeholder; "
                 'generate one with: python -c "import secrets; print(secrets.token_urlsafe(48))"'
+            )
+        webhook_secret = self.webhook_secret.get_secret_value().strip()
+        if webhook_secret.lower() in PLACEHOLDER_SECRETS or len(webhook_secret) < MIN_SECRET_LENGTH:
+            problems.append(
+                "OPSDECK_WEBHOOK_SECRET (or OPSDECK_WEBHOOK_SECRET_FILE) must be set to a random "
+                f"value of at least {MIN_SECRET_LENGTH} characters, the same for every process, "
+                "so webhook receivers can check signatures"
             )
         if not self.database_url or self.database_url.startswith("sqlite"):
             problems.append(
@@ -212,6 +253,10 @@ class Settings(BaseSettings):
             directory.mkdir(parents=True, exist_ok=True)
         if not self.secret_key.get_secret_value():
             self.secret_key = SecretStr(_load_or_create_secret(self.data_dir / "secret_key"))
+        if not self.webhook_secret.get_secret_value():
+            self.webhook_secret = SecretStr(
+                _load_or_create_secret(self.data_dir / "webhook_secret")
+            )
         return self
 
 

@@ -1,0 +1,119 @@
+"""A cap on concurrent fetches per host, shared by every worker process, so one slow host cannot
+hold every worker while the other hosts' images wait.
+
+With Redis the slots are members of a sorted set per host, scored by a lease expiry (a worker
+that dies frees its slot when the lease runs out). Without Redis (embedded mode, one machine)
+they are `flock`ed files, which the kernel frees the moment their process dies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import redis
+
+from opsdeck.core.outbound.errors import FetchError
+
+_ACQUIRE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  return 1
+end
+return 0
+"""
+
+
+class HostSlots:
+    def __init__(
+        self,
+        limit: int,
+        *,
+        redis_url: str = "",
+        lock_dir: Path | None = None,
+        lease_seconds: float = 120.0,
+        poll_seconds: float = 0.05,
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if not redis_url and lock_dir is None:
+            raise ValueError("give redis_url or lock_dir")
+        self.limit = limit
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+        self._acquire_script: Any = self._redis.register_script(_ACQUIRE) if self._redis else None
+        self._lock_dir = lock_dir
+
+    @contextmanager
+    def hold(self, host: str, *, wait_seconds: float) -> Iterator[None]:
+        """Hold one of `host`'s slots for the block; FetchError("busy", retryable) when none
+        frees up within `wait_seconds`, so the task is retried later instead of waiting."""
+        deadline = time.monotonic() + wait_seconds
+        release = self._try(host)
+        while release is None:
+            if time.monotonic() >= deadline:
+                raise FetchError(
+                    "busy",
+                    f"{host} already has {self.limit} downloads in progress; trying again later",
+                    retryable=True,
+                )
+            time.sleep(self.poll_seconds)
+            release = self._try(host)
+        try:
+            yield
+        finally:
+            release()
+
+    def _try(self, host: str) -> Any:
+        if self._redis is not None:
+            return self._try_redis(self._redis, host)
+        if self._lock_dir is not None:
+            return self._try_files(self._lock_dir, host)
+        return None
+
+    def _try_redis(self, client: redis.Redis[bytes], host: str) -> Any:
+        key = f"opsdeck:hostslots:{host.lower()}"
+        token = uuid.uuid4().hex
+        now = time.time()
+        won = self._acquire_script(
+            keys=[key],
+            args=[
+                now,
+                self.limit,
+                now + self.lease_seconds,
+                token,
+                int(self.lease_seconds * 1000) + 1000,
+            ],
+        )
+        if not won:
+            return None
+        return lambda: client.zrem(key, token)
+
+    def _try_files(self, lock_dir: Path, host: str) -> Any:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        name = hashlib.sha256(host.lower().encode()).hexdigest()[:32]
+        for slot in range(self.limit):
+            handle: IO[bytes] = open(lock_dir / f"{name}.{slot}", "ab")  # noqa: SIM115
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            return lambda handle=handle: _unlock(handle)
+        return None
+
+
+def _unlock(handle: IO[bytes]) -> None:
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    finally:
+        handle.close()
