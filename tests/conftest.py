@@ -32,6 +32,9 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "database_url": os.environ.get("OPSDECK_TEST_DATABASE_URL", ""),
         "redis_url": os.environ.get("OPSDECK_TEST_REDIS_URL", ""),
         "secret_key": "test-secret-key-that-is-long-enough-0123456789",
+        "webhook_secret": "test-webhook-secret-that-is-long-enough-0123",
+        # The tests' image and webhook servers listen on loopback.
+        "fetch_allowed_networks": ["127.0.0.0/8"],
     }
     values.update(overrides)
     return Settings(_env_file=None, **values).prepare()  # type: ignore[call-arg]

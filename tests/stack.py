@@ -667,6 +667,8 @@ def hermetic_env(settings: Any, metrics_dir: Path) -> dict[str, str]:
         OPSDECK_DATABASE_URL=settings.database_url,
         OPSDECK_REDIS_URL=settings.redis_url,
         OPSDECK_SECRET_KEY=settings.secret_key.get_secret_value(),
+        OPSDECK_WEBHOOK_SECRET=settings.webhook_secret.get_secret_value(),
+        OPSDECK_FETCH_ALLOWED_NETWORKS=",".join(settings.fetch_allowed_networks),
         OPSDECK_LOG_FORMAT="json",
         OPSDECK_LOG_LEVEL="INFO",
         PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),

@@ -28,14 +28,18 @@ from opsdeck.core.http import (
 from opsdeck.core.queue import configure_celery
 from opsdeck.core.security import Passwords
 from opsdeck.core.spa import default_dist_dir, mount_spa
+from opsdeck.images.api import media_router
+from opsdeck.images.api import router as images_router
 from opsdeck.settings import Settings, get_settings
 
-TASK_MODULES = ("opsdeck.accounts.tasks",)
+TASK_MODULES = ("opsdeck.accounts.tasks", "opsdeck.images.tasks")
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "accounts-purge-expired": {"task": "accounts.purge_expired", "schedule": 3600.0},
+    "images-purge-expired-outputs": {"task": "images.purge_expired_outputs", "schedule": 86400.0},
+    "images-requeue-stalled": {"task": "images.requeue_stalled", "schedule": 60.0},
 }
-# Path prefixes that accept bodies above OPSDECK_MAX_REQUEST_BYTES (file uploads).
-UPLOAD_LIMITS: dict[str, int] = {}
+# Uploads: a CSV up to OPSDECK_MAX_FILE_SIZE, and up to this many image files of that size.
+UPLOAD_FILES_PER_REQUEST = 20
 
 DOCS_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>OpsDeck API</title>
@@ -86,15 +90,21 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
 
     install_error_handlers(app)
     app.include_router(health_router)
-    for router in (auth_router, users_router, audit_router):
+    for router in (auth_router, users_router, audit_router, images_router, media_router):
         app.include_router(router)
     _mount_docs(app)
     mount_spa(app, settings.frontend_dist or default_dist_dir())
 
     # Added innermost first: the request-context middleware wraps everything, so even a 413
     # or a CORS refusal carries a request id, security headers and a metric.
+    multipart_overhead = 64 * 1024
+    upload_limits = {
+        f"{API_PREFIX}/images/batches": settings.max_file_size + multipart_overhead,
+        f"{API_PREFIX}/images/uploads": settings.max_file_size * UPLOAD_FILES_PER_REQUEST
+        + multipart_overhead,
+    }
     app.add_middleware(
-        BodySizeLimitMiddleware, default_limit=settings.max_request_bytes, limits=UPLOAD_LIMITS
+        BodySizeLimitMiddleware, default_limit=settings.max_request_bytes, limits=upload_limits
     )
     if settings.cors_origins:
         app.add_middleware(

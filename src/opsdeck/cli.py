@@ -15,6 +15,7 @@ import click
 from pydantic import ValidationError
 
 from opsdeck import __version__
+from opsdeck.images.commands import images
 from opsdeck.settings import Settings, get_settings
 
 
@@ -285,3 +286,6 @@ def audit_verify() -> None:
         err=True,
     )
     sys.exit(1)
+
+
+main.add_command(images)

@@ -94,10 +94,10 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return factory
 
 
-_Pending = list[tuple[SessionTransaction | None, Callable[[], None]]]
+_Pending = list[tuple[SessionTransaction | None, Callable[[], object]]]
 
 
-def after_commit(session: Session, callback: Callable[[], None]) -> None:
+def after_commit(session: Session, callback: Callable[[], object]) -> None:
     """Run `callback` once the session's outermost transaction has committed (e.g. send a job).
     It is dropped if that transaction, or the savepoint it was registered in, rolls back."""
     pending: _Pending = session.info.setdefault(AFTER_COMMIT_KEY, [])

@@ -28,7 +28,7 @@ from opsdeck.core.errors import error_response
 ASSETS_CACHE_CONTROL = "public, max-age=31536000, immutable"
 INDEX_CACHE_CONTROL = "no-cache"
 # Paths the server owns: never answered with the web app.
-SERVER_PREFIXES = ("/api", "/health", "/ready", "/metrics", "/socket.io", "/assets")
+SERVER_PREFIXES = ("/api", "/health", "/ready", "/metrics", "/socket.io", "/assets", "/media")
 
 NOT_BUILT_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>OpsDeck</title>

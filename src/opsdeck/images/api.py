@@ -1,0 +1,194 @@
+"""Images HTTP API: thin routers over images.service."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from fastapi.responses import FileResponse, StreamingResponse
+
+from opsdeck.accounts.dependencies import CurrentUser
+from opsdeck.core.db import after_commit
+from opsdeck.core.deps import SessionDep, SettingsDep
+from opsdeck.core.errors import NotFound, ValidationFailed
+from opsdeck.core.http import API_PREFIX
+from opsdeck.images import intake, service, tasks
+from opsdeck.images.models import ImageBatch
+from opsdeck.images.schemas import BatchOut, BatchPage, BatchSummary, RetryOut
+from opsdeck.images.views import batch_out, batch_summary, output_csv_lines
+from opsdeck.settings import Settings
+
+router = APIRouter(prefix=f"{API_PREFIX}/images", tags=["images"])
+media_router = APIRouter(tags=["images"])
+
+WebhookField = Annotated[
+    str | None, Form(description="Called with a signed POST when the batch is done.")
+]
+OperationsField = Annotated[
+    str | None,
+    Form(description='JSON, e.g. {"quality": 50, "format": "webp", "max_width": 512}'),
+]
+
+
+def _accepted(
+    response: Response, settings: Settings, batch: ImageBatch, session: SessionDep
+) -> BatchSummary:
+    response.headers["Location"] = f"{API_PREFIX}/images/batches/{batch.id}"
+    after_commit(session, lambda: tasks.start_batch.delay(batch.id))
+    return batch_summary(settings, batch, service.Counts(total=batch.total_images))
+
+
+@router.post(
+    "/batches",
+    name="images-create-batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchSummary,
+    summary="Start a batch from a CSV of products and image URLs",
+)
+async def create_batch(
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    file: Annotated[UploadFile, File(description="CSV: S. No., Product Name, Input Image Urls")],
+    webhook_url: WebhookField = None,
+    operations: OperationsField = None,
+) -> BatchSummary:
+    data = await intake.read_upload(file, settings.max_file_size)
+    request = intake.parse_batch_request(settings, webhook_url, operations)
+    products, columns = intake.parse_csv(settings, data)
+    batch = service.create_csv_batch(
+        session,
+        user,
+        columns=columns,
+        products=products,
+        operations=request.operations,
+        webhook_url=request.webhook_url,
+    )
+    return _accepted(response, settings, batch, session)
+
+
+@router.post(
+    "/uploads",
+    name="images-create-upload",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchSummary,
+    summary="Start a batch from uploaded image files",
+)
+async def create_upload(
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    files: Annotated[list[UploadFile], File(description="One or more image files")],
+    webhook_url: WebhookField = None,
+    operations: OperationsField = None,
+) -> BatchSummary:
+    request = intake.parse_batch_request(settings, webhook_url, operations)
+    uploads = await intake.store_uploads(settings, files)
+    batch = service.create_upload_batch(
+        session,
+        user,
+        uploads=uploads,
+        operations=request.operations,
+        webhook_url=request.webhook_url,
+    )
+    return _accepted(response, settings, batch, session)
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created, batch_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return datetime.fromisoformat(created), batch_id
+    except ValueError as exc:
+        raise ValidationFailed(
+            "The cursor is not one this API returned.",
+            details=[{"field": "query.cursor", "message": "invalid cursor"}],
+        ) from exc
+
+
+def _encode_cursor(position: tuple[datetime, str] | None) -> str | None:
+    if position is None:
+        return None
+    created, batch_id = position
+    return base64.urlsafe_b64encode(f"{created.isoformat()}|{batch_id}".encode()).decode()
+
+
+@router.get("/batches", name="images-list-batches", response_model=BatchPage)
+def list_batches(
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> BatchPage:
+    before = _decode_cursor(cursor) if cursor else None
+    batches, next_position = service.list_batches(session, user, before=before, limit=limit)
+    counts = service.counts_for(session, [batch.id for batch in batches])
+    return BatchPage(
+        items=[batch_summary(settings, batch, counts[batch.id]) for batch in batches],
+        next_cursor=_encode_cursor(next_position),
+    )
+
+
+@router.get("/batches/{request_id}", name="images-get-batch", response_model=BatchOut)
+def get_batch(
+    request_id: str, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> BatchOut:
+    batch = service.get_batch(session, user, request_id)
+    return batch_out(session, settings, batch)
+
+
+@router.get(
+    "/batches/{request_id}/output.csv",
+    name="images-output-csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def output_csv(
+    request_id: str, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> StreamingResponse:
+    batch = service.get_batch(session, user, request_id)
+    lines = list(output_csv_lines(session, settings, batch))
+    return StreamingResponse(
+        iter(lines),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{batch.id}-output.csv"'},
+    )
+
+
+@router.post("/batches/{request_id}/retry", name="images-retry-batch", response_model=RetryOut)
+def retry_batch(request_id: str, session: SessionDep, user: CurrentUser) -> RetryOut:
+    batch = service.get_batch(session, user, request_id)
+    ids = service.retry_failed(session, batch)
+    if ids:
+        after_commit(session, lambda: tasks.enqueue_items(ids))
+    return RetryOut(request_id=batch.id, retried_images=len(ids))
+
+
+@router.post(
+    "/batches/{request_id}/cancel", name="images-cancel-batch", response_model=BatchSummary
+)
+def cancel_batch(
+    request_id: str, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> BatchSummary:
+    batch = service.get_batch(session, user, request_id)
+    service.cancel(session, batch)
+    return batch_summary(settings, batch, service.counts_for(session, [batch.id])[batch.id])
+
+
+@media_router.get("/media/{name}", name="images-media", include_in_schema=False)
+def media(name: str, request: Request, session: SessionDep) -> FileResponse:
+    token, _, _extension = name.partition(".")
+    item = service.find_output(session, token)
+    settings: Settings = request.app.state.settings
+    store = intake.media_store(settings)
+    if item is None or item.output_key is None or not store.exists(item.output_key):
+        raise NotFound("No such image.", code="media_not_found")
+    return FileResponse(
+        store.path(item.output_key),
+        media_type=intake.content_type(item.output_format),
+        headers={"Cache-Control": "public, max-age=31536000, immutable"},
+    )

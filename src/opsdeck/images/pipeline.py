@@ -1,0 +1,260 @@
+"""What a worker does for one image and one webhook. Transactions stay short: state is claimed
+and recorded in their own units of work, and the slow parts (fetching, decoding, encoding,
+delivering) run outside any transaction."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+import httpx
+import structlog
+
+from opsdeck.core.db import utcnow
+from opsdeck.core.outbound.client import OutboundClient
+from opsdeck.core.outbound.errors import FetchError
+from opsdeck.core.outbound.slots import HostSlots
+from opsdeck.core.queue import task_session
+from opsdeck.core.storage import MediaStore
+from opsdeck.images import service, webhooks
+from opsdeck.images.metrics import IMAGE_BYTES, IMAGES, PHASE_SECONDS, WEBHOOKS
+from opsdeck.images.models import ImageBatch
+from opsdeck.images.processing import ImageError, Operations, process
+from opsdeck.images.views import batch_summary
+from opsdeck.settings import Settings, get_settings
+
+log = structlog.get_logger("opsdeck.images")
+# libvips reports each step of each operation at INFO (14 lines for one thumbnail), which at the
+# default level would be most of a worker's log; its warnings and errors still come through.
+logging.getLogger("pyvips").setLevel(logging.WARNING)
+
+
+@lru_cache(maxsize=1)
+def _client() -> OutboundClient:
+    return OutboundClient.from_settings(get_settings())
+
+
+@lru_cache(maxsize=1)
+def _host_slots() -> HostSlots:
+    settings = get_settings()
+    return HostSlots(
+        settings.fetch_per_host_concurrency,
+        redis_url=settings.redis_url,
+        lock_dir=settings.data_dir / "hostslots",
+    )
+
+
+def _store(settings: Settings) -> MediaStore:
+    return MediaStore(settings.media_dir)
+
+
+def pending_items(batch_id: str) -> list[str]:
+    with task_session() as session:
+        return service.item_ids(session, batch_id)
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    countdown: float
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    status: str
+    finished_batch: str | None = None
+    webhook: bool = False
+
+
+def run_item(item_id: str, *, retries_done: int, max_retries: int) -> ItemOutcome | RetryLater:
+    settings = get_settings()
+    with task_session() as session:
+        work = service.claim_item(session, item_id)
+    if work is None:
+        return ItemOutcome(status="skipped")
+    try:
+        result = _produce(settings, work)
+    except FetchError as exc:
+        if exc.kind == "busy":  # not the image's fault: wait for the host, however long
+            return RetryLater(countdown=_jitter(5.0))
+        if exc.retryable and retries_done < max_retries:
+            delay = exc.retry_after or min(300.0, 5.0 * 2**retries_done)
+            log.info("image_fetch_retry", item_id=item_id, reason=exc.message, delay=delay)
+            return RetryLater(countdown=_jitter(delay))
+        return _finish(item_id, work.batch_id, failure=(exc.kind, exc.message))
+    except ImageError as exc:
+        return _finish(item_id, work.batch_id, failure=(exc.kind, exc.message))
+    return _finish(item_id, work.batch_id, result=result)
+
+
+def _jitter(seconds: float) -> float:
+    # Jitter only spreads retries out; it needs no cryptographic randomness.
+    return seconds * random.uniform(1.0, 1.25)  # noqa: S311  # nosec B311
+
+
+def _produce(settings: Settings, work: service.ItemWork) -> service.ItemResult:
+    store = _store(settings)
+    started = time.perf_counter()
+    if work.input_url:
+        with _host_slots().hold(httpx.URL(work.input_url).host, wait_seconds=10):
+            data = _client().fetch(work.input_url).content
+        PHASE_SECONDS.labels("fetch").observe(time.perf_counter() - started)
+    elif work.input_key:
+        data = store.path(work.input_key).read_bytes()
+    else:  # a row written by hand; nothing in the API creates one
+        raise ImageError("not_an_image", "The image has neither a URL nor an upload.")
+    started = time.perf_counter()
+    processed = process(
+        data, Operations.model_validate(work.operations), max_pixels=settings.images_max_pixels
+    )
+    PHASE_SECONDS.labels("process").observe(time.perf_counter() - started)
+    return service.ItemResult(
+        output_key=store.put(processed.data),
+        output_format=processed.format,
+        bytes_in=processed.bytes_in,
+        bytes_out=processed.bytes_out,
+        width=processed.width,
+        height=processed.height,
+    )
+
+
+def _finish(
+    item_id: str,
+    batch_id: str,
+    *,
+    result: service.ItemResult | None = None,
+    failure: tuple[str, str] | None = None,
+) -> ItemOutcome:
+    with task_session() as session:
+        if result is not None:
+            changed = service.complete_item(session, item_id, result)
+            status = "succeeded"
+        else:
+            kind, message = failure or ("unknown", "failed")
+            changed = service.fail_item(session, item_id, kind=kind, message=message)
+            status = "failed"
+        final = service.finish_if_done(session, batch_id)
+        webhook = False
+        if final:  # only the last image of a batch needs the batch row: one SELECT, not one each
+            batch = session.get(ImageBatch, batch_id)
+            webhook = batch is not None and batch.webhook_status == "pending"
+    if changed:
+        IMAGES.labels(status, failure[0] if failure else "").inc()
+        if result is not None:
+            IMAGE_BYTES.labels("in").inc(result.bytes_in)
+            IMAGE_BYTES.labels("out").inc(result.bytes_out)
+    return ItemOutcome(status=status, finished_batch=batch_id if final else None, webhook=webhook)
+
+
+# -- webhooks --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookAttemptOutcome:
+    status: str
+    retry_in: float | None = None
+
+
+def webhook_payload(
+    settings: Settings, batch: ImageBatch, counts: service.Counts
+) -> dict[str, Any]:
+    summary = batch_summary(settings, batch, counts)
+    return {
+        "event": webhooks.EVENT,
+        "request_id": batch.id,
+        "status": batch.status,
+        "total_images": summary.total_images,
+        "processed_images": summary.processed_images,
+        "failed_images": summary.failed_images,
+        "output_csv_url": summary.output_csv_url,
+    }
+
+
+def deliver_webhook(batch_id: str) -> WebhookAttemptOutcome:
+    settings = get_settings()
+    with task_session() as session:
+        delivery_id = service.start_webhook_delivery(session, batch_id)
+        batch = session.get(ImageBatch, batch_id)
+        if delivery_id is None or batch is None or batch.webhook_url is None:
+            return WebhookAttemptOutcome(status="nothing_to_send")
+        url = batch.webhook_url
+        attempts_before = batch.webhook_attempts
+        body = webhooks.encode_body(
+            webhook_payload(settings, batch, service.counts_for(session, [batch_id])[batch_id])
+        )
+    headers = {
+        "Content-Type": "application/json",
+        webhooks.DELIVERY_HEADER: delivery_id,
+        webhooks.SIGNATURE_HEADER: webhooks.sign(
+            settings.webhook_secret.get_secret_value().encode(), body, int(time.time())
+        ),
+    }
+    status_code: int | None = None
+    error: str | None = None
+    try:
+        response = _client().fetch(
+            url,
+            method="POST",
+            content=body,
+            headers=headers,
+            follow_redirects=False,
+            max_bytes=64 * 1024,
+            total_timeout=min(settings.fetch_total_timeout_seconds, 15.0),
+        )
+        status_code = response.status
+    except FetchError as exc:
+        status_code, error = exc.status, exc.message
+    succeeded = error is None
+    retry_in = None if succeeded else webhooks.retry_delay(attempts_before + 1)
+    with task_session() as session:
+        service.record_webhook_attempt(
+            session,
+            batch_id,
+            delivery_id,
+            status_code=status_code,
+            error=error,
+            succeeded=succeeded,
+            final=not succeeded and retry_in is None,
+        )
+    result = "delivered" if succeeded else ("retrying" if retry_in is not None else "failed")
+    WEBHOOKS.labels(result).inc()
+    log.info(
+        "webhook_attempt", batch_id=batch_id, result=result, status_code=status_code, error=error
+    )
+    return WebhookAttemptOutcome(status=result, retry_in=retry_in)
+
+
+def stalled_items() -> list[str]:
+    settings = get_settings()
+    # A task runs at most task_time_limit seconds; past that (and a margin) nobody is on it.
+    cutoff = utcnow() - timedelta(seconds=settings.task_time_limit_seconds + 60)
+    with task_session() as session:
+        return service.stalled_items(session, cutoff)
+
+
+# -- retention -------------------------------------------------------------------------------
+
+
+def purge_expired_outputs() -> dict[str, Any]:
+    settings = get_settings()
+    store = _store(settings)
+    unused: set[str] = set()
+    with task_session() as session:
+        expired = service.expired_outputs(
+            session, utcnow(), timedelta(days=settings.images_retention_days)
+        )
+        expired_ids = [item.id for item in expired]
+        for item in expired:
+            key = item.output_key
+            item.output_key = None
+            item.output_token = None
+            item.error = "The output expired and was deleted."
+            if key and not service.output_key_in_use(session, key, except_ids=expired_ids):
+                unused.add(key)
+    # Files go only once the rows no longer point at them.
+    removed = sum(int(store.delete(key)) for key in unused)
+    return {"expired_images": len(expired_ids), "deleted_files": removed}

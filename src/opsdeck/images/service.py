@@ -1,0 +1,515 @@
+"""Image batches: creating them from a CSV or uploads, reporting on them, and the state changes
+workers make. No HTTP here; the request or task boundary commits.
+
+State rules that keep concurrent workers honest:
+- an item moves pending -> processing -> succeeded | failed through conditional UPDATEs, so a
+  duplicate delivery of the same task changes nothing more;
+- counts are derived from the items (never a counter that can drift);
+- a batch is finished by exactly one conditional UPDATE, and only the worker whose UPDATE won
+  schedules the webhook, so it is sent once however many workers finish at the same moment.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from opsdeck.accounts.models import User
+from opsdeck.core.db import new_id, utcnow
+from opsdeck.core.errors import Conflict, NotFound
+from opsdeck.images.models import (
+    ImageBatch,
+    ImageItem,
+    ImageProduct,
+    WebhookAttempt,
+)
+
+
+@dataclass(frozen=True)
+class ProductInput:
+    serial_number: str
+    product_name: str
+    cells: list[str]
+    urls: list[str]
+
+
+@dataclass(frozen=True)
+class UploadInput:
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Counts:
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+    @property
+    def processed(self) -> int:
+        return self.succeeded + self.failed
+
+
+# -- creating batches ------------------------------------------------------------------------
+
+
+def create_csv_batch(
+    session: Session,
+    owner: User,
+    *,
+    columns: list[str],
+    products: Sequence[ProductInput],
+    operations: dict[str, Any],
+    webhook_url: str | None,
+) -> ImageBatch:
+    batch = _new_batch(session, owner, "csv", columns, operations, webhook_url)
+    product_rows: list[dict[str, Any]] = []
+    item_rows: list[dict[str, Any]] = []
+    for position, product in enumerate(products):
+        product_id = new_id()
+        product_rows.append(
+            {
+                "id": product_id,
+                "batch_id": batch.id,
+                "position": position,
+                "serial_number": product.serial_number,
+                "product_name": product.product_name,
+                "cells": product.cells,
+            }
+        )
+        item_rows.extend(
+            _item_row(batch.id, product_id, index, input_url=url)
+            for index, url in enumerate(product.urls)
+        )
+    return _store_rows(session, batch, product_rows, item_rows)
+
+
+def create_upload_batch(
+    session: Session,
+    owner: User,
+    *,
+    uploads: Sequence[UploadInput],
+    operations: dict[str, Any],
+    webhook_url: str | None,
+) -> ImageBatch:
+    columns = ["S. No.", "Product Name", "Input Image Urls"]
+    batch = _new_batch(session, owner, "upload", columns, operations, webhook_url)
+    product_rows: list[dict[str, Any]] = []
+    item_rows: list[dict[str, Any]] = []
+    for position, upload in enumerate(uploads):
+        product_id = new_id()
+        serial = str(position + 1)
+        product_rows.append(
+            {
+                "id": product_id,
+                "batch_id": batch.id,
+                "position": position,
+                "serial_number": serial,
+                "product_name": upload.name,
+                "cells": [serial, upload.name, upload.name],
+            }
+        )
+        item_rows.append(
+            _item_row(batch.id, product_id, 0, input_key=upload.key, input_name=upload.name)
+        )
+    return _store_rows(session, batch, product_rows, item_rows)
+
+
+def _new_batch(
+    session: Session,
+    owner: User,
+    source: str,
+    columns: list[str],
+    operations: dict[str, Any],
+    webhook_url: str | None,
+) -> ImageBatch:
+    batch = ImageBatch(
+        id=new_id(),
+        owner_id=owner.id,
+        source=source,
+        status="pending",
+        operations=operations,
+        columns=columns,
+        total_images=0,
+        webhook_url=webhook_url,
+        webhook_status="pending" if webhook_url else "none",
+    )
+    session.add(batch)
+    return batch
+
+
+def _item_row(batch_id: str, product_id: str, position: int, **values: Any) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "batch_id": batch_id,
+        "product_id": product_id,
+        "position": position,
+        "status": "pending",
+        "attempts": 0,
+        **values,
+    }
+
+
+def _store_rows(
+    session: Session,
+    batch: ImageBatch,
+    product_rows: list[dict[str, Any]],
+    item_rows: list[dict[str, Any]],
+) -> ImageBatch:
+    batch.total_images = len(item_rows)
+    session.flush()
+    # Core executemany inserts: a 1,000-row CSV is two statements, not thousands of ORM flushes.
+    if product_rows:
+        session.execute(insert(ImageProduct), product_rows)
+    if item_rows:
+        session.execute(insert(ImageItem), item_rows)
+    return batch
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def get_batch(session: Session, user: User, batch_id: str) -> ImageBatch:
+    """The batch, when `user` may see it (its owner or an admin); 404 otherwise, so ids of
+    other people's batches are not confirmed."""
+    batch = session.get(ImageBatch, batch_id) if len(batch_id) <= 64 else None
+    if batch is None or (batch.owner_id != user.id and not user.is_admin):
+        raise NotFound(f"No image batch {batch_id!r}.", code="batch_not_found")
+    return batch
+
+
+def counts_for(session: Session, batch_ids: Sequence[str]) -> dict[str, Counts]:
+    if not batch_ids:
+        return {}
+    rows = session.execute(
+        select(ImageItem.batch_id, ImageItem.status, func.count())
+        .where(ImageItem.batch_id.in_(batch_ids))
+        .group_by(ImageItem.batch_id, ImageItem.status)
+    ).all()
+    totals: dict[str, dict[str, int]] = {batch_id: {} for batch_id in batch_ids}
+    for batch_id, status, count in rows:
+        totals[batch_id][status] = int(count)
+    return {
+        batch_id: Counts(
+            total=sum(by_status.values()),
+            succeeded=by_status.get("succeeded", 0),
+            failed=by_status.get("failed", 0),
+        )
+        for batch_id, by_status in totals.items()
+    }
+
+
+def list_batches(
+    session: Session, user: User, *, before: tuple[datetime, str] | None, limit: int
+) -> tuple[list[ImageBatch], tuple[datetime, str] | None]:
+    """Newest first, keyset-paged on (created_at, id)."""
+    query = select(ImageBatch).order_by(ImageBatch.created_at.desc(), ImageBatch.id.desc())
+    if not user.is_admin:
+        query = query.where(ImageBatch.owner_id == user.id)
+    if before is not None:
+        created_at, batch_id = before
+        query = query.where(
+            (ImageBatch.created_at < created_at)
+            | ((ImageBatch.created_at == created_at) & (ImageBatch.id < batch_id))
+        )
+    rows = list(session.scalars(query.limit(limit + 1)))
+    page = rows[:limit]
+    cursor = (page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return page, cursor
+
+
+def products_with_items(
+    session: Session, batch: ImageBatch
+) -> list[tuple[ImageProduct, list[ImageItem]]]:
+    products = list(
+        session.scalars(
+            select(ImageProduct)
+            .where(ImageProduct.batch_id == batch.id)
+            .order_by(ImageProduct.position)
+        )
+    )
+    items: dict[str, list[ImageItem]] = {product.id: [] for product in products}
+    for item in session.scalars(
+        select(ImageItem)
+        .where(ImageItem.batch_id == batch.id)
+        .order_by(ImageItem.product_id, ImageItem.position)
+    ):
+        items[item.product_id].append(item)
+    return [(product, items[product.id]) for product in products]
+
+
+def find_output(session: Session, token: str) -> ImageItem | None:
+    if len(token) > 64:
+        return None
+    return session.scalar(
+        select(ImageItem).where(ImageItem.output_token == token, ImageItem.status == "succeeded")
+    )
+
+
+# -- user actions ----------------------------------------------------------------------------
+
+
+def retry_failed(session: Session, batch: ImageBatch) -> list[str]:
+    """Failed images go back to pending; returns their ids for the caller to enqueue."""
+    if batch.status == "cancelled":
+        raise Conflict("This batch was cancelled; start a new one.", code="batch_cancelled")
+    ids = list(
+        session.scalars(
+            select(ImageItem.id).where(ImageItem.batch_id == batch.id, ImageItem.status == "failed")
+        )
+    )
+    if not ids:
+        return []
+    session.execute(
+        update(ImageItem)
+        .where(ImageItem.id.in_(ids), ImageItem.status == "failed")
+        .values(status="pending", error=None, error_kind=None, finished_at=None)
+    )
+    batch.status = "processing"
+    batch.finished_at = None
+    if batch.webhook_url:
+        batch.webhook_status = "pending"
+        batch.webhook_delivery_id = None
+    return ids
+
+
+def cancel(session: Session, batch: ImageBatch) -> None:
+    # One conditional UPDATE, so a worker finishing the batch at the same moment either wins
+    # (and the cancel is refused) or loses (and stops at its next image).
+    changed = session.execute(
+        update(ImageBatch)
+        .where(ImageBatch.id == batch.id, ImageBatch.status.in_(("pending", "processing")))
+        .values(status="cancelled", finished_at=utcnow(), webhook_status="none")
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(batch)
+    if _affected(changed) != 1:
+        raise Conflict(
+            f"This batch is already {batch.status.replace('_', ' ')}.", code="batch_finished"
+        )
+
+
+def item_ids(session: Session, batch_id: str, *, status: str = "pending") -> list[str]:
+    return list(
+        session.scalars(
+            select(ImageItem.id)
+            .where(ImageItem.batch_id == batch_id, ImageItem.status == status)
+            .order_by(ImageItem.product_id, ImageItem.position)
+        )
+    )
+
+
+# -- worker state changes --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemWork:
+    item_id: str
+    batch_id: str
+    input_url: str | None
+    input_key: str | None
+    operations: dict[str, Any]
+    attempt: int
+
+
+def claim_item(session: Session, item_id: str) -> ItemWork | None:
+    """Mark an item processing. None when there is nothing to do: it is finished, or its batch
+    was cancelled. A `processing` item is claimed again: its worker died (acks_late redelivery)."""
+    row = session.execute(
+        select(ImageItem, ImageBatch)
+        .join(ImageBatch, ImageBatch.id == ImageItem.batch_id)
+        .where(ImageItem.id == item_id)
+    ).first()
+    if row is None:
+        return None
+    item, batch = row
+    if item.status in ("succeeded", "failed") or batch.status == "cancelled":
+        return None
+    now = utcnow()
+    claimed = session.execute(
+        update(ImageItem)
+        .where(ImageItem.id == item.id, ImageItem.status.in_(("pending", "processing")))
+        .values(status="processing", attempts=ImageItem.attempts + 1, started_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if _affected(claimed) != 1:
+        return None
+    # Conditional, not an ORM write of the loaded row: a cancel committed since we read the
+    # batch must not be overwritten.
+    session.execute(
+        update(ImageBatch)
+        .where(ImageBatch.id == batch.id, ImageBatch.status == "pending")
+        .values(status="processing", started_at=now)
+    )
+    return ItemWork(
+        item_id=item.id,
+        batch_id=batch.id,
+        input_url=item.input_url,
+        input_key=item.input_key,
+        operations=dict(batch.operations),
+        attempt=item.attempts + 1,
+    )
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    output_key: str
+    output_format: str
+    bytes_in: int
+    bytes_out: int
+    width: int
+    height: int
+
+
+def complete_item(session: Session, item_id: str, result: ItemResult) -> bool:
+    changed = session.execute(
+        update(ImageItem)
+        .where(ImageItem.id == item_id, ImageItem.status == "processing")
+        .values(
+            status="succeeded",
+            output_key=result.output_key,
+            output_format=result.output_format,
+            output_token=secrets.token_urlsafe(24),
+            bytes_in=result.bytes_in,
+            bytes_out=result.bytes_out,
+            width=result.width,
+            height=result.height,
+            error=None,
+            error_kind=None,
+            finished_at=utcnow(),
+        )
+    )
+    return _affected(changed) == 1
+
+
+def fail_item(session: Session, item_id: str, *, kind: str, message: str) -> bool:
+    changed = session.execute(
+        update(ImageItem)
+        .where(ImageItem.id == item_id, ImageItem.status.in_(("pending", "processing")))
+        .values(status="failed", error=message[:1000], error_kind=kind, finished_at=utcnow())
+    )
+    return _affected(changed) == 1
+
+
+def finish_if_done(session: Session, batch_id: str) -> str | None:
+    """When no item is left to do, set the batch's final status. Returns that status to the one
+    caller whose update won (it sends the webhook), None to everyone else."""
+    # Lock the batch row first. Without it, two workers finishing the last two images at once
+    # each count the other's image as still processing (its update is not committed yet) and
+    # neither finishes the batch. With it, the second waits, then sees the first's commit.
+    # (SQLite needs no lock: every transaction there already holds the database's write lock.)
+    session.execute(select(ImageBatch.id).where(ImageBatch.id == batch_id).with_for_update())
+    remaining = session.scalar(
+        select(func.count())
+        .select_from(ImageItem)
+        .where(ImageItem.batch_id == batch_id, ImageItem.status.in_(("pending", "processing")))
+    )
+    if remaining:
+        return None
+    counts = counts_for(session, [batch_id])[batch_id]
+    if counts.total and counts.failed == counts.total:
+        final = "failed"
+    elif counts.failed:
+        final = "completed_with_errors"
+    else:
+        final = "completed"
+    changed = session.execute(
+        update(ImageBatch)
+        .where(ImageBatch.id == batch_id, ImageBatch.status.in_(("pending", "processing")))
+        .values(status=final, finished_at=utcnow())
+    )
+    return final if _affected(changed) == 1 else None
+
+
+# -- webhook bookkeeping ---------------------------------------------------------------------
+
+
+def start_webhook_delivery(session: Session, batch_id: str) -> str | None:
+    """A delivery id for the batch's completion webhook, or None when there is none to send."""
+    batch = session.get(ImageBatch, batch_id)
+    if batch is None or not batch.webhook_url or batch.webhook_status != "pending":
+        return None
+    if batch.webhook_delivery_id is None:
+        batch.webhook_delivery_id = new_id()
+    return batch.webhook_delivery_id
+
+
+def record_webhook_attempt(
+    session: Session,
+    batch_id: str,
+    delivery_id: str,
+    *,
+    status_code: int | None,
+    error: str | None,
+    succeeded: bool,
+    final: bool,
+) -> int:
+    batch = session.get(ImageBatch, batch_id)
+    if batch is None:
+        return 0
+    batch.webhook_attempts += 1
+    session.add(
+        WebhookAttempt(
+            batch_id=batch_id,
+            delivery_id=delivery_id,
+            attempt=batch.webhook_attempts,
+            status_code=status_code,
+            error=error,
+            succeeded=succeeded,
+        )
+    )
+    batch.webhook_last_error = error
+    if succeeded:
+        batch.webhook_status = "delivered"
+    elif final:
+        batch.webhook_status = "failed"
+    return batch.webhook_attempts
+
+
+def stalled_items(session: Session, started_before: datetime) -> list[str]:
+    """Images still `processing` long after their task should have ended: their worker died
+    and the broker could not hand the task back (Celery's filesystem transport cannot)."""
+    return list(
+        session.scalars(
+            select(ImageItem.id)
+            .join(ImageBatch, ImageBatch.id == ImageItem.batch_id)
+            .where(
+                ImageItem.status == "processing",
+                ImageItem.started_at < started_before,
+                ImageBatch.status.in_(("pending", "processing")),
+            )
+        )
+    )
+
+
+def expired_outputs(session: Session, now: datetime, retention: timedelta) -> list[ImageItem]:
+    return list(
+        session.scalars(
+            select(ImageItem).where(
+                ImageItem.status == "succeeded",
+                ImageItem.finished_at < now - retention,
+                ImageItem.output_key.is_not(None),
+            )
+        )
+    )
+
+
+def output_key_in_use(session: Session, key: str, *, except_ids: Iterable[str]) -> bool:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(ImageItem)
+            .where(ImageItem.output_key == key, ImageItem.id.not_in(list(except_ids)))
+        )
+        or 0
+    ) > 0
+
+
+def _affected(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
