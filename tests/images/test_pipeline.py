@@ -215,6 +215,26 @@ def _pool_children(pid: int) -> set[int]:
     return found
 
 
+def _connected_to(pids: set[int], port: int) -> set[int]:
+    """The processes among `pids` holding a TCP connection to 127.0.0.1:`port`."""
+    remote = f"0100007F:{port:04X}"
+    inodes = {
+        line.split()[9]
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if line.split()[2] == remote
+    }
+    holders = set()
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                holders.add(pid)
+    return holders
+
+
 def test_worker_processes_killed_mid_batch_lose_and_duplicate_nothing(
     client: TestClient,
     owner: dict[str, str],
@@ -236,10 +256,16 @@ def test_worker_processes_killed_mid_batch_lose_and_duplicate_nothing(
         data={"webhook_url": hook},
     ).json()["request_id"]
 
-    # SIGKILL every pool process while the slow image is being fetched: the kernel's OOM
-    # killer does exactly this. acks_late + reject_on_worker_lost put the task back.
+    # SIGKILL the pool process that is fetching the slow image, as the kernel's OOM killer
+    # would. acks_late + reject_on_worker_lost put the task back.
     wait_until(lambda: server.hits.get("/slow.jpg"), timeout=60, message="the slow fetch")
-    for child in _pool_children(celery_worker.process.pid):
+    port = int(server.base_url.rsplit(":", 1)[1])
+    fetching = wait_until(
+        lambda: _connected_to(_pool_children(celery_worker.process.pid), port),
+        timeout=10,
+        message="the pool process fetching the slow image",
+    )
+    for child in fetching:
         os.kill(child, signal.SIGKILL)
     # Redis hands the task back by itself. Celery's filesystem transport (embedded mode)
     # cannot: there the `images.requeue_stalled` sweep does it, which beat runs every minute
