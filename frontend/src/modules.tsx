@@ -1,5 +1,6 @@
-import type { ComponentType } from 'react';
+import { lazy, type ComponentType } from 'react';
 import { ModulePlaceholder } from './pages/ModulePlaceholder';
+import { ImagesHomeSummary } from './pages/images/ImagesHomeSummary';
 
 /**
  * The pages each OpsDeck module adds to the shell: one entry here gives a module its nav link,
@@ -11,6 +12,8 @@ export interface ModuleEntry {
   label: string;
   description: string;
   Page: ComponentType;
+  /** A line of live figures for the module's Home card; keep it to one cheap request. */
+  Summary?: ComponentType;
 }
 
 function placeholder(label: string, description: string): ComponentType {
@@ -24,7 +27,8 @@ export const MODULES: ModuleEntry[] = [
     path: 'images',
     label: 'Images',
     description: 'Batches of image URLs and uploads, processed by background workers.',
-    Page: placeholder('Images', 'Batches of image URLs and uploads, processed by background workers.'),
+    Page: lazy(() => import('./pages/images/ImagesPage')),
+    Summary: ImagesHomeSummary,
   },
   {
     path: 'incidents',

@@ -89,6 +89,9 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     OPSDECK_ENVIRONMENT: 'test',
     OPSDECK_LOG_LEVEL: 'WARNING',
     OPSDECK_WORKER_CONCURRENCY: '1',
+    // images.spec.ts serves its test images from a loopback HTTP server, which the outbound
+    // guard refuses unless opened on purpose.
+    OPSDECK_FETCH_ALLOWED_NETWORKS: '127.0.0.0/8',
   };
 
   await run(bin, ['db', 'upgrade'], { env, cwd: repo });

@@ -353,6 +353,109 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/images/batches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Images-List-Batches */
+        get: operations["images-list-batches"];
+        put?: never;
+        /** Start a batch from a CSV of products and image URLs */
+        post: operations["images-create-batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/images/uploads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a batch from uploaded image files */
+        post: operations["images-create-upload"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/images/batches/{request_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Images-Get-Batch */
+        get: operations["images-get-batch"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/images/batches/{request_id}/output.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Images-Output-Csv */
+        get: operations["images-output-csv"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/images/batches/{request_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Images-Retry-Batch */
+        post: operations["images-retry-batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/images/batches/{request_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Images-Cancel-Batch */
+        post: operations["images-cancel-batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -448,6 +551,73 @@ export interface components {
             /** Next Before Id */
             next_before_id: number | null;
         };
+        /** BatchOut */
+        BatchOut: {
+            /** Request Id */
+            request_id: string;
+            /** Status */
+            status: string;
+            /** Source */
+            source: string;
+            /** Total Images */
+            total_images: number;
+            /** Processed Images */
+            processed_images: number;
+            /** Failed Images */
+            failed_images: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Started At */
+            started_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            webhook: components["schemas"]["WebhookOut"];
+            /** Output Csv Url */
+            output_csv_url: string;
+            /** Operations */
+            operations: {
+                [key: string]: unknown;
+            };
+            /** Products */
+            products: components["schemas"]["ProductOut"][];
+        };
+        /** BatchPage */
+        BatchPage: {
+            /** Items */
+            items: components["schemas"]["BatchSummary"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** BatchSummary */
+        BatchSummary: {
+            /** Request Id */
+            request_id: string;
+            /** Status */
+            status: string;
+            /** Source */
+            source: string;
+            /** Total Images */
+            total_images: number;
+            /** Processed Images */
+            processed_images: number;
+            /** Failed Images */
+            failed_images: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Started At */
+            started_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            webhook: components["schemas"]["WebhookOut"];
+            /** Output Csv Url */
+            output_csv_url: string;
+        };
         /** Body_auth-token */
         "Body_auth-token": {
             /** Username */
@@ -461,6 +631,42 @@ export interface components {
             otp?: string | null;
             /** Grant Type */
             grant_type?: string | null;
+        };
+        /** Body_images-create-batch */
+        "Body_images-create-batch": {
+            /**
+             * File
+             * @description CSV: S. No., Product Name, Input Image Urls
+             */
+            file: string;
+            /**
+             * Webhook Url
+             * @description Called with a signed POST when the batch is done.
+             */
+            webhook_url?: string | null;
+            /**
+             * Operations
+             * @description JSON, e.g. {"quality": 50, "format": "webp", "max_width": 512}
+             */
+            operations?: string | null;
+        };
+        /** Body_images-create-upload */
+        "Body_images-create-upload": {
+            /**
+             * Files
+             * @description One or more image files
+             */
+            files: string[];
+            /**
+             * Webhook Url
+             * @description Called with a signed POST when the batch is done.
+             */
+            webhook_url?: string | null;
+            /**
+             * Operations
+             * @description JSON, e.g. {"quality": 50, "format": "webp", "max_width": 512}
+             */
+            operations?: string | null;
         };
         /** ChainStatus */
         ChainStatus: {
@@ -477,6 +683,31 @@ export interface components {
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /** ImageOut */
+        ImageOut: {
+            /** Position */
+            position: number;
+            /** Input Url */
+            input_url: string | null;
+            /** Input Name */
+            input_name: string | null;
+            /** Output Url */
+            output_url: string | null;
+            /** Status */
+            status: string;
+            /** Error */
+            error: string | null;
+            /** Bytes In */
+            bytes_in: number | null;
+            /** Bytes Out */
+            bytes_out: number | null;
+            /** Width */
+            width: number | null;
+            /** Height */
+            height: number | null;
+            /** Format */
+            format: string | null;
         };
         /** LogoutIn */
         LogoutIn: {
@@ -500,6 +731,15 @@ export interface components {
             /** New Password */
             new_password: string;
         };
+        /** ProductOut */
+        ProductOut: {
+            /** Serial Number */
+            serial_number: string;
+            /** Product Name */
+            product_name: string;
+            /** Images */
+            images: components["schemas"]["ImageOut"][];
+        };
         /** RecoveryCodesOut */
         RecoveryCodesOut: {
             /**
@@ -512,6 +752,13 @@ export interface components {
         RefreshIn: {
             /** Refresh Token */
             refresh_token: string;
+        };
+        /** RetryOut */
+        RetryOut: {
+            /** Request Id */
+            request_id: string;
+            /** Retried Images */
+            retried_images: number;
         };
         /** SessionLogin */
         SessionLogin: {
@@ -653,6 +900,17 @@ export interface components {
             input?: unknown;
             /** Context */
             ctx?: Record<string, never>;
+        };
+        /** WebhookOut */
+        WebhookOut: {
+            /** Url */
+            url: string | null;
+            /** Status */
+            status: string;
+            /** Attempts */
+            attempts: number;
+            /** Last Error */
+            last_error: string | null;
         };
     };
     responses: never;
@@ -1367,6 +1625,228 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ChainStatus"];
+                };
+            };
+        };
+    };
+    "images-list-batches": {
+        parameters: {
+            query?: {
+                cursor?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "images-create-batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_images-create-batch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchSummary"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "images-create-upload": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_images-create-upload"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchSummary"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "images-get-batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "images-output-csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "images-retry-batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetryOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    "images-cancel-batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchSummary"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

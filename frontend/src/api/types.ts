@@ -16,3 +16,10 @@ export interface Readiness {
   checks: Record<string, string>;
   failing: string[];
 }
+
+export type BatchSummary = Schemas['BatchSummary'];
+export type Batch = Schemas['BatchOut'];
+export type BatchPage = Schemas['BatchPage'];
+export type BatchProduct = Schemas['ProductOut'];
+export type BatchImage = Schemas['ImageOut'];
+export type RetryResult = Schemas['RetryOut'];

@@ -168,6 +168,7 @@ export function HomePage() {
               <Text size="sm" c="dimmed" mt={4}>
                 {module.description}
               </Text>
+              {module.Summary ? <module.Summary /> : null}
             </Card>
           ))}
         </SimpleGrid>

@@ -1,0 +1,513 @@
+import { useId, useMemo, useState, type ReactNode } from 'react';
+import { Link } from 'react-router';
+import {
+  Alert,
+  Anchor,
+  Button,
+  Card,
+  Code,
+  Group,
+  Loader,
+  Modal,
+  Pagination,
+  SegmentedControl,
+  SimpleGrid,
+  Skeleton,
+  Stack,
+  Table,
+  Text,
+  Title,
+} from '@mantine/core';
+import {
+  cancelBatch,
+  getBatch,
+  isActiveBatch,
+  outputCsvPath,
+  retryBatch,
+  samePath,
+} from '../../api/images';
+import { type ApiError, toApiError } from '../../api/errors';
+import type { Batch, BatchImage, BatchProduct } from '../../api/types';
+import { StatusBadge } from '../../components/BatchStatusBadge';
+import { formatBytes, formatDateTime, formatSaving } from '../../components/format';
+import { POLL_INTERVAL_MS, useLiveQuery } from '../../hooks/useLiveQuery';
+import { usePageTitle } from '../../hooks/usePageTitle';
+import { BatchProgress } from './BatchProgress';
+
+const PRODUCTS_PER_PAGE = 25;
+/** The detail answer grows with the batch; big ones are refreshed less often. */
+const LARGE_BATCH_IMAGES = 2000;
+const LARGE_BATCH_POLL_MS = 5000;
+
+type Filter = 'all' | 'failed';
+
+/** After the batch, until its webhook is delivered or given up on (retries last about an hour). */
+const WEBHOOK_POLL_MS = 10_000;
+
+function isLive(batch: Batch): boolean {
+  return isActiveBatch(batch) || batch.webhook.status === 'pending';
+}
+
+function pollInterval(batch: Batch): number {
+  if (!isActiveBatch(batch)) return WEBHOOK_POLL_MS;
+  return batch.total_images > LARGE_BATCH_IMAGES ? LARGE_BATCH_POLL_MS : POLL_INTERVAL_MS;
+}
+
+const FORMAT_LABEL: Record<string, string> = {
+  keep: 'same as input',
+  jpeg: 'JPEG',
+  png: 'PNG',
+  webp: 'WebP',
+  avif: 'AVIF',
+};
+
+function webhookState(batch: Batch): string {
+  const { status, attempts } = batch.webhook;
+  switch (status) {
+    case 'none':
+      return 'Not sent';
+    case 'pending':
+      if (isActiveBatch(batch)) return 'Sent when the batch finishes';
+      return attempts === 0 ? 'Sending' : 'Retrying';
+    case 'delivered':
+      return 'Delivered';
+    case 'failed':
+      return 'Failed; no more attempts';
+    default:
+      return status;
+  }
+}
+
+function duration(from: string | null, to: string | null): string | null {
+  if (!from || !to) return null;
+  const seconds = Math.max(0, (new Date(to).getTime() - new Date(from).getTime()) / 1000);
+  if (!Number.isFinite(seconds)) return null;
+  if (seconds < 60) return `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+function operationsText(operations: Batch['operations']): string {
+  const parts: string[] = [];
+  const format = typeof operations.format === 'string' ? operations.format : 'keep';
+  parts.push(`format ${FORMAT_LABEL[format] ?? format}`);
+  if (typeof operations.quality === 'number') parts.push(`quality ${operations.quality}`);
+  const width = typeof operations.max_width === 'number' ? operations.max_width : null;
+  const height = typeof operations.max_height === 'number' ? operations.max_height : null;
+  if (width || height) parts.push(`fit within ${width ?? 'any'} × ${height ?? 'any'} px`);
+  if (operations.animated === true) parts.push('keep animation');
+  return parts.join(', ');
+}
+
+function isWebUrl(url: string): boolean {
+  return /^https?:\/\//i.test(url);
+}
+
+function Preview({ image, label }: { image: BatchImage; label: string }) {
+  if (image.status === 'succeeded' && image.output_url) {
+    const path = samePath(image.output_url);
+    return (
+      <a href={path} target="_blank" rel="noreferrer" aria-label={`Open the output of ${label}`}>
+        <img src={path} alt={`Output of ${label}`} className="image-preview" loading="lazy" decoding="async" />
+      </a>
+    );
+  }
+  return (
+    <div className="image-preview-empty" aria-hidden="true">
+      {image.status === 'failed' ? '×' : '…'}
+    </div>
+  );
+}
+
+function ImageRow({ image }: { image: BatchImage }) {
+  const label = image.input_name ?? image.input_url ?? `image ${image.position}`;
+  const saving = formatSaving(image.bytes_in, image.bytes_out);
+  return (
+    <Table.Tr data-testid="image-row" data-status={image.status}>
+      <Table.Td w={80}>
+        <Preview image={image} label={label} />
+      </Table.Td>
+      <Table.Td>
+        <Text size="xs" c="dimmed">
+          #{image.position}
+        </Text>
+        {image.input_url && isWebUrl(image.input_url) ? (
+          <Anchor
+            href={image.input_url}
+            target="_blank"
+            rel="noopener noreferrer nofollow"
+            size="sm"
+            className="break-anywhere"
+          >
+            {image.input_url}
+          </Anchor>
+        ) : (
+          <Text size="sm" className="break-anywhere">
+            {label}
+          </Text>
+        )}
+      </Table.Td>
+      <Table.Td style={{ whiteSpace: 'nowrap' }}>
+        <Text size="sm">
+          {formatBytes(image.bytes_in)} → {formatBytes(image.bytes_out)}
+        </Text>
+        {saving ? (
+          <Text size="xs" c={saving.includes('larger') ? 'orange' : 'green'}>
+            {saving}
+          </Text>
+        ) : null}
+      </Table.Td>
+      <Table.Td style={{ whiteSpace: 'nowrap' }}>
+        <Text size="sm">{image.width && image.height ? `${image.width} × ${image.height}` : '—'}</Text>
+        {image.format ? (
+          <Text size="xs" c="dimmed">
+            {FORMAT_LABEL[image.format] ?? image.format.toUpperCase()}
+          </Text>
+        ) : null}
+      </Table.Td>
+      <Table.Td>
+        <StatusBadge status={image.status} kind="image" />
+        {image.error ? (
+          <Text size="sm" c="red" mt={4} className="break-anywhere" data-testid="image-error">
+            {image.error}
+          </Text>
+        ) : null}
+      </Table.Td>
+    </Table.Tr>
+  );
+}
+
+function ProductCard({ product, images }: { product: BatchProduct; images: BatchImage[] }) {
+  const headingId = useId();
+  return (
+    <Card withBorder padding="md" component="section" aria-labelledby={headingId} data-testid="product">
+      <Title order={3} size="h5" id={headingId} mb="xs">
+        <Text span c="dimmed" fw={500} ff="monospace">
+          {product.serial_number}
+        </Text>{' '}
+        · {product.product_name || 'Unnamed product'}
+      </Title>
+      <Table.ScrollContainer minWidth={720}>
+        <Table verticalSpacing="xs" aria-labelledby={headingId}>
+          <Table.Thead>
+            <Table.Tr>
+              <Table.Th>Preview</Table.Th>
+              <Table.Th>Input</Table.Th>
+              <Table.Th>Size before → after</Table.Th>
+              <Table.Th>Dimensions</Table.Th>
+              <Table.Th>Status</Table.Th>
+            </Table.Tr>
+          </Table.Thead>
+          <Table.Tbody>
+            {images.map((image) => (
+              <ImageRow key={image.position} image={image} />
+            ))}
+          </Table.Tbody>
+        </Table>
+      </Table.ScrollContainer>
+    </Card>
+  );
+}
+
+function Products({ batch }: { batch: Batch }) {
+  const [filter, setFilter] = useState<Filter>('all');
+  const [page, setPage] = useState(1);
+  const visible = useMemo(
+    () =>
+      batch.products
+        .map((product) => ({
+          product,
+          images: filter === 'failed' ? product.images.filter((i) => i.status === 'failed') : product.images,
+        }))
+        .filter((entry) => entry.images.length > 0),
+    [batch.products, filter],
+  );
+  const pages = Math.max(1, Math.ceil(visible.length / PRODUCTS_PER_PAGE));
+  const current = Math.min(page, pages);
+  const shown = visible.slice((current - 1) * PRODUCTS_PER_PAGE, current * PRODUCTS_PER_PAGE);
+
+  return (
+    <Stack gap="md" component="section" aria-labelledby="products-title">
+      <Group justify="space-between" wrap="wrap">
+        <Title order={2} size="h4" id="products-title">
+          Products ({batch.products.length})
+        </Title>
+        <SegmentedControl
+          size="xs"
+          value={filter}
+          onChange={(value) => {
+            setFilter(value as Filter);
+            setPage(1);
+          }}
+          data={[
+            { value: 'all', label: 'All images' },
+            { value: 'failed', label: `Failed only (${batch.failed_images})` },
+          ]}
+          aria-label="Which images to show"
+        />
+      </Group>
+      {shown.length === 0 ? (
+        <Text size="sm" c="dimmed">
+          {filter === 'failed' ? 'No image has failed.' : 'This batch has no images.'}
+        </Text>
+      ) : (
+        shown.map(({ product, images }) => (
+          <ProductCard key={`${product.serial_number}`} product={product} images={images} />
+        ))
+      )}
+      {pages > 1 ? (
+        <Pagination
+          total={pages}
+          value={current}
+          onChange={setPage}
+          getControlProps={(control) => ({ 'aria-label': `${control} page` })}
+          getItemProps={(item) => ({ 'aria-label': `Page ${item}` })}
+        />
+      ) : null}
+    </Stack>
+  );
+}
+
+function Field({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    <div>
+      <Text size="xs" c="dimmed" tt="uppercase" fw={700}>
+        {label}
+      </Text>
+      <div>{children}</div>
+    </div>
+  );
+}
+
+function Summary({ batch }: { batch: Batch }) {
+  const pending = Math.max(0, batch.total_images - batch.processed_images);
+  const succeeded = Math.max(0, batch.processed_images - batch.failed_images);
+  const took = duration(batch.started_at, batch.finished_at);
+  const webhook = batch.webhook;
+  return (
+    <Card withBorder padding="lg" component="section" aria-labelledby="summary-title">
+      <Stack gap="md">
+        <Group justify="space-between" wrap="wrap">
+          <Title order={2} size="h4" id="summary-title">
+            Summary
+          </Title>
+          <StatusBadge status={batch.status} size="lg" data-testid="batch-status" />
+        </Group>
+        <BatchProgress batch={batch} size="lg" label="Batch progress" />
+        <SimpleGrid cols={{ base: 2, sm: 4 }} spacing="md">
+          <Field label="Images">
+            <Text fw={600}>{batch.total_images}</Text>
+          </Field>
+          <Field label="Succeeded">
+            <Text fw={600} c="green" data-testid="count-succeeded">
+              {succeeded}
+            </Text>
+          </Field>
+          <Field label="Failed">
+            <Text fw={600} c={batch.failed_images > 0 ? 'red' : undefined} data-testid="count-failed">
+              {batch.failed_images}
+            </Text>
+          </Field>
+          <Field label="Waiting">
+            <Text fw={600}>{pending}</Text>
+          </Field>
+        </SimpleGrid>
+        <SimpleGrid cols={{ base: 1, sm: 3 }} spacing="md">
+          <Field label="Created">
+            <Text size="sm">{formatDateTime(batch.created_at)}</Text>
+          </Field>
+          <Field label="Started">
+            <Text size="sm">{formatDateTime(batch.started_at, 'Not yet')}</Text>
+          </Field>
+          <Field label="Finished">
+            <Text size="sm">
+              {formatDateTime(batch.finished_at, 'Not yet')}
+              {took ? ` (took ${took})` : ''}
+            </Text>
+          </Field>
+        </SimpleGrid>
+        <SimpleGrid cols={{ base: 1, sm: 2 }} spacing="md">
+          <Field label="Source">
+            <Text size="sm">{batch.source === 'upload' ? 'Uploaded files' : 'CSV of image URLs'}</Text>
+          </Field>
+          <Field label="Operations">
+            <Text size="sm">{operationsText(batch.operations)}</Text>
+          </Field>
+        </SimpleGrid>
+        <Field label="Webhook">
+          {webhook.url ? (
+            <Stack gap={2} data-testid="webhook">
+              <Text size="sm" className="break-anywhere" ff="monospace">
+                {webhook.url}
+              </Text>
+              <Text size="sm">
+                {webhookState(batch)} · {webhook.attempts} attempt{webhook.attempts === 1 ? '' : 's'}
+              </Text>
+              {webhook.last_error ? (
+                <Text size="sm" c="red" className="break-anywhere">
+                  Last error: {webhook.last_error}
+                </Text>
+              ) : null}
+            </Stack>
+          ) : (
+            <Text size="sm" c="dimmed">
+              None
+            </Text>
+          )}
+        </Field>
+      </Stack>
+    </Card>
+  );
+}
+
+export default function BatchDetailPage({ requestId }: { requestId: string }) {
+  usePageTitle(`Batch ${requestId}`);
+  const query = useLiveQuery(() => getBatch(requestId), [requestId], isLive, pollInterval);
+  const batch = query.data;
+  const [confirming, setConfirming] = useState(false);
+  const [acting, setActing] = useState<'retry' | 'cancel' | null>(null);
+  const [actionError, setActionError] = useState<ApiError | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+
+  async function act(kind: 'retry' | 'cancel') {
+    setActing(kind);
+    setActionError(null);
+    setNotice(null);
+    try {
+      if (kind === 'retry') {
+        const result = await retryBatch(requestId);
+        setNotice(
+          result.retried_images === 0
+            ? 'No failed images to retry.'
+            : `${result.retried_images} failed image${result.retried_images === 1 ? '' : 's'} queued again.`,
+        );
+      } else {
+        await cancelBatch(requestId);
+        setNotice('The batch was cancelled.');
+      }
+    } catch (error) {
+      setActionError(toApiError(error));
+    } finally {
+      setActing(null);
+      setConfirming(false);
+      await query.refresh();
+    }
+  }
+
+  const header = (
+    <div>
+      <Anchor component={Link} to="/images" size="sm">
+        ← All batches
+      </Anchor>
+      <Title order={1} mt={4}>
+        Batch <Code fz="inherit">{requestId}</Code>
+      </Title>
+    </div>
+  );
+
+  if (!batch) {
+    return (
+      <Stack gap="lg">
+        {header}
+        {query.loading ? (
+          <Stack gap="xs" aria-busy="true" aria-label="Loading the batch">
+            <Skeleton height={120} />
+            <Skeleton height={240} />
+          </Stack>
+        ) : query.error?.status === 404 ? (
+          <Alert color="yellow" variant="light" title="No such batch">
+            There is no batch {requestId}, or it belongs to someone else.
+          </Alert>
+        ) : (
+          <Text c="dimmed">The batch could not be loaded.</Text>
+        )}
+      </Stack>
+    );
+  }
+
+  const active = isActiveBatch(batch);
+  const canRetry = batch.failed_images > 0 && batch.status !== 'cancelled';
+
+  return (
+    <Stack gap="lg">
+      {header}
+      <Group gap="sm" wrap="wrap">
+        <Button component="a" href={outputCsvPath(batch)} download variant="default">
+          Download output CSV
+        </Button>
+        {canRetry ? (
+          <Button
+            variant="light"
+            onClick={() => void act('retry')}
+            loading={acting === 'retry'}
+            disabled={acting !== null}
+          >
+            Retry failed images ({batch.failed_images})
+          </Button>
+        ) : null}
+        {active ? (
+          <Button color="red" variant="light" onClick={() => setConfirming(true)} disabled={acting !== null}>
+            Cancel batch
+          </Button>
+        ) : null}
+        {active ? (
+          <Group gap={6} ml="auto">
+            <Loader size="xs" type="dots" aria-hidden="true" />
+            <Text size="sm" c="dimmed">
+              Updating live
+            </Text>
+          </Group>
+        ) : null}
+      </Group>
+
+      {notice ? (
+        <Alert
+          color="green"
+          variant="light"
+          role="status"
+          withCloseButton
+          closeButtonLabel="Dismiss"
+          onClose={() => setNotice(null)}
+        >
+          {notice}
+        </Alert>
+      ) : null}
+      {actionError ? (
+        <Alert color="red" variant="light" role="alert" title="The action failed" data-testid="action-error">
+          {actionError.message}
+        </Alert>
+      ) : null}
+      {query.refreshError ? (
+        <Alert color="yellow" variant="light" title="Live updates interrupted" role="status">
+          {query.refreshError.message} Trying again shortly.
+        </Alert>
+      ) : null}
+
+      <Summary batch={batch} />
+      <Products batch={batch} />
+
+      <Modal
+        opened={confirming}
+        onClose={() => (acting ? undefined : setConfirming(false))}
+        title="Cancel this batch?"
+        centered
+      >
+        <Stack gap="md">
+          <Text size="sm">
+            Images not processed yet will be skipped. Images already processed keep their outputs,
+            and no webhook is sent. A cancelled batch cannot be resumed.
+          </Text>
+          <Group justify="flex-end">
+            <Button variant="default" onClick={() => setConfirming(false)} disabled={acting !== null}>
+              Keep processing
+            </Button>
+            <Button color="red" onClick={() => void act('cancel')} loading={acting === 'cancel'}>
+              Cancel batch
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
+    </Stack>
+  );
+}
