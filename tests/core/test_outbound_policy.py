@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from opsdeck.core.outbound import (
@@ -19,6 +22,7 @@ from opsdeck.core.outbound import (
     parse_retry_after,
     validate_url,
 )
+from opsdeck.core.outbound import policy as policy_module
 from opsdeck.settings import Settings
 
 DEFAULT_POLICY = AddressPolicy()
@@ -297,6 +301,124 @@ def test_credentials_in_urls_are_refused(url: str) -> None:
 
     assert caught.value.kind == "bad_url"
     assert "user name or password" in caught.value.message
+
+
+def _outcome(url: str) -> tuple[str, str]:
+    try:
+        return "ok", validate_url(url, policy=DEFAULT_POLICY)
+    except FetchError as exc:
+        return exc.kind, exc.message
+
+
+_URL_PIECES = [
+    "a",
+    "Z",
+    "0",
+    "9",
+    ".",
+    "..",
+    "/",
+    "/.",
+    "/..",
+    "?",
+    "#",
+    "%",
+    "%2F",
+    "%zz",
+    "-",
+    "_",
+    "~",
+    ":",
+    "@",
+    "[",
+    "]",
+    "{",
+    "}",
+    '"',
+    "<",
+    "|",
+    "^",
+    "`",
+    "'",
+    "=",
+    "&",
+    "+",
+    ";",
+    "é",
+    " ",
+    "\\",
+    "\t",
+]
+_URL_TEXT = st.builds(
+    lambda scheme, host, port, lead, tail: scheme + host + port + lead + "".join(tail),
+    st.sampled_from(["http://", "https://", "HTTP://", "ftp://", "", "//"]),
+    st.sampled_from(
+        [
+            "example.com",
+            "cdn-1.example.com",
+            "a",
+            "Example.com",
+            "127.0.0.1",
+            "0x7f.1",
+            "2130706433",
+            "10.0.0.5",
+            "a..b",
+            "-a.com",
+            "a.com.",
+            "[::1]",
+            "b\u00fccher.de",
+            "",
+        ]
+    ),
+    st.sampled_from(["", "", "", ":80", ":443", ":8080", ":0", ":x"]),
+    st.sampled_from(["/", "/", "/p/", "?", "", "#"]),
+    st.lists(st.sampled_from(_URL_PIECES), max_size=5),
+)
+
+
+@hypothesis_settings(max_examples=3000, deadline=None)
+@given(
+    url=st.one_of(
+        # mostly-plain URLs with one or two odd characters, where a wrong shortcut would show
+        st.builds(
+            lambda base, tail: base + "".join(tail),
+            st.sampled_from(["http://example.com/", "https://cdn-1.example.com/p/", "http://a?"]),
+            st.lists(st.sampled_from(_URL_PIECES), max_size=4),
+        ),
+        _URL_TEXT,
+        st.text(max_size=40),
+    )
+)
+@example(url="https://cdn.example.com/p/1/a.jpg?w=1&h=2")
+@example(url="http://example.com/a/../b.jpg")
+@example(url="http://example.com/a%zz")
+@example(url="http://2130706433/a.jpg")
+def test_the_plain_url_shortcut_agrees_with_the_full_parser(url: str) -> None:
+    """validate_url skips httpx's parser for URLs already in normal form; whatever the input,
+    the answer (normalised URL, or refusal kind and message) is the parser's answer."""
+    shortcut = _outcome(url)
+    original = policy_module._plain_url
+    policy_module._plain_url = lambda text: None
+    try:
+        full = _outcome(url)
+    finally:
+        policy_module._plain_url = original
+
+    assert shortcut == full
+
+
+def test_the_plain_url_shortcut_takes_the_common_case() -> None:
+    assert policy_module._plain_url("https://cdn.example.com/p/1/a-b_c.jpg?w=1") == (
+        "https",
+        "cdn.example.com",
+    )
+    for not_plain in (
+        "HTTP://a.com/",
+        "http://a.com:8080/",
+        "http://a.com/x#f",
+        "http://a.com/./x",
+    ):
+        assert policy_module._plain_url(not_plain) is None
 
 
 def test_validate_url_without_a_policy_does_not_judge_addresses() -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from opsdeck.core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from opsdeck.core.outbound.errors import FetchError
@@ -148,7 +149,10 @@ async def store_uploads(settings: Settings, files: list[UploadFile]) -> list[Upl
     for number, file in enumerate(files, start=1):
         data = await read_upload(file, settings.max_file_size)
         uploads.append(
-            UploadInput(name=(file.filename or f"file {number}")[:255], key=store.put(data))
+            UploadInput(
+                name=(file.filename or f"file {number}")[:255],
+                key=await run_in_threadpool(store.put, data),
+            )
         )
     return uploads
 

@@ -15,9 +15,9 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts.models import User
@@ -166,9 +166,9 @@ def _store_rows(
     session.flush()
     # Core executemany inserts: a 1,000-row CSV is two statements, not thousands of ORM flushes.
     if product_rows:
-        session.execute(insert(ImageProduct), product_rows)
+        session.execute(insert(cast(Table, ImageProduct.__table__)), product_rows)
     if item_rows:
-        session.execute(insert(ImageItem), item_rows)
+        session.execute(insert(cast(Table, ImageItem.__table__)), item_rows)
     return batch
 
 
@@ -486,6 +486,22 @@ def stalled_items(session: Session, started_before: datetime) -> list[str]:
             )
         )
     )
+
+
+def orphan_candidates(session: Session) -> list[tuple[str, str]]:
+    """(item id, batch id) of every image not yet done (`pending`, or `processing` by a worker
+    that may have died) in a batch that is not finished."""
+    return [
+        (item_id, batch_id)
+        for item_id, batch_id in session.execute(
+            select(ImageItem.id, ImageItem.batch_id)
+            .join(ImageBatch, ImageBatch.id == ImageItem.batch_id)
+            .where(
+                ImageItem.status.in_(("pending", "processing")),
+                ImageBatch.status.in_(("pending", "processing")),
+            )
+        )
+    ]
 
 
 def expired_outputs(session: Session, now: datetime, retention: timedelta) -> list[ImageItem]:
