@@ -9,6 +9,8 @@ import signal
 # `serve` starts our own worker: a fixed argument list, our own interpreter.
 import subprocess  # nosec B404
 import sys
+import threading
+import time
 from typing import Any
 
 import click
@@ -162,13 +164,57 @@ def serve(host: str | None, port: int | None) -> None:
         "First admin: opsdeck users create --username admin --email you@example.com --admin",
         err=True,
     )
-    worker_process = subprocess.Popen(  # nosec B603
-        [sys.executable, "-m", "opsdeck", "worker", "--beat"], env=os.environ.copy()
-    )
+    worker = _Supervised([sys.executable, "-m", "opsdeck", "worker", "--beat"])
+    worker.start()
     try:
         _run_web(settings, host, port, workers=1)
     finally:
-        _stop(worker_process)
+        worker.stop()
+
+
+class _Supervised:
+    """A child process started again whenever it dies (say, killed for memory), after a pause
+    that grows while it keeps dying young. On restart the worker re-queues what the dead one
+    had taken (images.tasks.recover_orphans)."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self.process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="worker-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._spawn()
+        self._thread.start()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if not self._stopping.is_set():
+                argv, env = self.argv, os.environ.copy()
+                self.process = subprocess.Popen(argv, env=env)  # noqa: S603  # nosec B603
+
+    def _run(self) -> None:
+        pause = 1.0
+        while self.process is not None:
+            started = time.monotonic()
+            status = self.process.wait()
+            if self._stopping.is_set():
+                return
+            pause = 1.0 if time.monotonic() - started > 60 else min(pause * 2, 30.0)
+            click.echo(
+                f"The worker exited with status {status}; starting it again in {pause:g} s.",
+                err=True,
+            )
+            if self._stopping.wait(pause):
+                return
+            self._spawn()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping.set()
+        if self.process is not None:
+            _stop(self.process)
 
 
 def _stop(process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
@@ -195,6 +241,11 @@ def db_upgrade() -> None:
 
     upgrade_database(settings.database_url_resolved)
     click.echo(f"database at head ({head_revision()})")
+
+
+# The container image's `migrate` role: the same command under a top-level name, so a one-shot
+# job or init container runs `opsdeck migrate`.
+main.add_command(db_upgrade, name="migrate")
 
 
 @db.command("check")

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from pathlib import Path
 from typing import Any
 
+from celery import Celery
 from fastapi import FastAPI
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from opsdeck.images import service
+from opsdeck.core.queue import queued_tasks
+from opsdeck.images import pipeline, service
 from opsdeck.images.models import ImageBatch
-from tests.conftest import UserFactory
+from tests.conftest import UserFactory, make_settings
 
 
 def _batch_with_claimed_items(app: FastAPI, owner: Any, count: int) -> tuple[str, list[str]]:
@@ -88,3 +92,65 @@ def test_a_finished_item_is_not_claimed_or_changed_again(
         assert not service.fail_item(session, item_id, kind="x", message="late failure")
         assert service.finish_if_done(session, batch_id) is None
         session.commit()
+
+
+def test_a_killed_embedded_worker_s_taken_tasks_are_found_and_nothing_else(
+    app: FastAPI, make_user: UserFactory, db: Session, tmp_path: Path
+) -> None:
+    """Celery's filesystem broker deletes a message when a worker takes it: a worker killed as
+    a whole loses what it had taken. On restart, every unfinished image of an unfinished batch
+    with no message waiting for it is queued again; images still queued, batches whose fan-out
+    is still queued, and finished or cancelled batches are left alone."""
+    owner = make_user("owner")
+    _batch_id, claimed = _batch_with_claimed_items(app, owner, 1)
+    with app.state.sessionmaker() as session:
+        pending = _pending_batch(session, owner, 3)
+        fanning_out = _pending_batch(session, owner, 1)
+        cancelled = _pending_batch(session, owner, 1)
+        session.execute(
+            update(ImageBatch).where(ImageBatch.id == cancelled).values(status="cancelled")
+        )
+        session.commit()
+        candidates = service.orphan_candidates(session)
+        pending_ids = service.item_ids(session, pending)
+
+    # What the embedded broker's folder holds: one image of `pending` still queued, the
+    # fan-out of `fanning_out`, and a file that is not a Celery message at all.
+    settings = make_settings(tmp_path, database_url="", redis_url="")
+    broker = Celery("probe", broker="filesystem://")
+    folder = str(settings.broker_dir / "queue")
+    broker.conf.broker_transport_options = {
+        "data_folder_in": folder,
+        "data_folder_out": folder,
+        "control_folder": str(tmp_path / "control"),
+    }
+    broker.send_task(pipeline.PROCESS_ITEM_TASK, args=[pending_ids[0]], queue="opsdeck")
+    broker.send_task(pipeline.START_BATCH_TASK, args=[fanning_out], queue="opsdeck")
+    (settings.broker_dir / "queue" / "0_junk.opsdeck.msg").write_text("{not json")
+    queued = list(queued_tasks(settings))
+
+    assert sorted(name for name, _ in queued) == [
+        pipeline.PROCESS_ITEM_TASK,
+        pipeline.START_BATCH_TASK,
+    ]
+    assert {item for item, batch in candidates} >= set(pending_ids)
+    assert cancelled not in {batch for _, batch in candidates}
+    assert sorted(pipeline.orphaned_items(candidates, queued)) == sorted(
+        [*claimed, *pending_ids[1:]]
+    )
+
+
+def _pending_batch(session: Session, owner: Any, count: int) -> str:
+    batch = service.create_csv_batch(
+        session,
+        owner,
+        columns=["S. No.", "Product Name", "Input Image Urls"],
+        products=[
+            service.ProductInput(str(n), f"p{n}", [str(n), f"p{n}", "u"], ["http://x/a"])
+            for n in range(count)
+        ],
+        operations={"quality": 50},
+        webhook_url=None,
+    )
+    session.flush()
+    return batch.id

@@ -4,6 +4,8 @@ tables, so there is no result backend."""
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -112,6 +114,25 @@ def check_broker(settings: Settings) -> None:
         client.ping()
     finally:
         client.close()
+
+
+def queued_tasks(settings: Settings) -> Iterator[tuple[str, list[Any]]]:
+    """(task name, positional arguments) of every message waiting in the embedded broker's
+    folder. Only the filesystem broker can be read this way; Redis hands unacknowledged
+    messages back by itself."""
+    if not settings.embedded:
+        raise RuntimeError("queued_tasks reads the embedded (filesystem) broker only")
+    for path in (settings.broker_dir / "queue").glob("*.msg"):
+        try:
+            message = json.loads(path.read_bytes())
+            name = str(message["headers"]["task"])
+            body = message["body"]
+            if message.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            args = json.loads(body)[0]
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue  # taken by a worker while we read it, or not a Celery task message
+        yield name, list(args)
 
 
 def queue_depths(settings: Settings) -> dict[str, int]:

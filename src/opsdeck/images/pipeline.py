@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import lru_cache
@@ -29,6 +30,9 @@ from opsdeck.images.views import batch_summary
 from opsdeck.settings import Settings, get_settings
 
 log = structlog.get_logger("opsdeck.images")
+
+PROCESS_ITEM_TASK = "images.process_item"
+START_BATCH_TASK = "images.start_batch"
 # libvips reports each step of each operation at INFO (14 lines for one thumbnail), which at the
 # default level would be most of a worker's log; its warnings and errors still come through.
 logging.getLogger("pyvips").setLevel(logging.WARNING)
@@ -234,6 +238,36 @@ def stalled_items() -> list[str]:
     cutoff = utcnow() - timedelta(seconds=settings.task_time_limit_seconds + 60)
     with task_session() as session:
         return service.stalled_items(session, cutoff)
+
+
+def orphaned_items(
+    candidates: Iterable[tuple[str, str]], queued: Iterable[tuple[str, list[Any]]]
+) -> list[str]:
+    """Which unfinished images (item id, batch id) have no message left to run them, given the
+    broker's waiting messages (task name, arguments).
+
+    Celery's filesystem transport deletes a message file when a worker takes it, before the
+    task runs, and cannot hand it back. A worker killed as a whole (SIGKILL, the OOM killer)
+    loses the task it was running and those it had taken but not started; their images stay
+    `pending` or `processing` with nothing queued for them. Asked when the embedded worker
+    starts: embedded mode runs one worker, so nothing else can be working on them then."""
+    waiting_items: set[str] = set()
+    waiting_batches: set[str] = set()
+    for name, args in queued:
+        if name == PROCESS_ITEM_TASK and args:
+            waiting_items.add(str(args[0]))
+        elif name == START_BATCH_TASK and args:
+            waiting_batches.add(str(args[0]))
+    return [
+        item_id
+        for item_id, batch_id in candidates
+        if item_id not in waiting_items and batch_id not in waiting_batches
+    ]
+
+
+def orphan_candidates() -> list[tuple[str, str]]:
+    with task_session() as session:
+        return service.orphan_candidates(session)
 
 
 # -- retention -------------------------------------------------------------------------------

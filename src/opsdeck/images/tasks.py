@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from celery import Task
+import structlog
+from celery import Task, signals
 
-from opsdeck.core.queue import celery_app
+from opsdeck.core.queue import celery_app, queued_tasks
 from opsdeck.images import pipeline
+from opsdeck.settings import get_settings
+
+log = structlog.get_logger("opsdeck.images")
 
 # Fetch failures worth another try (timeouts, 5xx, 429) are retried this many times.
 MAX_FETCH_RETRIES = 4
 
 
-@celery_app.task(name="images.start_batch", acks_late=True)  # type: ignore[untyped-decorator]
+@celery_app.task(name=pipeline.START_BATCH_TASK, acks_late=True)  # type: ignore[untyped-decorator]
 def start_batch(batch_id: str) -> int:
     """Fan a batch out into one task per image, so it spreads over every worker."""
     return enqueue_items(pipeline.pending_items(batch_id))
@@ -28,7 +32,7 @@ def enqueue_items(item_ids: Iterable[str]) -> int:
     return count
 
 
-@celery_app.task(name="images.process_item", bind=True, acks_late=True, max_retries=None)  # type: ignore[untyped-decorator]
+@celery_app.task(name=pipeline.PROCESS_ITEM_TASK, bind=True, acks_late=True, max_retries=None)  # type: ignore[untyped-decorator]
 def process_item(self: Task, item_id: str) -> str:
     outcome = pipeline.run_item(
         item_id, retries_done=self.request.retries, max_retries=MAX_FETCH_RETRIES
@@ -57,3 +61,19 @@ def purge_expired_outputs() -> dict[str, Any]:
 def requeue_stalled() -> int:
     """Hand images whose worker died back to the queue (beat runs this every minute)."""
     return enqueue_items(pipeline.stalled_items())
+
+
+def recover_orphans() -> int:
+    """Re-queue the images a killed embedded worker took from the broker but never ran."""
+    settings = get_settings()
+    if not settings.embedded:
+        return 0  # Redis hands unacknowledged messages back (visibility timeout)
+    orphans = pipeline.orphaned_items(pipeline.orphan_candidates(), queued_tasks(settings))
+    if orphans:
+        log.warning("images_requeued_after_restart", images=len(orphans))
+    return enqueue_items(orphans)
+
+
+@signals.worker_ready.connect  # type: ignore[untyped-decorator]
+def _recover_on_start(**_: Any) -> None:
+    recover_orphans()
