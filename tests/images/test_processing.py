@@ -716,3 +716,22 @@ def test_a_gif_cut_right_after_a_byte_that_looks_like_its_trailer_is_corrupt(
     with _Kind("corrupt") as caught:
         process(truncated, Operations(animated=True))
     assert caught.message == "The GIF file is incomplete: it stops before its end marker."
+
+
+@pytest.mark.parametrize(("box", "factor"), [(512, 4), (256, 8), (1024, 2), (1500, 1)])
+def test_jpeg_thumbnails_shrink_on_load_by_the_whole_factor_and_look_the_same(
+    images: ImageFactory, box: int, factor: int
+) -> None:
+    """A 2048x1536 JPEG into a `box` px square: decoded at 1/`factor` by libjpeg, then
+    resized to the exact box; no different to the eye from libvips' own thumbnail."""
+    data = images.jpeg_bytes(2048, 1536)
+    header = processing._read_header(data, "jpeg", max_pixels=50_000_000, animated=False)
+    assert processing._jpeg_shrink(header, box, box) == factor
+
+    result = process(data, Operations(max_width=box, max_height=box, format="png"))
+
+    expected = (box, round(box * 0.75)) if box < 2048 else (2048, 1536)
+    assert (result.width, result.height) == expected
+    reference = pyvips.Image.thumbnail_buffer(data, box, height=box, size="down")
+    difference = (load(result.data).cast("float") - reference.cast("float")).abs()
+    assert difference.avg() < 3.0  # out of 255: the same picture
