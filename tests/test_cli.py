@@ -93,6 +93,21 @@ def test_db_check_fails_until_upgrade(tmp_path: Path) -> None:
     assert "database at head" in at_head.stdout
 
 
+def test_migrate_is_db_upgrade(tmp_path: Path) -> None:
+    env = _isolated_env(tmp_path)
+    assert _opsdeck("db", "check", env=env).returncode == 1
+
+    migrated = _opsdeck("migrate", env=env)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "database at head" in migrated.stdout
+    assert _opsdeck("db", "check", env=env).returncode == 0
+    # Idempotent: the image's one-shot migrate role runs on every deploy.
+    assert _opsdeck("migrate", env=env).returncode == 0
+
+    listed = _opsdeck("--help", env=env)
+    assert "migrate" in listed.stdout
+
+
 def test_production_without_secret_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     env = _isolated_env(tmp_path) | {"OPSDECK_ENVIRONMENT": "production"}
     result = _opsdeck("db", "check", env=env)

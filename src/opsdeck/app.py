@@ -58,6 +58,16 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
+def serve_app() -> FastAPI:
+    """The factory `opsdeck web` hands to uvicorn. With `--workers N` uvicorn starts fresh
+    processes that import this and nothing else, so logging is configured here too."""
+    from opsdeck.core.observability import configure_logging_for
+
+    settings = get_settings()
+    configure_logging_for(settings)
+    return create_app(settings)
+
+
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> FastAPI:
     settings = (settings or get_settings()).prepare()
     configure_celery(settings, TASK_MODULES, BEAT_SCHEDULE)

@@ -44,14 +44,9 @@ def _use_metrics_dir(settings: Settings, *, wipe: bool) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from opsdeck.core.observability import configure_logging
+    from opsdeck.core.observability import configure_logging_for
 
-    configure_logging(
-        level=settings.log_level,
-        fmt=settings.log_format,
-        log_file=settings.log_file,
-        retention_days=settings.log_retention_days,
-    )
+    configure_logging_for(settings)
 
 
 def _require_head(settings: Settings) -> None:
@@ -76,7 +71,7 @@ def _run_web(settings: Settings, host: str | None, port: int | None, workers: in
     import uvicorn
 
     uvicorn.run(
-        "opsdeck.app:create_app",
+        "opsdeck.app:serve_app",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,

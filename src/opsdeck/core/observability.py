@@ -9,12 +9,16 @@ import sys
 import uuid
 from contextvars import ContextVar
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 request_id_var: ContextVar[str | None] = ContextVar("opsdeck_request_id", default=None)
+
+if TYPE_CHECKING:
+    from opsdeck.settings import Settings
 
 
 def new_request_id() -> str:
@@ -104,4 +108,14 @@ def configure_logging(
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
+    )
+
+
+def configure_logging_for(settings: Settings) -> None:
+    """configure_logging with the settings' level, format, file and retention."""
+    configure_logging(
+        level=settings.log_level,
+        fmt=settings.log_format,
+        log_file=settings.log_file,
+        retention_days=settings.log_retention_days,
     )
