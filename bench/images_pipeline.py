@@ -1349,6 +1349,12 @@ def main() -> int:
             cleanup.callback(deck.stop)
             deck.start()
             print_conditions(args, deck, images, server, load_before)
+            at_rest = [status_kib(pid, "VmRSS") / 1024 for pid in deck.worker_children()]
+            print(
+                "  worker        RSS of each worker process at rest, before any image: "
+                + ", ".join(f"{mib:.0f}" for mib in at_rest)
+                + " MiB"
+            )
             sampler = RssSampler(deck.worker_children)
             sampler.start()
             cleanup.callback(sampler.stop)
