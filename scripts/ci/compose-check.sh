@@ -98,6 +98,7 @@ NOT_PASSED = {
     "OPSDECK_WORKER_CONCURRENCY": "the worker's --concurrency (OPSDECK_WORKER_PROCESSES)",
     "OPSDECK_LOG_FILE": "containers log to stdout",
     "OPSDECK_METRICS_DIR": "fixed: per container, under /tmp",
+    "OPSDECK_WORKER_METRICS_PORT": "fixed: the worker's --metrics-port 9808",
 }
 
 

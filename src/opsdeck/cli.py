@@ -119,15 +119,27 @@ def _worker_argv(
 @click.option(
     "--beat", is_flag=True, help="Also run the periodic scheduler (single-node deployments only)."
 )
-def worker(concurrency: int | None, beat: bool) -> None:
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve /metrics on this port (default OPSDECK_WORKER_METRICS_PORT; 0: off).",
+)
+def worker(concurrency: int | None, beat: bool, metrics_port: int | None) -> None:
     """Run a Celery worker for every module's tasks."""
     settings = _settings()
     _use_metrics_dir(settings, wipe=False)
     _configure_logging(settings)
     from opsdeck.app import BEAT_SCHEDULE, TASK_MODULES
-    from opsdeck.core.queue import configure_celery
+    from opsdeck.core.queue import configure_celery, queue_depths
 
     app = configure_celery(settings, TASK_MODULES, BEAT_SCHEDULE)
+    port = settings.worker_metrics_port if metrics_port is None else metrics_port
+    if port:
+        from opsdeck.core.metrics import serve_metrics
+
+        serve_metrics(port, lambda: queue_depths(settings))
+        click.echo(f"Worker metrics on http://0.0.0.0:{port}/metrics", err=True)
     app.worker_main(_worker_argv(settings, concurrency, settings.log_level, beat=beat))
 
 

@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     log_file: Path | None = None
     log_retention_days: int = Field(default=14, ge=1)
     metrics_dir: Path | None = None
+    # `opsdeck worker` serves /metrics on this port too (0: off), for deployments where workers
+    # run apart from any web process (their own containers or pods).
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
 
     @classmethod
     def settings_customise_sources(

@@ -66,7 +66,18 @@ class QueueDepthCollector(Collector):
         yield family
 
 
+def serve_metrics(port: int, queue_depth: Callable[[], dict[str, int]]) -> None:
+    """Serve /metrics from a background thread (a worker has no web server of its own)."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr="0.0.0.0", registry=_registry(queue_depth))  # noqa: S104  # nosec B104
+
+
 def render_metrics(queue_depth: Callable[[], dict[str, int]]) -> tuple[bytes, str]:
+    return generate_latest(_registry(queue_depth)), CONTENT_TYPE_LATEST
+
+
+def _registry(queue_depth: Callable[[], dict[str, int]]) -> CollectorRegistry:
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
@@ -74,4 +85,4 @@ def render_metrics(queue_depth: Callable[[], dict[str, int]]) -> tuple[bytes, st
         for collector in (HTTP_REQUESTS, HTTP_LATENCY, TASKS, TASK_FAILURES, TASK_LATENCY):
             registry.register(collector)
     registry.register(QueueDepthCollector(queue_depth))
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    return registry
