@@ -286,3 +286,42 @@ def test_uploads_are_accepted(client: TestClient, alice: dict[str, str], images:
 def test_unknown_media_is_404(client: TestClient) -> None:
     assert client.get("/media/nope.jpg").status_code == 404
     assert client.get(f"/media/{'x' * 300}.jpg").status_code == 404
+
+
+def test_batch_detail_pages_its_products_in_input_order(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    rows = "".join(
+        f'{n},P{n},"https://img.example.com/{n}-a.jpg,https://img.example.com/{n}-b.jpg"\n'
+        if n == 3
+        else f"{n},P{n},https://img.example.com/{n}.jpg\n"
+        for n in range(1, 6)
+    )
+    request_id = _upload(
+        client, alice, f"S. No.,Product Name,Input Image Urls\n{rows}".encode()
+    ).json()["request_id"]
+    url = f"{API}/batches/{request_id}"
+
+    everything = client.get(url, headers=alice).json()
+    page = client.get(url, headers=alice, params={"products_offset": 2, "products_limit": 2})
+    counts_only = client.get(url, headers=alice, params={"products_limit": 0}).json()
+    past_the_end = client.get(url, headers=alice, params={"products_offset": 9}).json()
+    too_many = client.get(url, headers=alice, params={"products_limit": 1001})
+
+    assert [p["serial_number"] for p in everything["products"]] == ["1", "2", "3", "4", "5"]
+    assert (everything["products_total"], everything["products_offset"]) == (5, 0)
+    assert page.status_code == 200
+    body = page.json()
+    assert (body["products_total"], body["products_offset"]) == (5, 2)
+    assert [p["serial_number"] for p in body["products"]] == ["3", "4"]
+    assert [i["input_url"] for i in body["products"][0]["images"]] == [
+        "https://img.example.com/3-a.jpg",
+        "https://img.example.com/3-b.jpg",
+    ]
+    assert body["total_images"] == 6
+    assert counts_only["products"] == []
+    assert counts_only["products_total"] == 5
+    assert counts_only["total_images"] == 6
+    assert past_the_end["products"] == []
+    assert past_the_end["products_total"] == 5
+    assert too_many.status_code == 422

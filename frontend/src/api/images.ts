@@ -1,6 +1,6 @@
 import { api, unwrap } from './client';
 import type { components } from './schema';
-import type { Batch, BatchPage, BatchSummary, RetryResult } from './types';
+import type { Batch, BatchPage, BatchStatus, BatchSummary, RetryResult } from './types';
 
 type Schemas = components['schemas'];
 
@@ -22,7 +22,7 @@ export const MAX_DIMENSION = 65_500;
 export const PAGE_SIZE = 20;
 const MAX_PAGE_SIZE = 100;
 
-export const ACTIVE_BATCH_STATUSES: ReadonlySet<string> = new Set(['pending', 'processing']);
+export const ACTIVE_BATCH_STATUSES: ReadonlySet<BatchStatus> = new Set<BatchStatus>(['pending', 'processing']);
 
 export function isActiveBatch(batch: Pick<BatchSummary, 'status'>): boolean {
   return ACTIVE_BATCH_STATUSES.has(batch.status);
@@ -89,9 +89,21 @@ export async function listNewest(count: number): Promise<BatchPage> {
   return { items, next_cursor: cursor };
 }
 
-export function getBatch(requestId: string): Promise<Batch> {
+/** A page of a batch's products, in input order; `limit: 0` asks for the counts only. */
+export interface ProductsPage {
+  offset: number;
+  limit: number;
+}
+
+/** The batch with every product, or with the products of `page` only. */
+export function getBatch(requestId: string, page?: ProductsPage): Promise<Batch> {
   return unwrap(
-    api.GET('/api/v1/images/batches/{request_id}', { params: { path: { request_id: requestId } } }),
+    api.GET('/api/v1/images/batches/{request_id}', {
+      params: {
+        path: { request_id: requestId },
+        query: page ? { products_offset: page.offset, products_limit: page.limit } : undefined,
+      },
+    }),
   );
 }
 

@@ -395,7 +395,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Images-Get-Batch */
+        /**
+         * Images-Get-Batch
+         * @description The batch with every product and image, or a page of products: a 10,000-row batch
+         *     watched live is better read a page at a time.
+         */
         get: operations["images-get-batch"];
         put?: never;
         post?: never;
@@ -555,10 +559,16 @@ export interface components {
         BatchOut: {
             /** Request Id */
             request_id: string;
-            /** Status */
-            status: string;
-            /** Source */
-            source: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "processing" | "completed" | "completed_with_errors" | "failed" | "cancelled";
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "csv" | "upload";
             /** Total Images */
             total_images: number;
             /** Processed Images */
@@ -581,6 +591,10 @@ export interface components {
             operations: {
                 [key: string]: unknown;
             };
+            /** Products Total */
+            products_total: number;
+            /** Products Offset */
+            products_offset: number;
             /** Products */
             products: components["schemas"]["ProductOut"][];
         };
@@ -595,10 +609,16 @@ export interface components {
         BatchSummary: {
             /** Request Id */
             request_id: string;
-            /** Status */
-            status: string;
-            /** Source */
-            source: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "processing" | "completed" | "completed_with_errors" | "failed" | "cancelled";
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "csv" | "upload";
             /** Total Images */
             total_images: number;
             /** Processed Images */
@@ -694,8 +714,11 @@ export interface components {
             input_name: string | null;
             /** Output Url */
             output_url: string | null;
-            /** Status */
-            status: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "processing" | "succeeded" | "failed";
             /** Error */
             error: string | null;
             /** Bytes In */
@@ -905,8 +928,11 @@ export interface components {
         WebhookOut: {
             /** Url */
             url: string | null;
-            /** Status */
-            status: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "none" | "pending" | "delivered" | "failed";
             /** Attempts */
             attempts: number;
             /** Last Error */
@@ -1729,7 +1755,12 @@ export interface operations {
     };
     "images-get-batch": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Skip this many products (input order). */
+                products_offset?: number;
+                /** @description At most this many products; 0: counts only. */
+                products_limit?: number | null;
+            };
             header?: never;
             path: {
                 request_id: string;

@@ -23,3 +23,6 @@ export type BatchPage = Schemas['BatchPage'];
 export type BatchProduct = Schemas['ProductOut'];
 export type BatchImage = Schemas['ImageOut'];
 export type RetryResult = Schemas['RetryOut'];
+export type BatchStatus = BatchSummary['status'];
+export type ImageStatus = BatchImage['status'];
+export type WebhookStatus = BatchSummary['webhook']['status'];

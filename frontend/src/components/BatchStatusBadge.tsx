@@ -1,6 +1,12 @@
 import { Badge, type BadgeProps } from '@mantine/core';
+import type { BatchStatus, ImageStatus } from '../api/types';
 
-const BATCH: Record<string, { label: string; color: string }> = {
+interface Look {
+  label: string;
+  color: string;
+}
+
+const BATCH: Record<BatchStatus, Look> = {
   pending: { label: 'Pending', color: 'gray' },
   processing: { label: 'Processing', color: 'blue' },
   completed: { label: 'Completed', color: 'green' },
@@ -9,29 +15,22 @@ const BATCH: Record<string, { label: string; color: string }> = {
   cancelled: { label: 'Cancelled', color: 'dark' },
 };
 
-const IMAGE: Record<string, { label: string; color: string }> = {
+const IMAGE: Record<ImageStatus, Look> = {
   pending: { label: 'Pending', color: 'gray' },
   processing: { label: 'Processing', color: 'blue' },
   succeeded: { label: 'Succeeded', color: 'green' },
   failed: { label: 'Failed', color: 'red' },
 };
 
-function fallback(status: string) {
-  const words = status.replace(/_/g, ' ');
-  return { label: words.charAt(0).toUpperCase() + words.slice(1), color: 'gray' };
+export function batchStatusLabel(status: BatchStatus): string {
+  return BATCH[status].label;
 }
 
-export function batchStatusLabel(status: string): string {
-  return (BATCH[status] ?? fallback(status)).label;
-}
+type StatusProps = { kind?: 'batch'; status: BatchStatus } | { kind: 'image'; status: ImageStatus };
 
 /** A batch's or an image's status as a coloured badge with a readable label. */
-export function StatusBadge({
-  status,
-  kind = 'batch',
-  ...props
-}: { status: string; kind?: 'batch' | 'image' } & Omit<BadgeProps, 'color' | 'children'>) {
-  const { label, color } = (kind === 'batch' ? BATCH : IMAGE)[status] ?? fallback(status);
+export function StatusBadge({ status, kind, ...props }: StatusProps & Omit<BadgeProps, 'color' | 'children'>) {
+  const { label, color } = kind === 'image' ? IMAGE[status] : BATCH[status];
   return (
     <Badge variant="light" color={color} data-status={status} {...props}>
       {label}

@@ -144,10 +144,22 @@ def list_batches(
 
 @router.get("/batches/{request_id}", name="images-get-batch", response_model=BatchOut)
 def get_batch(
-    request_id: str, session: SessionDep, settings: SettingsDep, user: CurrentUser
+    request_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    products_offset: Annotated[
+        int, Query(ge=0, description="Skip this many products (input order).")
+    ] = 0,
+    products_limit: Annotated[
+        int | None,
+        Query(ge=0, le=1000, description="At most this many products; 0: counts only."),
+    ] = None,
 ) -> BatchOut:
+    """The batch with every product and image, or a page of products: a 10,000-row batch
+    watched live is better read a page at a time."""
     batch = service.get_batch(session, user, request_id)
-    return batch_out(session, settings, batch)
+    return batch_out(session, settings, batch, offset=products_offset, limit=products_limit)
 
 
 @router.get(

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from opsdeck.core.db import Base, new_id, utcnow
 
-BATCH_STATUSES = (
+BatchStatus = Literal[
     "pending",
     "processing",
     "completed",
     "completed_with_errors",
     "failed",
     "cancelled",
-)
+]
+ImageStatus = Literal["pending", "processing", "succeeded", "failed"]
+WebhookStatus = Literal["none", "pending", "delivered", "failed"]
+BatchSource = Literal["csv", "upload"]
+
+BATCH_STATUSES: tuple[str, ...] = get_args(BatchStatus)
 FINAL_BATCH_STATUSES = ("completed", "completed_with_errors", "failed", "cancelled")
-ITEM_STATUSES = ("pending", "processing", "succeeded", "failed")
+ITEM_STATUSES: tuple[str, ...] = get_args(ImageStatus)
 FINAL_ITEM_STATUSES = ("succeeded", "failed")
 
 
@@ -31,7 +36,7 @@ class ImageBatch(Base):
     __tablename__ = "image_batches"
     __table_args__ = (
         CheckConstraint(_in("status", BATCH_STATUSES), name="status"),
-        CheckConstraint(_in("source", ("csv", "upload")), name="source"),
+        CheckConstraint(_in("source", get_args(BatchSource)), name="source"),
         Index("ix_image_batches_owner_created", "owner_id", "created_at"),
     )
 

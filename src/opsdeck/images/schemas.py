@@ -4,10 +4,12 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from opsdeck.images.models import BatchSource, BatchStatus, ImageStatus, WebhookStatus
+
 
 class WebhookOut(BaseModel):
     url: str | None
-    status: str
+    status: WebhookStatus
     attempts: int
     last_error: str | None
 
@@ -17,7 +19,7 @@ class ImageOut(BaseModel):
     input_url: str | None
     input_name: str | None
     output_url: str | None
-    status: str
+    status: ImageStatus
     error: str | None
     bytes_in: int | None
     bytes_out: int | None
@@ -34,8 +36,8 @@ class ProductOut(BaseModel):
 
 class BatchSummary(BaseModel):
     request_id: str
-    status: str
-    source: str
+    status: BatchStatus
+    source: BatchSource
     total_images: int
     processed_images: int
     failed_images: int
@@ -48,6 +50,9 @@ class BatchSummary(BaseModel):
 
 class BatchOut(BatchSummary):
     operations: dict[str, object]
+    products_total: int
+    products_offset: int
+    # Every product by default; a page of them with ?products_offset=&products_limit=.
     products: list[ProductOut]
 
 

@@ -245,23 +245,37 @@ def list_batches(
 
 
 def products_with_items(
-    session: Session, batch: ImageBatch
+    session: Session, batch: ImageBatch, *, offset: int = 0, limit: int | None = None
 ) -> list[tuple[ImageProduct, list[ImageItem]]]:
-    products = list(
-        session.scalars(
-            select(ImageProduct)
-            .where(ImageProduct.batch_id == batch.id)
-            .order_by(ImageProduct.position)
-        )
+    """The batch's products in input order (a page of them with offset / limit), each with
+    its images in input order."""
+    query = (
+        select(ImageProduct)
+        .where(ImageProduct.batch_id == batch.id)
+        .order_by(ImageProduct.position)
+        .offset(offset)
     )
+    if limit is not None:
+        query = query.limit(limit)
+    products = list(session.scalars(query))
+    if not products:
+        return []
     items: dict[str, list[ImageItem]] = {product.id: [] for product in products}
-    for item in session.scalars(
-        select(ImageItem)
-        .where(ImageItem.batch_id == batch.id)
-        .order_by(ImageItem.product_id, ImageItem.position)
-    ):
+    item_query = select(ImageItem).where(ImageItem.batch_id == batch.id)
+    if offset or limit is not None:
+        item_query = item_query.where(ImageItem.product_id.in_(list(items)))
+    for item in session.scalars(item_query.order_by(ImageItem.product_id, ImageItem.position)):
         items[item.product_id].append(item)
     return [(product, items[product.id]) for product in products]
+
+
+def product_count(session: Session, batch: ImageBatch) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).select_from(ImageProduct).where(ImageProduct.batch_id == batch.id)
+        )
+        or 0
+    )
 
 
 def find_output(session: Session, token: str) -> ImageItem | None:

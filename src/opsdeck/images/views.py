@@ -63,13 +63,23 @@ def _image_out(settings: Settings, item: ImageItem) -> ImageOut:
     )
 
 
-def batch_out(session: Session, settings: Settings, batch: ImageBatch) -> BatchOut:
-    products = service.products_with_items(session, batch)
+def batch_out(
+    session: Session,
+    settings: Settings,
+    batch: ImageBatch,
+    *,
+    offset: int = 0,
+    limit: int | None = None,
+) -> BatchOut:
+    products = service.products_with_items(session, batch, offset=offset, limit=limit)
     counts = service.counts_for(session, [batch.id])[batch.id]
     summary = batch_summary(settings, batch, counts)
+    paged = offset > 0 or limit is not None
     return BatchOut(
         **summary.model_dump(),
         operations=dict(batch.operations),
+        products_total=service.product_count(session, batch) if paged else len(products),
+        products_offset=offset,
         products=[
             ProductOut(
                 serial_number=product.serial_number,

@@ -34,8 +34,9 @@ import { POLL_INTERVAL_MS, useLiveQuery } from '../../hooks/useLiveQuery';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { BatchProgress } from './BatchProgress';
 
-const PRODUCTS_PER_PAGE = 25;
-/** The detail answer grows with the batch; big ones are refreshed less often. */
+/** Products are read from the server a page at a time, live updates included. */
+const PRODUCTS_PER_PAGE = 50;
+/** Every refresh recounts the whole batch on the server; big ones are refreshed less often. */
 const LARGE_BATCH_IMAGES = 2000;
 const LARGE_BATCH_POLL_MS = 5000;
 
@@ -73,8 +74,6 @@ function webhookState(batch: Batch): string {
       return 'Delivered';
     case 'failed':
       return 'Failed; no more attempts';
-    default:
-      return status;
   }
 }
 
@@ -210,10 +209,27 @@ function ProductCard({ product, images }: { product: BatchProduct; images: Batch
   );
 }
 
-function Products({ batch }: { batch: Batch }) {
+type PageState = 'shown' | 'loading' | 'failed';
+
+function Products({
+  batch,
+  page,
+  pageState,
+  onPageChange,
+  onRetry,
+}: {
+  batch: Batch;
+  /** The page asked for (1-based); `batch` holds another one while it loads. */
+  page: number;
+  pageState: PageState;
+  onPageChange: (page: number) => void;
+  onRetry: () => void;
+}) {
   const [filter, setFilter] = useState<Filter>('all');
-  const [page, setPage] = useState(1);
-  const visible = useMemo(
+  const total = batch.products_total;
+  const pages = Math.max(1, Math.ceil(total / PRODUCTS_PER_PAGE));
+  const paged = pages > 1;
+  const shown = useMemo(
     () =>
       batch.products
         .map((product) => ({
@@ -223,47 +239,68 @@ function Products({ batch }: { batch: Batch }) {
         .filter((entry) => entry.images.length > 0),
     [batch.products, filter],
   );
-  const pages = Math.max(1, Math.ceil(visible.length / PRODUCTS_PER_PAGE));
-  const current = Math.min(page, pages);
-  const shown = visible.slice((current - 1) * PRODUCTS_PER_PAGE, current * PRODUCTS_PER_PAGE);
+  const first = batch.products_offset + 1;
+  const last = batch.products_offset + batch.products.length;
+
+  let empty = 'This batch has no images.';
+  if (filter === 'failed') empty = paged ? 'No image on this page has failed.' : 'No image has failed.';
+  else if (total > 0) empty = 'There are no products on this page.';
 
   return (
     <Stack gap="md" component="section" aria-labelledby="products-title">
       <Group justify="space-between" wrap="wrap">
-        <Title order={2} size="h4" id="products-title">
-          Products ({batch.products.length})
-        </Title>
+        <div>
+          <Title order={2} size="h4" id="products-title">
+            Products ({total})
+          </Title>
+          {paged && batch.products.length > 0 ? (
+            <Text size="sm" c="dimmed" aria-live="polite" data-testid="products-range">
+              Showing {first}–{last} of {total}
+            </Text>
+          ) : null}
+        </div>
         <SegmentedControl
           size="xs"
           value={filter}
-          onChange={(value) => {
-            setFilter(value as Filter);
-            setPage(1);
-          }}
+          onChange={(value) => setFilter(value === 'failed' ? 'failed' : 'all')}
           data={[
             { value: 'all', label: 'All images' },
             { value: 'failed', label: `Failed only (${batch.failed_images})` },
           ]}
-          aria-label="Which images to show"
+          aria-label={paged ? 'Which images of this page to show' : 'Which images to show'}
         />
       </Group>
-      {shown.length === 0 ? (
-        <Text size="sm" c="dimmed">
-          {filter === 'failed' ? 'No image has failed.' : 'This batch has no images.'}
-        </Text>
-      ) : (
-        shown.map(({ product, images }) => (
-          <ProductCard key={`${product.serial_number}`} product={product} images={images} />
-        ))
-      )}
-      {pages > 1 ? (
-        <Pagination
-          total={pages}
-          value={current}
-          onChange={setPage}
-          getControlProps={(control) => ({ 'aria-label': `${control} page` })}
-          getItemProps={(item) => ({ 'aria-label': `Page ${item}` })}
-        />
+      {pageState === 'failed' ? (
+        <Alert color="yellow" variant="light" title={`Page ${page} could not be loaded`} role="status">
+          <Group gap="sm">
+            <Text size="sm">The products below are from page {Math.floor(batch.products_offset / PRODUCTS_PER_PAGE) + 1}.</Text>
+            <Button size="xs" variant="light" onClick={onRetry}>
+              Try again
+            </Button>
+          </Group>
+        </Alert>
+      ) : null}
+      <Stack gap="md" aria-busy={pageState === 'loading'} data-testid="products" opacity={pageState === 'shown' ? 1 : 0.6}>
+        {shown.length === 0 ? (
+          <Text size="sm" c="dimmed">
+            {empty}
+          </Text>
+        ) : (
+          shown.map(({ product, images }) => (
+            <ProductCard key={`${product.serial_number}`} product={product} images={images} />
+          ))
+        )}
+      </Stack>
+      {paged ? (
+        <Group justify="center" component="nav" aria-label="Product pages">
+          <Pagination
+            total={pages}
+            value={Math.min(page, pages)}
+            onChange={onPageChange}
+            getControlProps={(control) => ({ 'aria-label': `${control} page` })}
+            getItemProps={(item) => ({ 'aria-label': `Page ${item}` })}
+          />
+        </Group>
       ) : null}
     </Stack>
   );
@@ -363,12 +400,27 @@ function Summary({ batch }: { batch: Batch }) {
 
 export default function BatchDetailPage({ requestId }: { requestId: string }) {
   usePageTitle(`Batch ${requestId}`);
-  const query = useLiveQuery(() => getBatch(requestId), [requestId], isLive, pollInterval);
+  // Component state, not derived from the answer: live refreshes never move the reader.
+  const [page, setPage] = useState(1);
+  const offset = (page - 1) * PRODUCTS_PER_PAGE;
+  // Every load and live refresh reads the current page only, however big the batch.
+  const query = useLiveQuery(
+    () => getBatch(requestId, { offset, limit: PRODUCTS_PER_PAGE }),
+    [requestId, offset],
+    isLive,
+    pollInterval,
+  );
   const batch = query.data;
   const [confirming, setConfirming] = useState(false);
   const [acting, setActing] = useState<'retry' | 'cancel' | null>(null);
   const [actionError, setActionError] = useState<ApiError | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+
+  function changePage(next: number) {
+    setPage(next);
+    // The pager sits below the list: bring the new page's start into view.
+    document.getElementById('products-title')?.scrollIntoView?.({ block: 'start' });
+  }
 
   async function act(kind: 'retry' | 'cancel') {
     setActing(kind);
@@ -485,7 +537,13 @@ export default function BatchDetailPage({ requestId }: { requestId: string }) {
       ) : null}
 
       <Summary batch={batch} />
-      <Products batch={batch} />
+      <Products
+        batch={batch}
+        page={page}
+        pageState={batch.products_offset === offset ? 'shown' : query.loading ? 'loading' : 'failed'}
+        onPageChange={changePage}
+        onRetry={() => void query.refresh()}
+      />
 
       <Modal
         opened={confirming}

@@ -1,7 +1,7 @@
 import { act, configure, fireEvent, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Batch, BatchImage, BatchSummary } from '../../api/types';
+import type { Batch, BatchImage, BatchProduct, BatchSummary, WebhookStatus } from '../../api/types';
 import { formatBytes, formatSaving } from '../../components/format';
 import { CSRF, apiError, mockApi, renderApp, session, type RecordedRequest } from '../../test/utils';
 
@@ -47,12 +47,37 @@ function image(overrides: Partial<BatchImage> = {}): BatchImage {
 }
 
 function batch(overrides: Partial<Batch> = {}, images: BatchImage[] = [image(), image({ position: 2, input_url: 'https://shop.example/b.png' })]): Batch {
+  const products = overrides.products ?? [{ serial_number: '1', product_name: 'SKU1 <b>bold</b>', images }];
   return {
     ...summary(overrides),
     operations: { quality: 50, format: 'keep', max_width: null, max_height: null, animated: false },
-    products: [{ serial_number: '1', product_name: 'SKU1 <b>bold</b>', images }],
+    products_total: products.length,
+    products_offset: 0,
     ...overrides,
+    products,
   };
+}
+
+function product(n: number): BatchProduct {
+  return {
+    serial_number: String(n),
+    product_name: `Product ${n}`,
+    images: [image({ position: n, input_url: `https://shop.example/${n}.jpg` })],
+  };
+}
+
+/** The products page a detail request asks for, out of a batch of `total` products. */
+function productsPage(request: RecordedRequest, total: number, overrides: Partial<Batch> = {}): Batch {
+  const params = new URLSearchParams(request.search);
+  const offset = Number(params.get('products_offset') ?? 0);
+  const limit = params.has('products_limit') ? Number(params.get('products_limit')) : total;
+  const products = Array.from({ length: Math.max(0, Math.min(limit, total - offset)) }, (_, i) => product(offset + i + 1));
+  return batch({ total_images: total, ...overrides, products_total: total, products_offset: offset, products });
+}
+
+function pageParams(request: RecordedRequest | undefined): [string | null, string | null] {
+  const params = new URLSearchParams(request?.search);
+  return [params.get('products_offset'), params.get('products_limit')];
 }
 
 const succeeded = image({
@@ -396,11 +421,87 @@ describe('live progress', { timeout: 20_000 }, () => {
       `/api/v1/images/batches/${ID}/output.csv`,
     );
     expect(screen.queryByRole('button', { name: 'Cancel batch' })).toBeNull();
+
+    // One product: every request (polls too) reads the first page only, and there is no pager.
+    const detail = api.requests.filter((r) => r.path === `/api/v1/images/batches/${ID}`);
+    expect(detail.map(pageParams)).toEqual([
+      ['0', '50'],
+      ['0', '50'],
+    ]);
+    expect(screen.queryByRole('navigation', { name: 'Product pages' })).toBeNull();
+    expect(screen.queryByTestId('products-range')).toBeNull();
+    expect(screen.getByRole('heading', { name: 'Products (1)' })).toBeInTheDocument();
+  });
+
+  it('batch detail: reads a big batch a page at a time, and live updates keep the page', async () => {
+    let processed = 0;
+    const api = mockApi({
+      'GET /api/v1/auth/session': { status: 200, body: session() },
+      [`GET /api/v1/images/batches/${ID}`]: (request) => ({
+        status: 200,
+        body: productsPage(request, 120, { status: 'processing', processed_images: processed }),
+      }),
+    });
+    const detail = () => api.requests.filter((r) => r.path === `/api/v1/images/batches/${ID}`);
+    renderApp(`/images/batches/${ID}`);
+    expect(await screen.findByRole('heading', { name: 'Products (120)' })).toBeInTheDocument();
+    expect(screen.getByTestId('products-range')).toHaveTextContent('Showing 1–50 of 120');
+    expect(screen.getAllByTestId('product')).toHaveLength(50);
+    expect(screen.getByRole('heading', { name: '1 · Product 1' })).toBeInTheDocument();
+    expect(detail().map(pageParams)).toEqual([['0', '50']]);
+
+    const pager = screen.getByRole('navigation', { name: 'Product pages' });
+    expect(within(pager).getByRole('button', { name: 'Page 1' })).toHaveAttribute('aria-current', 'page');
+    const user = userEvent.setup({ advanceTimers: vi.advanceTimersByTime });
+    await user.click(within(pager).getByRole('button', { name: 'Page 2' }));
+    await waitFor(() => expect(screen.getByTestId('products-range')).toHaveTextContent('Showing 51–100 of 120'));
+    expect(screen.getByRole('heading', { name: '51 · Product 51' })).toBeInTheDocument();
+    expect(screen.queryByRole('heading', { name: '1 · Product 1' })).toBeNull();
+    expect(pageParams(detail().at(-1))).toEqual(['50', '50']);
+
+    // Live refreshes fetch the page on screen, and do not move back to the first one.
+    const before = detail().length;
+    processed = 7;
+    await act(() => vi.advanceTimersByTimeAsync(2000));
+    await waitFor(() => expect(screen.getByTestId('batch-progress-text')).toHaveTextContent('7 / 120 processed'));
+    expect(detail().length).toBe(before + 1);
+    expect(pageParams(detail().at(-1))).toEqual(['50', '50']);
+    expect(screen.getByTestId('products-range')).toHaveTextContent('Showing 51–100 of 120');
+    expect(within(pager).getByRole('button', { name: 'Page 2' })).toHaveAttribute('aria-current', 'page');
+
+    await user.click(within(pager).getByRole('button', { name: 'next page' }));
+    await waitFor(() => expect(screen.getByTestId('products-range')).toHaveTextContent('Showing 101–120 of 120'));
+    expect(screen.getAllByTestId('product')).toHaveLength(20);
+    expect(pageParams(detail().at(-1))).toEqual(['100', '50']);
+    expect(detail().every((r) => pageParams(r)[1] === '50')).toBe(true);
+  });
+
+  it('batch detail: a page that fails to load says so and can be asked for again', async () => {
+    let failing = true;
+    mockApi({
+      'GET /api/v1/auth/session': { status: 200, body: session() },
+      [`GET /api/v1/images/batches/${ID}`]: (request) =>
+        failing && pageParams(request)[0] === '50'
+          ? apiError(503, 'unavailable', 'The database is busy.')
+          : { status: 200, body: productsPage(request, 60, { status: 'completed', processed_images: 60 }) },
+    });
+    renderApp(`/images/batches/${ID}`);
+    const user = userEvent.setup({ advanceTimers: vi.advanceTimersByTime });
+    await user.click(await screen.findByRole('button', { name: 'Page 2' }));
+    expect(await screen.findByText('Page 2 could not be loaded')).toBeInTheDocument();
+    expect(screen.getByText('The products below are from page 1.')).toBeInTheDocument();
+    expect(screen.getByTestId('products-range')).toHaveTextContent('Showing 1–50 of 60');
+
+    failing = false;
+    await user.click(screen.getByRole('button', { name: 'Try again' }));
+    await waitFor(() => expect(screen.getByTestId('products-range')).toHaveTextContent('Showing 51–60 of 60'));
+    expect(screen.queryByText('Page 2 could not be loaded')).toBeNull();
+    expect(screen.getAllByTestId('product')).toHaveLength(10);
   });
 
   it('batch detail: after the batch, follows a webhook still being retried until it is delivered', async () => {
     let polls = 0;
-    const hook = (status: string, attempts: number, last_error: string | null) => ({
+    const hook = (status: WebhookStatus, attempts: number, last_error: string | null) => ({
       url: 'https://hooks.example/done',
       status,
       attempts,
