@@ -14,7 +14,7 @@ FRONTEND_SRC := $(shell find frontend/src frontend/public frontend/scripts -type
 
 .PHONY: help install frontend run test test-python test-frontend e2e lint format security lock \
 	api-client clean gate-tools gates hadolint compose-check k8s-check workflow-check secret-scan \
-	audit-deps image-smoke
+	audit-deps image-smoke compose-smoke
 
 help:
 	@echo "make run       set everything up and start OpsDeck on http://127.0.0.1:8004"
@@ -25,6 +25,7 @@ help:
 	@echo "make lock      re-resolve requirements.lock from pyproject.toml"
 	@echo "make gates     delivery gates: hadolint, compose, Kubernetes, workflow, secret scan"
 	@echo "make image-smoke  build the image with podman and run every role against it"
+	@echo "make compose-smoke  bring compose.yaml up with podman-compose and run a batch through it"
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -112,6 +113,9 @@ gates: hadolint compose-check k8s-check workflow-check secret-scan
 
 image-smoke: gate-tools
 	$(GATE_ENV) scripts/ci/image-smoke.sh
+
+compose-smoke: gate-tools
+	$(GATE_ENV) scripts/ci/compose-smoke.sh
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

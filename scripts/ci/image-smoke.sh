@@ -22,6 +22,8 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$REPO_ROOT"
 # shellcheck source=scripts/ci/lib-podman.sh
 . scripts/ci/lib-podman.sh
+# shellcheck source=scripts/ci/lib-smoke.sh
+. scripts/ci/lib-smoke.sh
 
 DOCKERFILE=${OPSDECK_DOCKERFILE:-Dockerfile}
 IMAGE=${OPSDECK_IMAGE:-localhost/opsdeck:ci}
@@ -44,25 +46,6 @@ STEP_STARTED=$SECONDS
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/opsdeck-smoke-XXXXXX")
 chmod 0755 "$WORK" # the postgres user and the container's UID traverse it
-
-say() { podman_log "$@"; }
-fail() {
-    printf '\nFAILED: %s\n' "$*" >&2
-    exit 1
-}
-ok() { printf '    ok: %s\n' "$*"; }
-
-# step NAME FUNCTION: run a step in this shell and record how long it took.
-step() {
-    local name=$1
-    shift
-    CURRENT_STEP=$name
-    STEP_STARTED=$SECONDS
-    say "$name"
-    "$@"
-    TIMINGS+=("$(printf 'ok      %-34s %4ds' "$name" $((SECONDS - STEP_STARTED)))")
-    CURRENT_STEP=""
-}
 
 cleanup() {
     local status=$?
@@ -107,30 +90,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# podman without systemd logs an error for every container with a HEALTHCHECK (it cannot
-# schedule the checks; `podman healthcheck run` runs one): keep those lines out of the log.
-podman() {
-    command podman "$@" 2> >(grep -v --line-buffered 'unable to get systemd connection' >&2)
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# http_status URL: the HTTP status code, 000 when nothing answers.
-http_status() {
-    python3 - "$1" <<'EOF'
-import sys, urllib.error, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=5) as response:
-        print(response.status)
-except urllib.error.HTTPError as exc:
-    print(exc.code)
-except Exception:
-    print("000")
-EOF
-}
 
 fetch() {
     python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"
@@ -221,26 +180,9 @@ context_check() {
 }
 
 build() {
-    local version revision source ca_args=()
-    version=$(python3 -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
-    revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-    # The repository URL (credentials stripped); CI passes its own with OPSDECK_IMAGE_SOURCE.
-    source=${OPSDECK_IMAGE_SOURCE:-$(git config --get remote.origin.url 2>/dev/null || echo unknown)}
-    source=$(sed -E 's#//[^/@]*@#//#' <<<"$source")
-    EXPECTED_VERSION=$version
-    EXPECTED_REVISION=$revision
-    if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
-        # containers.conf mounts the host bundle into every build step; npm reads it from here.
-        ca_args=(--build-arg NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
-    fi
-    podman build --format docker --network host --pull=never \
-        -f "$DOCKERFILE" \
-        --build-arg "BASE_IMAGE=$PODMAN_BASE_IMAGE" \
-        --build-arg "VERSION=$version" \
-        --build-arg "REVISION=$revision" \
-        --build-arg "SOURCE=$source" \
-        "${ca_args[@]}" \
-        -t "$IMAGE" .
+    podman_build_opsdeck "$IMAGE" "$DOCKERFILE"
+    EXPECTED_VERSION=$PODMAN_IMAGE_VERSION
+    EXPECTED_REVISION=$PODMAN_IMAGE_REVISION
 }
 
 # The layer cache lives in dangling intermediate images; drop them when the store grows big.
@@ -430,79 +372,8 @@ distributed_roles() {
     check_uids "$worker"
     printf '%s\n' "$ADMIN_PASSWORD" | podman exec -i "$web" opsdeck users create \
         --username smoke --email smoke@example.com --admin --password-stdin
-    OPSDECK_SMOKE_PASSWORD=$ADMIN_PASSWORD python3 - "http://127.0.0.1:$WEB_PORT" \
-        "http://127.0.0.1:$IMAGES_PORT" "$BATCH_TIMEOUT" <<'EOF'
-"""Submit a CSV batch to the web role and follow it until the worker has processed it."""
-import csv, io, json, os, sys, time, urllib.error, urllib.parse, urllib.request, uuid
-
-base, images, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
-
-
-def call(method, url, *, data=None, headers=None, expect=200):
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            status, body, kind = response.status, response.read(), response.headers.get("Content-Type", "")
-    except urllib.error.HTTPError as exc:
-        status, body, kind = exc.code, exc.read(), exc.headers.get("Content-Type", "")
-    if status != expect:
-        sys.exit(f"{method} {url}: {status}, expected {expect}: {body[:500]!r}")
-    return body, kind
-
-
-form = urllib.parse.urlencode({"username": "smoke", "password": os.environ["OPSDECK_SMOKE_PASSWORD"]})
-body, _ = call("POST", f"{base}/api/v1/auth/token", data=form.encode(),
-               headers={"Content-Type": "application/x-www-form-urlencoded"})
-auth = {"Authorization": "Bearer " + json.loads(body)["access_token"]}
-print("    ok: token from /api/v1/auth/token")
-
-rows = [["S. No.", "Product Name", "Input Image Urls"],
-        ["1", "SKU-GRADIENT", f"{images}/gradient.png,{images}/blue.jpg"],
-        ["2", "SKU-BLUE", f"{images}/blue.jpg"]]
-buffer = io.StringIO()
-csv.writer(buffer).writerows(rows)
-boundary = uuid.uuid4().hex
-payload = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"products.csv\"\r\n"
-           f"Content-Type: text/csv\r\n\r\n{buffer.getvalue()}\r\n--{boundary}--\r\n").encode()
-body, _ = call("POST", f"{base}/api/v1/images/batches", data=payload, expect=202,
-               headers={**auth, "Content-Type": f"multipart/form-data; boundary={boundary}"})
-request_id = json.loads(body)["request_id"]
-print(f"    ok: batch {request_id} accepted (202)")
-
-deadline = time.monotonic() + timeout
-while True:
-    body, _ = call("GET", f"{base}/api/v1/images/batches/{request_id}", headers=auth)
-    batch = json.loads(body)
-    if batch["status"] not in ("pending", "processing"):
-        break
-    if time.monotonic() > deadline:
-        sys.exit(f"batch still {batch['status']} after {timeout:.0f}s "
-                 f"({batch['processed_images']}/{batch['total_images']} images): is the worker running?")
-    time.sleep(1)
-images_out = [image for product in batch["products"] for image in product["images"]]
-if batch["status"] != "completed" or len(images_out) != 3:
-    sys.exit(f"batch ended {batch['status']}: " + json.dumps(images_out, indent=1))
-print(f"    ok: batch completed, {batch['processed_images']}/{batch['total_images']} images")
-
-magic = {"png": b"\x89PNG\r\n\x1a\n", "jpeg": b"\xff\xd8\xff"}
-for image in images_out:
-    if image["status"] != "succeeded" or not image["output_url"]:
-        sys.exit(f"image not processed: {image}")
-    data, kind = call("GET", image["output_url"])
-    expected = magic[image["format"]]
-    if not data.startswith(expected) or len(data) != image["bytes_out"]:
-        sys.exit(f"{image['output_url']}: {len(data)} bytes of {kind}, not the {image['format']} output")
-print(f"    ok: {len(images_out)} output images downloaded (PNG and JPEG, sizes match)")
-
-body, kind = call("GET", batch["output_csv_url"], headers=auth)
-table = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
-if len(table) != 2 or "Output Image Urls" not in table[0]:
-    sys.exit(f"unexpected output.csv ({kind}): {body[:500]!r}")
-urls = [url for row in table for url in row["Output Image Urls"].split(",") if url]
-if sorted(urls) != sorted(image["output_url"] for image in images_out) or any(row["Errors"] for row in table):
-    sys.exit(f"output.csv does not list the outputs: {body[:500]!r}")
-print(f"    ok: output.csv lists the {len(urls)} output URLs")
-EOF
+    OPSDECK_SMOKE_PASSWORD=$ADMIN_PASSWORD python3 "$REPO_ROOT/scripts/ci/smoke_batch.py" "http://127.0.0.1:$WEB_PORT" \
+        "http://127.0.0.1:$IMAGES_PORT" "$BATCH_TIMEOUT"
     [[ $(podman inspect --format '{{.State.Running}}' "$beat") == true ]] || fail "the beat role exited"
     ok "beat role running"
     stop_quickly "$web"

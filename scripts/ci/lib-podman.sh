@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Podman without a Docker engine or a registry, for the CI scripts (source it, then call
-# podman_setup and podman_base_image). In short:
+# podman_setup and podman_base_image, and podman_build_opsdeck for the OpsDeck image). In short:
 #   - storage.conf and containers.conf are generated in a work dir under the repository's
 #     gitignored build/ (OPSDECK_PODMAN_DIR), so images and the layer cache survive between runs;
 #   - runc (crun refuses hybrid cgroups), cgroupfs, a file events log (no systemd), ulimits that
@@ -142,3 +142,30 @@ EOF
         || { tail -n 30 "$rootfs.log" >&2; podman_die "podman import failed"; }
     podman_log "base image $PODMAN_BASE_IMAGE made ($(podman run --rm --pull never "$PODMAN_BASE_IMAGE" python3 --version))"
 )
+
+# podman_build_opsdeck IMAGE [DOCKERFILE]: build the OpsDeck image from the repository (layers
+# cached in the podman storage) on the base image, with the OCI labels (version from
+# pyproject.toml, revision = the git commit, source = OPSDECK_IMAGE_SOURCE or the origin URL
+# without credentials). Sets PODMAN_IMAGE_VERSION and PODMAN_IMAGE_REVISION.
+podman_build_opsdeck() {
+    local image=$1 dockerfile=${2:-Dockerfile} source ca_args=()
+    PODMAN_IMAGE_VERSION=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$REPO_ROOT/pyproject.toml")
+    PODMAN_IMAGE_REVISION=$(git -C "$REPO_ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
+    source=${OPSDECK_IMAGE_SOURCE:-$(git -C "$REPO_ROOT" config --get remote.origin.url 2>/dev/null || echo unknown)}
+    source=$(sed -E 's#//[^/@]*@#//#' <<<"$source")
+    if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+        # containers.conf mounts the host bundle into every build step; npm reads it from here.
+        ca_args=(--build-arg NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
+    fi
+    (
+        cd "$REPO_ROOT" || exit 1
+        podman build --format docker --network host --pull=never \
+            -f "$dockerfile" \
+            --build-arg "BASE_IMAGE=$PODMAN_BASE_IMAGE" \
+            --build-arg "VERSION=$PODMAN_IMAGE_VERSION" \
+            --build-arg "REVISION=$PODMAN_IMAGE_REVISION" \
+            --build-arg "SOURCE=$source" \
+            "${ca_args[@]}" \
+            -t "$image" .
+    )
+}
