@@ -25,7 +25,9 @@ podman_apt_install() {
     for pair in "$@"; do
         command=${pair%%:*}
         package=${pair#*:}
-        if ! command -v "$command" >/dev/null 2>&1 && [[ ! -x $command ]]; then
+        # type -P: a program on PATH. `command -v` would also accept a shell function of the
+        # same name, such as the smoke scripts' podman wrapper, and install nothing.
+        if ! type -P "$command" >/dev/null 2>&1 && [[ ! -x $command ]]; then
             missing+=("$package")
         fi
     done
