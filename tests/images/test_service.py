@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from opsdeck.core.queue import queued_tasks
 from opsdeck.images import pipeline, service
-from opsdeck.images.models import ImageBatch
+from opsdeck.images.models import ImageBatch, ImageItem
 from tests.conftest import UserFactory, make_settings
 
 
@@ -92,6 +92,67 @@ def test_a_finished_item_is_not_claimed_or_changed_again(
         assert not service.fail_item(session, item_id, kind="x", message="late failure")
         assert service.finish_if_done(session, batch_id) is None
         session.commit()
+
+
+def test_claiming_starts_the_batch_once_and_refuses_a_cancelled_batch(
+    app: FastAPI, make_user: UserFactory
+) -> None:
+    owner = make_user("owner")
+    with app.state.sessionmaker() as session:
+        batch = service.create_csv_batch(
+            session,
+            owner,
+            columns=["S. No.", "Product Name", "Input Image Urls"],
+            products=[
+                service.ProductInput(str(n), f"p{n}", [str(n), f"p{n}", "u"], [f"http://x/{n}"])
+                for n in range(3)
+            ],
+            operations={"max_width": 64},
+            webhook_url=None,
+        )
+        session.commit()
+        batch_id = batch.id
+        first, second, third = service.item_ids(session, batch_id)
+        first_item = session.get(ImageItem, first)
+        assert first_item is not None
+        first_url = first_item.input_url
+    started: dict[str, dict[str, Any]] = {}
+
+    with app.state.sessionmaker() as session:
+        work = service.claim_item(session, first, started_batches=started)
+        session.commit()
+        batch = session.get(ImageBatch, batch_id)
+        assert batch is not None
+        assert batch.status == "processing"
+        assert batch.started_at
+    assert work is not None
+    assert (work.batch_id, work.input_url, work.attempt) == (batch_id, first_url, 1)
+    assert work.operations == {"max_width": 64}
+    assert started == {batch_id: {"max_width": 64}}
+
+    # The batch is known started: the next claim takes its operations from the caller's map.
+    started[batch_id] = {"max_width": 64, "seen": "from the map"}
+    with app.state.sessionmaker() as session:
+        again = service.claim_item(session, first, started_batches=started)  # redelivered
+        other = service.claim_item(session, second, started_batches=started)
+        session.commit()
+    assert again is not None
+    assert again.attempt == 2
+    assert other is not None
+    assert other.operations["seen"] == "from the map"
+
+    with app.state.sessionmaker() as session:
+        session.execute(
+            update(ImageBatch).where(ImageBatch.id == batch_id).values(status="cancelled")
+        )
+        session.commit()
+    with app.state.sessionmaker() as session:
+        assert service.claim_item(session, third, started_batches=started) is None
+        assert service.claim_item(session, third) is None
+        session.commit()
+        item = session.get(ImageItem, third)
+        assert item is not None
+        assert (item.status, item.attempts) == ("pending", 0)
 
 
 def test_a_killed_embedded_worker_s_taken_tasks_are_found_and_nothing_else(

@@ -99,6 +99,13 @@ def configure_logging(
         logger.propagate = True
     # Our access log line carries the request id; uvicorn's own duplicates it without one.
     logging.getLogger("uvicorn.access").disabled = True
+    # One line per task: our task_finished (task, id, request id, state, duration). Celery's
+    # own "received" and "succeeded" lines say the same without the correlation id, and at
+    # forty images a second would be most of a worker's log. Its errors still come through,
+    # and at DEBUG everything does.
+    per_task = logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(per_task)
 
     structlog.configure(
         processors=[

@@ -163,15 +163,20 @@ def _task_started(task_id: str, task: Any, **_: Any) -> None:
     bind_request_id(request_id)
     structlog.contextvars.bind_contextvars(task=task.name, task_id=task_id)
     _started[task_id] = time.perf_counter()
-    log.info("task_started")
+    log.debug("task_started")
 
 
 def _task_finished(task_id: str, task: Any, state: str | None = None, **_: Any) -> None:
     started = _started.pop(task_id, None)
-    if started is not None:
-        TASK_LATENCY.labels(task.name).observe(time.perf_counter() - started)
+    seconds = None if started is None else time.perf_counter() - started
+    if seconds is not None:
+        TASK_LATENCY.labels(task.name).observe(seconds)
     TASKS.labels(task.name, state or "UNKNOWN").inc()
-    log.info("task_finished", state=state)
+    log.info(
+        "task_finished",
+        state=state,
+        duration_ms=None if seconds is None else round(seconds * 1000, 1),
+    )
     structlog.contextvars.unbind_contextvars("task", "task_id")
     clear_request_id()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -57,6 +58,24 @@ def _store(settings: Settings) -> MediaStore:
     return MediaStore(settings.media_dir)
 
 
+class _Bounded(OrderedDict[str, dict[str, Any]]):
+    """A map that forgets its oldest entries past `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: str, value: dict[str, Any]) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
+# The batches this worker process has seen started, with their operations (see claim_item).
+# Forgetting one only costs its next claim two more statements.
+_started_batches = _Bounded(256)
+
+
 def pending_items(batch_id: str) -> list[str]:
     with task_session() as session:
         return service.item_ids(session, batch_id)
@@ -77,7 +96,7 @@ class ItemOutcome:
 def run_item(item_id: str, *, retries_done: int, max_retries: int) -> ItemOutcome | RetryLater:
     settings = get_settings()
     with task_session() as session:
-        work = service.claim_item(session, item_id)
+        work = service.claim_item(session, item_id, started_batches=_started_batches)
     if work is None:
         return ItemOutcome(status="skipped")
     try:

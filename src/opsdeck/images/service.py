@@ -12,7 +12,7 @@ State rules that keep concurrent workers honest:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -352,42 +352,60 @@ class ItemWork:
     attempt: int
 
 
-def claim_item(session: Session, item_id: str) -> ItemWork | None:
+def claim_item(
+    session: Session,
+    item_id: str,
+    *,
+    started_batches: MutableMapping[str, dict[str, Any]] | None = None,
+) -> ItemWork | None:
     """Mark an item processing. None when there is nothing to do: it is finished, or its batch
-    was cancelled. A `processing` item is claimed again: its worker died (acks_late redelivery)."""
-    row = session.execute(
-        select(ImageItem, ImageBatch)
-        .join(ImageBatch, ImageBatch.id == ImageItem.batch_id)
-        .where(ImageItem.id == item_id)
-    ).first()
-    if row is None:
-        return None
-    item, batch = row
-    if item.status in ("succeeded", "failed") or batch.status == "cancelled":
-        return None
+    was cancelled. A `processing` item is claimed again: its worker died (acks_late redelivery).
+
+    One conditional UPDATE ... RETURNING claims the item. Moving the batch from `pending` to
+    `processing` and reading its operations happen once per batch: `started_batches` (batch id
+    -> operations, kept by the caller between calls) remembers the batches already done. Both
+    facts never change back: a batch leaves `pending` for good and its operations are fixed."""
     now = utcnow()
+    live_batch = (
+        select(ImageBatch.id)
+        .where(ImageBatch.id == ImageItem.batch_id, ImageBatch.status != "cancelled")
+        .exists()
+    )
     claimed = session.execute(
         update(ImageItem)
-        .where(ImageItem.id == item.id, ImageItem.status.in_(("pending", "processing")))
+        .where(
+            ImageItem.id == item_id,
+            ImageItem.status.in_(("pending", "processing")),
+            live_batch,
+        )
         .values(status="processing", attempts=ImageItem.attempts + 1, started_at=now)
+        .returning(ImageItem.batch_id, ImageItem.input_url, ImageItem.input_key, ImageItem.attempts)
         .execution_options(synchronize_session=False)
-    )
-    if _affected(claimed) != 1:
+    ).first()
+    if claimed is None:
         return None
-    # Conditional, not an ORM write of the loaded row: a cancel committed since we read the
-    # batch must not be overwritten.
-    session.execute(
-        update(ImageBatch)
-        .where(ImageBatch.id == batch.id, ImageBatch.status == "pending")
-        .values(status="processing", started_at=now)
-    )
+    batch_id, input_url, input_key, attempt = claimed
+    operations = started_batches.get(batch_id) if started_batches is not None else None
+    if operations is None:
+        # Conditional, not an ORM write of a loaded row: a cancel committed since the claim
+        # must not be overwritten.
+        session.execute(
+            update(ImageBatch)
+            .where(ImageBatch.id == batch_id, ImageBatch.status == "pending")
+            .values(status="processing", started_at=now)
+        )
+        operations = dict(
+            session.scalar(select(ImageBatch.operations).where(ImageBatch.id == batch_id)) or {}
+        )
+        if started_batches is not None:
+            started_batches[batch_id] = operations
     return ItemWork(
-        item_id=item.id,
-        batch_id=batch.id,
-        input_url=item.input_url,
-        input_key=item.input_key,
-        operations=dict(batch.operations),
-        attempt=item.attempts + 1,
+        item_id=item_id,
+        batch_id=batch_id,
+        input_url=input_url,
+        input_key=input_key,
+        operations=dict(operations),
+        attempt=int(attempt),
     )
 
 
@@ -439,12 +457,16 @@ def finish_if_done(session: Session, batch_id: str) -> str | None:
     # neither finishes the batch. With it, the second waits, then sees the first's commit.
     # (SQLite needs no lock: every transaction there already holds the database's write lock.)
     session.execute(select(ImageBatch.id).where(ImageBatch.id == batch_id).with_for_update())
-    remaining = session.scalar(
-        select(func.count())
-        .select_from(ImageItem)
-        .where(ImageItem.batch_id == batch_id, ImageItem.status.in_(("pending", "processing")))
+    # EXISTS, not COUNT: counting what remains after every image is quadratic in the batch's
+    # size (a 10,000-image batch would visit 50 million index entries); this stops at one.
+    unfinished = session.scalar(
+        select(
+            select(ImageItem.id)
+            .where(ImageItem.batch_id == batch_id, ImageItem.status.in_(("pending", "processing")))
+            .exists()
+        )
     )
-    if remaining:
+    if unfinished:
         return None
     counts = counts_for(session, [batch_id])[batch_id]
     if counts.total and counts.failed == counts.total:
