@@ -8,7 +8,8 @@ image distinct, so the content-addressed store never skips a write), serves them
 HTTP server on 127.0.0.1, starts a private OpsDeck in a temporary folder (by default on a private
 PostgreSQL + Redis started the way tests/stack.py does, when their binaries exist; else, or with
 `--embedded`, on SQLite + Celery's filesystem broker), one `opsdeck web` and one
-`opsdeck worker --concurrency <cores>`, and runs four scenarios through the real API:
+`opsdeck worker --concurrency <2 x cores>` (the worker's default: two processes per core), and
+runs four scenarios through the real API:
 
 1. a batch of `--images` URLs (90 % 2K, 10 % 24 MP) with the default operation {"quality": 50}:
    images/s, megapixels/s, per-image latency, time to first output, where the CPU went;
@@ -1262,7 +1263,10 @@ def parse_args() -> argparse.Namespace:
         "--cores", type=int, default=usable_cores(), help="processes of the raw pool; per core"
     )
     parser.add_argument(
-        "--concurrency", type=int, default=0, help="worker processes (default: --cores)"
+        "--concurrency",
+        type=int,
+        default=0,
+        help="worker processes (default: 2 x --cores, as the worker's own default)",
     )
     parser.add_argument("--big", type=int, default=0, help="50 MP images (default: 2 per core)")
     parser.add_argument("--posts", type=int, default=30, help="CSV POSTs to time")
@@ -1278,7 +1282,7 @@ def parse_args() -> argparse.Namespace:
         args.posts = min(args.posts, 10)
     elif args.big <= 0:
         args.big = max(4, 2 * args.cores)
-    args.concurrency = args.concurrency or args.cores
+    args.concurrency = args.concurrency or 2 * args.cores
     if args.images < 2 or args.cores < 1 or args.concurrency < 1 or args.posts < 1:
         parser.error("--images must be at least 2, --cores and --posts at least 1")
     return args

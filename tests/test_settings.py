@@ -136,3 +136,10 @@ def test_env_example_documents_every_setting() -> None:
     fields = {name.upper() for name in Settings.model_fields}
     assert fields - documented == set()
     assert documented - fields == set()
+
+
+def test_worker_processes_default_to_two_per_usable_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A container limited to three cores of a big host (its cpuset) gets six, not 2 x the host.
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: {4, 5, 6})
+    assert Settings().celery_concurrency == 6
+    assert Settings(worker_concurrency=3).celery_concurrency == 3
