@@ -799,7 +799,7 @@ class BatchRun:
     rss_mib: dict[int, float]
     phase_fetch: float
     phase_process: float
-    task_mean: float
+    task_seconds: float  # process_item and process_items (chunks) together
     tasks: int
     log_lines: int
 
@@ -888,8 +888,18 @@ class Bench:
             rss_mib=rss,
             phase_fetch=mean("opsdeck_image_phase_seconds", "fetch")[0],
             phase_process=mean("opsdeck_image_phase_seconds", "process")[0],
-            task_mean=mean("opsdeck_task_duration_seconds", "images.process_item")[0],
-            tasks=mean("opsdeck_task_duration_seconds", "images.process_item")[1],
+            task_seconds=sum(
+                mean_ * count
+                for mean_, count in (
+                    mean("opsdeck_task_duration_seconds", task)
+                    for task in ("images.process_item", "images.process_items")
+                )
+                if count
+            ),
+            tasks=sum(
+                mean("opsdeck_task_duration_seconds", task)[1]
+                for task in ("images.process_item", "images.process_items")
+            ),
             log_lines=deck.worker_log_lines() - log_lines,
         )
 
@@ -1002,13 +1012,14 @@ def describe(comparison: Comparison, cores: int, concurrency: int) -> None:
         f"{comparison.ratio:.2f}"
     )
     raw_process = statistics.fmean(value for raw in raws for value in raw.per_image)
-    other = run.task_mean - run.phase_fetch - run.phase_process
+    per_image = run.task_seconds / count
+    other = per_image - run.phase_fetch - run.phase_process
     print(
-        f"  the worker's time (means of {run.tasks} process_item tasks): task {ms(run.task_mean)}"
-        f" = fetch {ms(run.phase_fetch)} + process {ms(run.phase_process)} (raw: "
+        f"  the worker's time per image ({count} images in {run.tasks} tasks): "
+        f"{ms(per_image)} = fetch {ms(run.phase_fetch)} + process {ms(run.phase_process)} (raw: "
         f"{ms(raw_process)}) + database, store, Celery and the rest {ms(other)}; the worker "
         f"processes were inside a task "
-        f"{run.task_mean * run.tasks / (concurrency * run.wall):.0%} of {concurrency} x "
+        f"{run.task_seconds / (concurrency * run.wall):.0%} of {concurrency} x "
         f"{run.wall:.1f} s"
     )
     capacity = run.machine_busy + run.machine_idle

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsdeck.core.db import utcnow
+from opsdeck.core.observability import REQUEST_ID_HEADER
 from opsdeck.images import service, tasks, webhooks
 from opsdeck.images.formats import sniff
 from opsdeck.images.models import ImageItem
@@ -235,6 +237,7 @@ def _connected_to(pids: set[int], port: int) -> set[int]:
     return holders
 
 
+@pytest.mark.parametrize("fast_images", [4, 70], ids=["a task per image", "chunks"])
 def test_worker_processes_killed_mid_batch_lose_and_duplicate_nothing(
     client: TestClient,
     owner: dict[str, str],
@@ -242,16 +245,18 @@ def test_worker_processes_killed_mid_batch_lose_and_duplicate_nothing(
     images: Any,
     celery_worker: Any,
     db: Session,
+    fast_images: int,
 ) -> None:
     photo = images.jpeg_bytes()
-    fast = [server.serve(f"/fast-{n}.jpg", photo) for n in range(4)]
+    fast = [server.serve(f"/fast-{n}.jpg", photo) for n in range(fast_images)]
     server.routes["/slow.jpg"] = Route(body=photo, content_type="image/jpeg", delay=4.0)
     slow = server.url("/slow.jpg")
     hook = server.url("/hook")
     rows = "".join(f"{n},P{n},{url}\n" for n, url in enumerate([slow, *fast], start=1))
+    trace = f"kill-{uuid.uuid4().hex}"
     request_id = client.post(
         f"{API}/batches",
-        headers=owner,
+        headers={**owner, REQUEST_ID_HEADER: trace},
         files={"file": ("p.csv", f"S. No.,Product Name,Input Image Urls\n{rows}", "text/csv")},
         data={"webhook_url": hook},
     ).json()["request_id"]
@@ -278,13 +283,20 @@ def test_worker_processes_killed_mid_batch_lose_and_duplicate_nothing(
     batch = _finished(client, owner, request_id)
 
     assert batch["status"] == "completed"
-    assert batch["processed_images"] == 5
+    assert batch["processed_images"] == fast_images + 1
     assert batch["failed_images"] == 0
     assert server.hits["/slow.jpg"] >= 2
     items = db.scalars(select(ImageItem).where(ImageItem.batch_id == request_id)).all()
     db.commit()
-    assert len(items) == 5
+    assert len(items) == fast_images + 1
     assert all(item.output_token for item in items)
+    # The big batch went in chunks (several images a task), the small one an image a task.
+    tasks_run = {
+        record.get("task")
+        for record in celery_worker.log_records()
+        if record.get("event") == "task_finished" and record.get("request_id") == trace
+    }
+    assert ("images.process_items" in tasks_run) == (fast_images > 32)
     wait_until(lambda: server.deliveries, timeout=60, message="the webhook")
     time.sleep(1)
     assert len(server.deliveries) == 1

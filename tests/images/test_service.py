@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import Celery
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from opsdeck.core.queue import queued_tasks
@@ -165,7 +165,7 @@ def test_a_killed_embedded_worker_s_taken_tasks_are_found_and_nothing_else(
     owner = make_user("owner")
     _batch_id, claimed = _batch_with_claimed_items(app, owner, 1)
     with app.state.sessionmaker() as session:
-        pending = _pending_batch(session, owner, 3)
+        pending = _pending_batch(session, owner, 4)
         fanning_out = _pending_batch(session, owner, 1)
         cancelled = _pending_batch(session, owner, 1)
         session.execute(
@@ -175,8 +175,8 @@ def test_a_killed_embedded_worker_s_taken_tasks_are_found_and_nothing_else(
         candidates = service.orphan_candidates(session)
         pending_ids = service.item_ids(session, pending)
 
-    # What the embedded broker's folder holds: one image of `pending` still queued, the
-    # fan-out of `fanning_out`, and a file that is not a Celery message at all.
+    # What the embedded broker's folder holds: one image of `pending` queued alone and two in
+    # a chunk, the fan-out of `fanning_out`, and a file that is not a Celery message at all.
     settings = make_settings(tmp_path, database_url="", redis_url="")
     broker = Celery("probe", broker="filesystem://")
     folder = str(settings.broker_dir / "queue")
@@ -186,19 +186,19 @@ def test_a_killed_embedded_worker_s_taken_tasks_are_found_and_nothing_else(
         "control_folder": str(tmp_path / "control"),
     }
     broker.send_task(pipeline.PROCESS_ITEM_TASK, args=[pending_ids[0]], queue="opsdeck")
+    broker.send_task(pipeline.PROCESS_ITEMS_TASK, args=[pending_ids[1:3]], queue="opsdeck")
     broker.send_task(pipeline.START_BATCH_TASK, args=[fanning_out], queue="opsdeck")
     (settings.broker_dir / "queue" / "0_junk.opsdeck.msg").write_text("{not json")
     queued = list(queued_tasks(settings))
 
     assert sorted(name for name, _ in queued) == [
         pipeline.PROCESS_ITEM_TASK,
+        pipeline.PROCESS_ITEMS_TASK,
         pipeline.START_BATCH_TASK,
     ]
     assert {item for item, batch in candidates} >= set(pending_ids)
     assert cancelled not in {batch for _, batch in candidates}
-    assert sorted(pipeline.orphaned_items(candidates, queued)) == sorted(
-        [*claimed, *pending_ids[1:]]
-    )
+    assert sorted(pipeline.orphaned_items(candidates, queued)) == sorted([*claimed, pending_ids[3]])
 
 
 def _pending_batch(session: Session, owner: Any, count: int) -> str:
@@ -215,3 +215,50 @@ def _pending_batch(session: Session, owner: Any, count: int) -> str:
     )
     session.flush()
     return batch.id
+
+
+def test_batches_are_split_into_tasks_that_spread_small_batches_and_group_big_ones() -> None:
+    ids = [f"i{n}" for n in range(300)]
+
+    assert pipeline.chunks([]) == []
+    assert pipeline.chunks(ids[:40]) == [[item] for item in ids[:40]]
+    assert {len(chunk) for chunk in pipeline.chunks(ids[:64])} == {2}
+    big = pipeline.chunks(ids)
+    assert max(len(chunk) for chunk in big) == pipeline.CHUNK_MAX
+    assert [item for chunk in big for item in chunk] == ids  # all of them, in order, once
+
+
+def test_claiming_several_items_returns_them_in_order_and_releasing_gives_them_back(
+    app: FastAPI, make_user: UserFactory
+) -> None:
+    owner = make_user("owner")
+    with app.state.sessionmaker() as session:
+        batch_id = _pending_batch(session, owner, 4)
+        session.commit()
+        ids = service.item_ids(session, batch_id)
+    done = ids[1]
+    with app.state.sessionmaker() as session:
+        assert service.claim_item(session, done) is not None
+        assert service.complete_item(
+            session, done, service.ItemResult("a" * 64, "jpeg", 10, 5, 1, 1)
+        )
+        session.commit()
+
+    wanted = [ids[3], ids[0], done, ids[2]]
+    with app.state.sessionmaker() as session:
+        claimed = service.claim_items(session, wanted)
+        session.commit()
+    assert [work.item_id for work in claimed] == [ids[3], ids[0], ids[2]]  # the done one skipped
+    assert {work.operations["quality"] for work in claimed} == {50}
+
+    with app.state.sessionmaker() as session:
+        assert service.release_items(session, [ids[0], ids[2], done]) == 2
+        session.commit()
+        states = {
+            item.id: (item.status, item.attempts)
+            for item in session.scalars(select(ImageItem).where(ImageItem.batch_id == batch_id))
+        }
+    assert states[ids[0]] == ("pending", 0)
+    assert states[ids[2]] == ("pending", 0)
+    assert states[ids[3]] == ("processing", 1)
+    assert states[done][0] == "succeeded"

@@ -33,6 +33,13 @@ from opsdeck.settings import Settings, get_settings
 log = structlog.get_logger("opsdeck.images")
 
 PROCESS_ITEM_TASK = "images.process_item"
+PROCESS_ITEMS_TASK = "images.process_items"
+# Images per task: up to CHUNK_MAX, fewer in small batches so they still spread over every
+# worker (a batch of n images makes about n / CHUNK_SPREAD tasks before the cap). A chunk takes
+# no new image after CHUNK_SLICE_SECONDS.
+CHUNK_MAX = 8
+CHUNK_SPREAD = 32
+CHUNK_SLICE_SECONDS = 0.5
 START_BATCH_TASK = "images.start_batch"
 # libvips reports each step of each operation at INFO (14 lines for one thumbnail), which at the
 # default level would be most of a worker's log; its warnings and errors still come through.
@@ -76,6 +83,14 @@ class _Bounded(OrderedDict[str, dict[str, Any]]):
 _started_batches = _Bounded(256)
 
 
+def chunks(item_ids: list[str]) -> list[list[str]]:
+    """The images in task-sized groups, in order: one per task for small batches, up to
+    CHUNK_MAX for big ones, where Celery's fixed cost per task (message, acknowledgement,
+    bookkeeping; a few ms) matters next to a few tens of ms of libvips per thumbnail."""
+    size = min(CHUNK_MAX, max(1, len(item_ids) // CHUNK_SPREAD))
+    return [item_ids[i : i + size] for i in range(0, len(item_ids), size)]
+
+
 def pending_items(batch_id: str) -> list[str]:
     with task_session() as session:
         return service.item_ids(session, batch_id)
@@ -93,12 +108,31 @@ class ItemOutcome:
     webhook: bool = False
 
 
-def run_item(item_id: str, *, retries_done: int, max_retries: int) -> ItemOutcome | RetryLater:
-    settings = get_settings()
+def claim(item_ids: list[str]) -> list[service.ItemWork]:
+    """Claim images to work on (those not finished, in live batches), in the order given."""
     with task_session() as session:
-        work = service.claim_item(session, item_id, started_batches=_started_batches)
-    if work is None:
+        return service.claim_items(session, item_ids, started_batches=_started_batches)
+
+
+def release(works: list[service.ItemWork]) -> None:
+    """Give claimed images back unstarted, for another task to take."""
+    with task_session() as session:
+        service.release_items(session, [work.item_id for work in works])
+
+
+def run_item(item_id: str, *, retries_done: int, max_retries: int) -> ItemOutcome | RetryLater:
+    works = claim([item_id])
+    if not works:
         return ItemOutcome(status="skipped")
+    return run_work(works[0], retries_done=retries_done, max_retries=max_retries)
+
+
+def run_work(
+    work: service.ItemWork, *, retries_done: int, max_retries: int
+) -> ItemOutcome | RetryLater:
+    """Fetch, process, store and record one claimed image."""
+    settings = get_settings()
+    item_id = work.item_id
     try:
         result = _produce(settings, work)
     except FetchError as exc:
@@ -275,6 +309,8 @@ def orphaned_items(
     for name, args in queued:
         if name == PROCESS_ITEM_TASK and args:
             waiting_items.add(str(args[0]))
+        elif name == PROCESS_ITEMS_TASK and args and isinstance(args[0], list):
+            waiting_items.update(str(item_id) for item_id in args[0])
         elif name == START_BATCH_TASK and args:
             waiting_batches.add(str(args[0]))
     return [

@@ -360,53 +360,93 @@ def claim_item(
 ) -> ItemWork | None:
     """Mark an item processing. None when there is nothing to do: it is finished, or its batch
     was cancelled. A `processing` item is claimed again: its worker died (acks_late redelivery).
+    """
+    claimed = claim_items(session, [item_id], started_batches=started_batches)
+    return claimed[0] if claimed else None
 
-    One conditional UPDATE ... RETURNING claims the item. Moving the batch from `pending` to
-    `processing` and reading its operations happen once per batch: `started_batches` (batch id
-    -> operations, kept by the caller between calls) remembers the batches already done. Both
-    facts never change back: a batch leaves `pending` for good and its operations are fixed."""
+
+def claim_items(
+    session: Session,
+    item_ids: Sequence[str],
+    *,
+    started_batches: MutableMapping[str, dict[str, Any]] | None = None,
+) -> list[ItemWork]:
+    """claim_item for several items at once, in one conditional UPDATE ... RETURNING; the
+    claimed ones come back in the order asked.
+
+    Moving a batch from `pending` to `processing` and reading its operations happen once per
+    batch: `started_batches` (batch id -> operations, kept by the caller between calls)
+    remembers the batches already done. Neither fact changes back: a batch leaves `pending` for
+    good, and its operations are fixed."""
+    if not item_ids:
+        return []
     now = utcnow()
     live_batch = (
         select(ImageBatch.id)
         .where(ImageBatch.id == ImageItem.batch_id, ImageBatch.status != "cancelled")
         .exists()
     )
-    claimed = session.execute(
+    rows = session.execute(
         update(ImageItem)
         .where(
-            ImageItem.id == item_id,
+            ImageItem.id.in_(list(item_ids)),
             ImageItem.status.in_(("pending", "processing")),
             live_batch,
         )
         .values(status="processing", attempts=ImageItem.attempts + 1, started_at=now)
-        .returning(ImageItem.batch_id, ImageItem.input_url, ImageItem.input_key, ImageItem.attempts)
+        .returning(
+            ImageItem.id,
+            ImageItem.batch_id,
+            ImageItem.input_url,
+            ImageItem.input_key,
+            ImageItem.attempts,
+        )
         .execution_options(synchronize_session=False)
-    ).first()
-    if claimed is None:
-        return None
-    batch_id, input_url, input_key, attempt = claimed
-    operations = started_batches.get(batch_id) if started_batches is not None else None
-    if operations is None:
-        # Conditional, not an ORM write of a loaded row: a cancel committed since the claim
-        # must not be overwritten.
-        session.execute(
-            update(ImageBatch)
-            .where(ImageBatch.id == batch_id, ImageBatch.status == "pending")
-            .values(status="processing", started_at=now)
+    ).all()
+    by_id = {row[0]: row for row in rows}
+    operations: dict[str, dict[str, Any]] = {}
+    for batch_id in {row[1] for row in rows}:
+        known = started_batches.get(batch_id) if started_batches is not None else None
+        if known is None:
+            # Conditional, not an ORM write of a loaded row: a cancel committed since the
+            # claim must not be overwritten.
+            session.execute(
+                update(ImageBatch)
+                .where(ImageBatch.id == batch_id, ImageBatch.status == "pending")
+                .values(status="processing", started_at=now)
+            )
+            known = dict(
+                session.scalar(select(ImageBatch.operations).where(ImageBatch.id == batch_id)) or {}
+            )
+            if started_batches is not None:
+                started_batches[batch_id] = known
+        operations[batch_id] = known
+    return [
+        ItemWork(
+            item_id=item_id,
+            batch_id=row[1],
+            input_url=row[2],
+            input_key=row[3],
+            operations=dict(operations[row[1]]),
+            attempt=int(row[4]),
         )
-        operations = dict(
-            session.scalar(select(ImageBatch.operations).where(ImageBatch.id == batch_id)) or {}
-        )
-        if started_batches is not None:
-            started_batches[batch_id] = operations
-    return ItemWork(
-        item_id=item_id,
-        batch_id=batch_id,
-        input_url=input_url,
-        input_key=input_key,
-        operations=dict(operations),
-        attempt=int(attempt),
+        for item_id in item_ids
+        if (row := by_id.get(item_id)) is not None
+    ]
+
+
+def release_items(session: Session, item_ids: Sequence[str]) -> int:
+    """Hand claimed items back (`pending`, the claim not counted as an attempt), for a task
+    that took more than it will do."""
+    if not item_ids:
+        return 0
+    released = session.execute(
+        update(ImageItem)
+        .where(ImageItem.id.in_(list(item_ids)), ImageItem.status == "processing")
+        .values(status="pending", attempts=ImageItem.attempts - 1, started_at=None)
+        .execution_options(synchronize_session=False)
     )
+    return _affected(released)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -9,7 +10,7 @@ import structlog
 from celery import Task, signals
 
 from opsdeck.core.queue import celery_app, queued_tasks
-from opsdeck.images import pipeline
+from opsdeck.images import pipeline, service
 from opsdeck.settings import get_settings
 
 log = structlog.get_logger("opsdeck.images")
@@ -20,16 +21,18 @@ MAX_FETCH_RETRIES = 4
 
 @celery_app.task(name=pipeline.START_BATCH_TASK, acks_late=True)  # type: ignore[untyped-decorator]
 def start_batch(batch_id: str) -> int:
-    """Fan a batch out into one task per image, so it spreads over every worker."""
+    """Fan a batch out into tasks of one image or a few, so it spreads over every worker."""
     return enqueue_items(pipeline.pending_items(batch_id))
 
 
 def enqueue_items(item_ids: Iterable[str]) -> int:
-    count = 0
-    for item_id in item_ids:
-        process_item.delay(item_id)
-        count += 1
-    return count
+    ids = list(item_ids)
+    for chunk in pipeline.chunks(ids):
+        if len(chunk) == 1:
+            process_item.delay(chunk[0])
+        else:
+            process_items.delay(chunk)
+    return len(ids)
 
 
 @celery_app.task(name=pipeline.PROCESS_ITEM_TASK, bind=True, acks_late=True, max_retries=None)  # type: ignore[untyped-decorator]
@@ -39,9 +42,50 @@ def process_item(self: Task, item_id: str) -> str:
     )
     if isinstance(outcome, pipeline.RetryLater):
         raise self.retry(countdown=outcome.countdown)
+    _after(outcome)
+    return outcome.status
+
+
+@celery_app.task(name=pipeline.PROCESS_ITEMS_TASK, acks_late=True)  # type: ignore[untyped-decorator]
+def process_items(item_ids: list[str]) -> int:
+    """A few images of a batch in one task, so Celery's cost per task is paid once for them.
+
+    The chunk is claimed in one statement, so a worker dying anywhere in it leaves its
+    unfinished images `processing`: a redelivered chunk (Redis) claims them again and skips the
+    ones done; in embedded mode the stalled-image sweep hands them back. Each image is recorded
+    as it finishes, so progress still shows per image. The chunk starts no new image once it
+    has run CHUNK_SLICE_SECONDS and hands the rest back to the queue, so big images do not pile
+    up on one worker at the end of a batch and other batches get their turn. An image to fetch
+    again later gets a process_item task of its own, with its countdown."""
+    started = time.monotonic()
+    works = pipeline.claim(item_ids)
+    for index, work in enumerate(works):
+        if index and time.monotonic() - started > pipeline.CHUNK_SLICE_SECONDS:
+            _hand_back(works[index:])
+            return index
+        try:
+            outcome = pipeline.run_work(work, retries_done=0, max_retries=MAX_FETCH_RETRIES)
+        except BaseException:
+            # This image stays claimed (the stalled-image sweep hands it back, as for a
+            # single task); the ones after it need not wait for that.
+            _hand_back(works[index + 1 :])
+            raise
+        if isinstance(outcome, pipeline.RetryLater):
+            process_item.apply_async((work.item_id,), countdown=outcome.countdown, retries=1)
+            continue
+        _after(outcome)
+    return len(works)
+
+
+def _hand_back(works: list[service.ItemWork]) -> None:
+    if works:
+        pipeline.release(works)
+        enqueue_items([work.item_id for work in works])
+
+
+def _after(outcome: pipeline.ItemOutcome) -> None:
     if outcome.finished_batch and outcome.webhook:
         deliver_webhook.delay(outcome.finished_batch)
-    return outcome.status
 
 
 @celery_app.task(name="images.deliver_webhook", bind=True, acks_late=True, max_retries=None)  # type: ignore[untyped-decorator]
