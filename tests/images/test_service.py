@@ -99,23 +99,9 @@ def test_claiming_starts_the_batch_once_and_refuses_a_cancelled_batch(
 ) -> None:
     owner = make_user("owner")
     with app.state.sessionmaker() as session:
-        batch = service.create_csv_batch(
-            session,
-            owner,
-            columns=["S. No.", "Product Name", "Input Image Urls"],
-            products=[
-                service.ProductInput(str(n), f"p{n}", [str(n), f"p{n}", "u"], [f"http://x/{n}"])
-                for n in range(3)
-            ],
-            operations={"max_width": 64},
-            webhook_url=None,
-        )
+        batch_id = _pending_batch(session, owner, 3)
         session.commit()
-        batch_id = batch.id
         first, second, third = service.item_ids(session, batch_id)
-        first_item = session.get(ImageItem, first)
-        assert first_item is not None
-        first_url = first_item.input_url
     started: dict[str, dict[str, Any]] = {}
 
     with app.state.sessionmaker() as session:
@@ -126,12 +112,12 @@ def test_claiming_starts_the_batch_once_and_refuses_a_cancelled_batch(
         assert batch.status == "processing"
         assert batch.started_at
     assert work is not None
-    assert (work.batch_id, work.input_url, work.attempt) == (batch_id, first_url, 1)
-    assert work.operations == {"max_width": 64}
-    assert started == {batch_id: {"max_width": 64}}
+    assert (work.batch_id, work.input_url, work.attempt) == (batch_id, "http://x/a", 1)
+    assert work.operations == {"quality": 50}
+    assert started == {batch_id: {"quality": 50}}
 
     # The batch is known started: the next claim takes its operations from the caller's map.
-    started[batch_id] = {"max_width": 64, "seen": "from the map"}
+    started[batch_id] = {"quality": 50, "seen": "from the map"}
     with app.state.sessionmaker() as session:
         again = service.claim_item(session, first, started_batches=started)  # redelivered
         other = service.claim_item(session, second, started_batches=started)
