@@ -370,7 +370,9 @@ _URL_TEXT = st.builds(
             "",
         ]
     ),
-    st.sampled_from(["", "", "", ":80", ":443", ":8080", ":0", ":x"]),
+    st.sampled_from(
+        ["", "", "", ":80", ":443", ":8080", ":0", ":x", ":65535", ":65536", ":99999", ":0080"]
+    ),
     st.sampled_from(["/", "/", "/p/", "?", "", "#"]),
     st.lists(st.sampled_from(_URL_PIECES), max_size=5),
 )
@@ -393,6 +395,9 @@ _URL_TEXT = st.builds(
 @example(url="http://example.com/a/../b.jpg")
 @example(url="http://example.com/a%zz")
 @example(url="http://2130706433/a.jpg")
+@example(url="http://127.0.0.1:34691/missing/1-2-0.jpg")
+@example(url="https://cdn.example.com:443/a.jpg")
+@example(url="http://example.com:65536/a.jpg")
 def test_the_plain_url_shortcut_agrees_with_the_full_parser(url: str) -> None:
     """validate_url skips httpx's parser for URLs already in normal form; whatever the input,
     the answer (normalised URL, or refusal kind and message) is the parser's answer."""
@@ -412,9 +417,16 @@ def test_the_plain_url_shortcut_takes_the_common_case() -> None:
         "https",
         "cdn.example.com",
     )
+    assert policy_module._plain_url("http://127.0.0.1:34691/missing/1.jpg") == (
+        "http",
+        "127.0.0.1",
+    )
     for not_plain in (
         "HTTP://a.com/",
-        "http://a.com:8080/",
+        "http://a.com:80/",
+        "https://a.com:443/",
+        "http://a.com:65536/",
+        "http://a.com:080/",
         "http://a.com/x#f",
         "http://a.com/./x",
     ):

@@ -778,7 +778,9 @@ _URL_CANDIDATE = st.one_of(
         st.lists(st.from_regex(r"[a-z0-9_-]{0,64}", fullmatch=True), min_size=1, max_size=5).map(
             ".".join
         ),
-        st.sampled_from(["", ".", ":0", ":80", ":8443", ":99999", ":x"]),
+        st.sampled_from(
+            ["", ".", ":0", ":80", ":8443", ":34691", ":65535", ":65536", ":70000", ":99999", ":x"]
+        ),
         st.sampled_from(["", "/", "/a.jpg", "/a b.jpg", "/a\\b", "?q=1#f", "/é"]),
     ),
 )
@@ -807,6 +809,11 @@ def test_a_cell_passes_as_a_whole_only_when_each_url_would(items: list[tuple[str
 def test_a_cell_of_plain_urls_takes_the_fast_path() -> None:
     assert _PLAIN_URL_LIST.fullmatch(f" {A} ,{B},, {C}\t,") is not None
     assert _PLAIN_URL_LIST.fullmatch(f"{A},ftp://x/y") is None
+    # Any port from 1 to 65535 is plain; 0, 65536 and up are left to the full check.
+    for port in (1, 8080, 34691, 59999, 65535):
+        assert _PLAIN_URL.fullmatch(f"http://127.0.0.1:{port}/a.jpg") is not None
+    for port in ("0", "65536", "70000", "99999", "123456"):
+        assert _PLAIN_URL.fullmatch(f"http://127.0.0.1:{port}/a.jpg") is None
 
 
 # -- property: a CSV written by the csv module parses back to what was written ---------------

@@ -101,9 +101,11 @@ _PLAIN_HOST = (
     r"(?=[A-Za-z0-9_.-]{1,253}+\.?+(?![A-Za-z0-9_.-]))"
     r"(?!-)[A-Za-z0-9_-]{1,63}+(?<!-)(?:\.(?!-)[A-Za-z0-9_-]{1,63}+(?<!-))*+\.?+"
 )
-_PLAIN_URL_PATTERN = (
-    rf"(?i:https?)://{_PLAIN_HOST}(?::[1-9][0-9]{{0,3}}+)?+(?:[/?#][!-+\--\[\]-~]*+)?+"
+# A TCP port, 1 to 65535, without leading zeros (longest forms first: the group is atomic).
+_PLAIN_PORT = (
+    r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
 )
+_PLAIN_URL_PATTERN = rf"(?i:https?)://{_PLAIN_HOST}(?::{_PLAIN_PORT})?+(?:[/?#][!-+\--\[\]-~]*+)?+"
 _PLAIN_URL = re.compile(_PLAIN_URL_PATTERN)
 _PLAIN_URL_ITEM = rf"[ \t]*+(?:{_PLAIN_URL_PATTERN})?+[ \t]*+"
 _PLAIN_URL_LIST = re.compile(rf"{_PLAIN_URL_ITEM}(?:,{_PLAIN_URL_ITEM})*+")

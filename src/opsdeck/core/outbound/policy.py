@@ -217,16 +217,18 @@ def literal_address(host: str) -> IPAddress | None:
 
 
 # The common case, already in the form httpx would print it: a lower-case http(s) scheme and
-# host name, no port, user info or fragment, and a path and query made only of characters httpx
-# leaves alone (no dot segments, every % followed by two hex digits). Such a URL is its own
-# normalised form, so the parse (the bulk of the cost of checking a 1,000-row CSV) can be
-# skipped; anything else takes httpx's parser. tests/core/test_outbound_policy.py checks the two
-# paths agree on generated URLs.
+# host name, no user info or fragment, a port only when it is not the scheme's default (written
+# without leading zeros), and a path and query made only of characters httpx leaves alone (no
+# dot segments, every % followed by two hex digits). Such a URL is its own normalised form, so
+# the parse (the bulk of the cost of checking a 1,000-row CSV) can be skipped; anything else
+# takes httpx's parser. tests/core/test_outbound_policy.py checks the two paths agree on
+# generated URLs.
 _PLAIN_URL = re.compile(
-    r"(?P<scheme>https?)://(?P<host>[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)"
+    r"(?P<scheme>https?)://(?P<host>[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?)(?::(?P<port>[1-9][0-9]{0,4}))?"
     r"(?:[/?](?:[A-Za-z0-9\-_~!$&'()*+,;=:@/?|^]|%[0-9A-Fa-f]{2}|\.(?![./?]|$))*)?"
 )
 _DOT_SEGMENT = re.compile(r"/\.\.?(?:[/?]|$)")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _plain_url(text: str) -> tuple[str, str] | None:
@@ -234,6 +236,9 @@ def _plain_url(text: str) -> tuple[str, str] | None:
     match = _PLAIN_URL.fullmatch(text)
     if match is None or _DOT_SEGMENT.search(text):
         return None
+    port = match["port"]
+    if port is not None and (int(port) > 65535 or int(port) == _DEFAULT_PORTS[match["scheme"]]):
+        return None  # httpx refuses the one and drops the other: its parser says which
     return match["scheme"], match["host"]
 
 
