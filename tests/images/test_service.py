@@ -7,11 +7,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from celery import Celery
 from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from opsdeck.core.db import transaction
 from opsdeck.core.queue import queued_tasks
 from opsdeck.images import pipeline, service
 from opsdeck.images.models import ImageBatch, ImageItem
@@ -248,3 +250,44 @@ def test_claiming_several_items_returns_them_in_order_and_releasing_gives_them_b
     assert states[ids[2]] == ("pending", 0)
     assert states[ids[3]] == ("processing", 1)
     assert states[done][0] == "succeeded"
+
+
+def test_recording_several_images_at_once_finishes_each_batch_once(
+    app: FastAPI, make_user: UserFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = make_user("owner")
+    with app.state.sessionmaker() as session:
+        one = _pending_batch(session, owner, 2)
+        two = _pending_batch(session, owner, 1)
+        session.execute(
+            update(ImageBatch)
+            .where(ImageBatch.id == two)
+            .values(webhook_url="https://hooks.example.com/x", webhook_status="pending")
+        )
+        session.commit()
+        ids = [*service.item_ids(session, one), *service.item_ids(session, two)]
+    # The worker's units of work, on the test app's database.
+    monkeypatch.setattr(pipeline, "task_session", lambda: transaction(app.state.sessionmaker))
+    works = pipeline.claim(ids)
+    result = service.ItemResult("a" * 64, "jpeg", 10, 5, 1, 1)
+    produced = [
+        pipeline.Produced(works[0].item_id, one, result=result),
+        pipeline.Produced(works[1].item_id, one, result=result),
+        pipeline.Produced(works[2].item_id, two, failure=("http_error", "HTTP 404")),
+    ]
+
+    outcomes = pipeline.record(produced)
+    again = pipeline.record(produced)  # a redelivered chunk records the same images again
+
+    assert [o.status for o in outcomes] == ["succeeded", "succeeded", "failed"]
+    # Each batch finished once, by its last image: the webhook only where one is pending.
+    assert [(o.finished_batch, o.webhook) for o in outcomes] == [
+        (None, False),
+        (one, False),
+        (two, True),
+    ]
+    assert [o.finished_batch for o in again] == [None, None, None]
+    with app.state.sessionmaker() as session:
+        batches = {b: session.get(ImageBatch, b) for b in (one, two)}
+        statuses = {b: batch.status if batch else None for b, batch in batches.items()}
+    assert statuses == {one: "completed", two: "failed"}

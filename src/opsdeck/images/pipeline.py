@@ -40,6 +40,10 @@ PROCESS_ITEMS_TASK = "images.process_items"
 CHUNK_MAX = 8
 CHUNK_SPREAD = 32
 CHUNK_SLICE_SECONDS = 0.5
+# A chunk records its finished images RECORD_EVERY at a time, or sooner when the oldest has
+# waited RECORD_SECONDS: one transaction (and one batch-row lock) for several images.
+RECORD_EVERY = 4
+RECORD_SECONDS = 0.25
 START_BATCH_TASK = "images.start_batch"
 # libvips reports each step of each operation at INFO (14 lines for one thumbnail), which at the
 # default level would be most of a worker's log; its warnings and errors still come through.
@@ -131,8 +135,27 @@ def run_work(
     work: service.ItemWork, *, retries_done: int, max_retries: int
 ) -> ItemOutcome | RetryLater:
     """Fetch, process, store and record one claimed image."""
+    done = attempt(work, retries_done=retries_done, max_retries=max_retries)
+    if isinstance(done, RetryLater):
+        return done
+    return record([done])[0]
+
+
+@dataclass(frozen=True)
+class Produced:
+    """An image's end, not yet recorded: its output, or why it failed."""
+
+    item_id: str
+    batch_id: str
+    result: service.ItemResult | None = None
+    failure: tuple[str, str] | None = None
+
+
+def attempt(
+    work: service.ItemWork, *, retries_done: int, max_retries: int
+) -> Produced | RetryLater:
+    """Fetch, process and store one claimed image; record nothing."""
     settings = get_settings()
-    item_id = work.item_id
     try:
         result = _produce(settings, work)
     except FetchError as exc:
@@ -140,12 +163,12 @@ def run_work(
             return RetryLater(countdown=_jitter(5.0))
         if exc.retryable and retries_done < max_retries:
             delay = exc.retry_after or min(300.0, 5.0 * 2**retries_done)
-            log.info("image_fetch_retry", item_id=item_id, reason=exc.message, delay=delay)
+            log.info("image_fetch_retry", item_id=work.item_id, reason=exc.message, delay=delay)
             return RetryLater(countdown=_jitter(delay))
-        return _finish(item_id, work.batch_id, failure=(exc.kind, exc.message))
+        return Produced(work.item_id, work.batch_id, failure=(exc.kind, exc.message))
     except ImageError as exc:
-        return _finish(item_id, work.batch_id, failure=(exc.kind, exc.message))
-    return _finish(item_id, work.batch_id, result=result)
+        return Produced(work.item_id, work.batch_id, failure=(exc.kind, exc.message))
+    return Produced(work.item_id, work.batch_id, result=result)
 
 
 def _jitter(seconds: float) -> float:
@@ -179,32 +202,48 @@ def _produce(settings: Settings, work: service.ItemWork) -> service.ItemResult:
     )
 
 
-def _finish(
-    item_id: str,
-    batch_id: str,
-    *,
-    result: service.ItemResult | None = None,
-    failure: tuple[str, str] | None = None,
-) -> ItemOutcome:
+def record(produced: list[Produced]) -> list[ItemOutcome]:
+    """Record finished images in one transaction, then finish their batches where nothing is
+    left; outcomes in the order given. Only the last outcome of a batch this call finished
+    carries `finished_batch` (its webhook goes once)."""
+    if not produced:
+        return []
+    changed: dict[str, bool] = {}
+    finished: dict[str, bool] = {}  # batch id -> a webhook to send
     with task_session() as session:
-        if result is not None:
-            changed = service.complete_item(session, item_id, result)
-            status = "succeeded"
-        else:
-            kind, message = failure or ("unknown", "failed")
-            changed = service.fail_item(session, item_id, kind=kind, message=message)
-            status = "failed"
-        final = service.finish_if_done(session, batch_id)
-        webhook = False
-        if final:  # only the last image of a batch needs the batch row: one SELECT, not one each
-            batch = session.get(ImageBatch, batch_id)
-            webhook = batch is not None and batch.webhook_status == "pending"
-    if changed:
-        IMAGES.labels(status, failure[0] if failure else "").inc()
-        if result is not None:
-            IMAGE_BYTES.labels("in").inc(result.bytes_in)
-            IMAGE_BYTES.labels("out").inc(result.bytes_out)
-    return ItemOutcome(status=status, finished_batch=batch_id if final else None, webhook=webhook)
+        # Rows locked in one order (items by id, then batches by id), so two workers recording
+        # overlapping sets (a redelivered chunk) wait for each other instead of deadlocking.
+        for done in sorted(produced, key=lambda done: done.item_id):
+            if done.result is not None:
+                changed[done.item_id] = service.complete_item(session, done.item_id, done.result)
+            else:
+                kind, message = done.failure or ("unknown", "failed")
+                changed[done.item_id] = service.fail_item(
+                    session, done.item_id, kind=kind, message=message
+                )
+        for batch_id in sorted({done.batch_id for done in produced}):
+            if service.finish_if_done(session, batch_id):
+                # Only a batch's last image needs the batch row: one SELECT, not one each.
+                batch = session.get(ImageBatch, batch_id)
+                finished[batch_id] = batch is not None and batch.webhook_status == "pending"
+    outcomes = []
+    last_of_batch = {done.batch_id: index for index, done in enumerate(produced)}
+    for index, done in enumerate(produced):
+        status = "succeeded" if done.result is not None else "failed"
+        if changed[done.item_id]:
+            IMAGES.labels(status, done.failure[0] if done.failure else "").inc()
+            if done.result is not None:
+                IMAGE_BYTES.labels("in").inc(done.result.bytes_in)
+                IMAGE_BYTES.labels("out").inc(done.result.bytes_out)
+        final = done.batch_id in finished and last_of_batch[done.batch_id] == index
+        outcomes.append(
+            ItemOutcome(
+                status=status,
+                finished_batch=done.batch_id if final else None,
+                webhook=final and finished[done.batch_id],
+            )
+        )
+    return outcomes
 
 
 # -- webhooks --------------------------------------------------------------------------------

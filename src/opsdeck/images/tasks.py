@@ -52,28 +52,52 @@ def process_items(item_ids: list[str]) -> int:
 
     The chunk is claimed in one statement, so a worker dying anywhere in it leaves its
     unfinished images `processing`: a redelivered chunk (Redis) claims them again and skips the
-    ones done; in embedded mode the stalled-image sweep hands them back. Each image is recorded
-    as it finishes, so progress still shows per image. The chunk starts no new image once it
-    has run CHUNK_SLICE_SECONDS and hands the rest back to the queue, so big images do not pile
-    up on one worker at the end of a batch and other batches get their turn. An image to fetch
-    again later gets a process_item task of its own, with its countdown."""
+    ones recorded; in embedded mode the stalled-image sweep hands them back. Finished images
+    are recorded a few at a time (RECORD_EVERY images or RECORD_SECONDS, whichever comes
+    first), one transaction for them all, so progress still moves while the chunk runs. The
+    chunk starts no new image once it has run CHUNK_SLICE_SECONDS and hands the rest back to
+    the queue, so big images do not pile up on one worker at the end of a batch and other
+    batches get their turn. An image to fetch again later gets a process_item task of its own,
+    with its countdown."""
     started = time.monotonic()
     works = pipeline.claim(item_ids)
+    unrecorded: list[pipeline.Produced] = []
+    oldest = 0.0
+
+    def flush() -> None:
+        for outcome in pipeline.record(unrecorded):
+            _after(outcome)
+        unrecorded.clear()
+
     for index, work in enumerate(works):
         if index and time.monotonic() - started > pipeline.CHUNK_SLICE_SECONDS:
+            flush()
             _hand_back(works[index:])
             return index
         try:
-            outcome = pipeline.run_work(work, retries_done=0, max_retries=MAX_FETCH_RETRIES)
+            done = pipeline.attempt(work, retries_done=0, max_retries=MAX_FETCH_RETRIES)
         except BaseException:
             # This image stays claimed (the stalled-image sweep hands it back, as for a
-            # single task); the ones after it need not wait for that.
-            _hand_back(works[index + 1 :])
+            # single task); the ones after it need not wait for that, nor those done. The
+            # error that got us here is the one to report, whatever these two meet.
+            try:
+                flush()
+                _hand_back(works[index + 1 :])
+            except Exception:
+                log.exception("images_chunk_cleanup_failed", images=len(works) - index)
             raise
-        if isinstance(outcome, pipeline.RetryLater):
-            process_item.apply_async((work.item_id,), countdown=outcome.countdown, retries=1)
+        if isinstance(done, pipeline.RetryLater):
+            process_item.apply_async((work.item_id,), countdown=done.countdown, retries=1)
             continue
-        _after(outcome)
+        if not unrecorded:
+            oldest = time.monotonic()
+        unrecorded.append(done)
+        if (
+            len(unrecorded) >= pipeline.RECORD_EVERY
+            or time.monotonic() - oldest >= pipeline.RECORD_SECONDS
+        ):
+            flush()
+    flush()
     return len(works)
 
 
