@@ -52,9 +52,9 @@ def process_items(item_ids: list[str]) -> int:
 
     The chunk is claimed in one statement, so a worker dying anywhere in it leaves its
     unfinished images `processing`: a redelivered chunk (Redis) claims them again and skips the
-    ones recorded; in embedded mode the stalled-image sweep hands them back. Finished images
-    are recorded a few at a time (RECORD_EVERY images or RECORD_SECONDS, whichever comes
-    first), one transaction for them all, so progress still moves while the chunk runs. The
+    ones recorded; in embedded mode the stalled-image sweep hands them back. The first image is
+    recorded at once, the others a few at a time (RECORD_EVERY images or RECORD_SECONDS,
+    whichever comes first) in one transaction for them all, so progress still moves. The
     chunk starts no new image once it has run CHUNK_SLICE_SECONDS and hands the rest back to
     the queue, so big images do not pile up on one worker at the end of a batch and other
     batches get their turn. An image to fetch again later gets a process_item task of its own,
@@ -93,7 +93,8 @@ def process_items(item_ids: list[str]) -> int:
             oldest = time.monotonic()
         unrecorded.append(done)
         if (
-            len(unrecorded) >= pipeline.RECORD_EVERY
+            index == 0  # the chunk's first image at once: a new batch shows output early
+            or len(unrecorded) >= pipeline.RECORD_EVERY
             or time.monotonic() - oldest >= pipeline.RECORD_SECONDS
         ):
             flush()
