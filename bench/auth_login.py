@@ -33,7 +33,7 @@ import httpx
 from argon2 import PasswordHasher, Type
 
 from opsdeck.core.security import Passwords
-from opsdeck.settings import Settings
+from opsdeck.settings import Settings, usable_cores
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the benchmark's own throwaway user
 USERNAME = "bench"
@@ -95,7 +95,7 @@ def cpu_model() -> str:
 
 
 def conditions(params: HashParameters, args: argparse.Namespace) -> list[str]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cores()
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?", "?", "?")
     return [
         f"CPU           {cpu_model()}",

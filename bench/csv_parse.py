@@ -24,6 +24,7 @@ from pathlib import Path
 from opsdeck.core.errors import ValidationFailed
 from opsdeck.images.csv_input import parse_products
 from opsdeck.images.csv_output import OutputImage, OutputRow, write_output_csv
+from opsdeck.settings import usable_cores
 
 HEADER = "S. No.,Product Name,Input Image Urls,Brand"
 
@@ -86,7 +87,7 @@ def cpu_model() -> str:
 
 
 def conditions(args: argparse.Namespace) -> list[str]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cores()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return [
         f"CPU           {cpu_model()}",

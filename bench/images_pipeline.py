@@ -66,7 +66,7 @@ from opsdeck import __version__ as opsdeck_version
 from opsdeck.core.db import make_engine
 from opsdeck.images.models import ImageBatch, ImageItem
 from opsdeck.images.processing import Operations, configure_libvips, libvips_version, process
-from opsdeck.settings import Settings
+from opsdeck.settings import Settings, usable_cores
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"2K": (2048, 1536), "24MP": (6000, 4000), "50MP": (8660, 5773)}
@@ -99,12 +99,6 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
-
-
-def usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def meminfo_gib(name: str) -> float:
