@@ -118,14 +118,7 @@ cleanup() {
         kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     done
     rm -rf "$WORK"
-    say "summary ($(basename "$COMPOSE_FILE"), $IMAGE, project $PROJECT), total $((SECONDS - STARTED))s"
-    printf '  %s\n' "${TIMINGS[@]}"
-    if [[ $status -eq 0 ]]; then
-        say "compose smoke test passed"
-    else
-        say "compose smoke test FAILED (exit status $status)"
-    fi
-    exit "$status"
+    smoke_finish "$status" compose "$(basename "$COMPOSE_FILE"), $IMAGE, project $PROJECT"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -79,14 +79,7 @@ cleanup() {
     # An interrupted build leaves its working containers (and their layers) behind.
     buildah containers --quiet 2>/dev/null | xargs -r buildah rm >/dev/null 2>&1
     rm -rf "$WORK"
-    say "summary ($(basename "$DOCKERFILE"), $IMAGE), total $((SECONDS - STARTED))s"
-    printf '  %s\n' "${TIMINGS[@]}"
-    if [[ $status -eq 0 ]]; then
-        say "image smoke test passed"
-    else
-        say "image smoke test FAILED (exit status $status)"
-    fi
-    exit "$status"
+    smoke_finish "$status" image "$(basename "$DOCKERFILE"), $IMAGE"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # What the smoke scripts (image-smoke.sh, compose-smoke.sh) share: step bookkeeping, messages and
-# small HTTP helpers. Source it after lib-podman.sh; the caller declares TIMINGS=() and
-# CURRENT_STEP, and prints TIMINGS in its EXIT trap.
+# small HTTP helpers. Source it after lib-podman.sh; the caller sets STARTED=$SECONDS, declares
+# TIMINGS=() and CURRENT_STEP, and ends its EXIT trap with smoke_finish.
 
 say() { podman_log "$@"; }
 fail() {
@@ -44,4 +44,18 @@ except urllib.error.HTTPError as exc:
 except Exception:
     print("000")
 PY
+}
+
+# smoke_finish STATUS WHAT DESCRIPTION: the closing summary (step timings, total, verdict) of
+# the "WHAT smoke test", then exit with STATUS. For the caller's EXIT trap, after its cleanup.
+smoke_finish() {
+    local status=$1 what=$2 description=$3
+    say "summary ($description), total $((SECONDS - STARTED))s"
+    printf '  %s\n' "${TIMINGS[@]}"
+    if [[ $status -eq 0 ]]; then
+        say "$what smoke test passed"
+    else
+        say "$what smoke test FAILED (exit status $status)"
+    fi
+    exit "$status"
 }
