@@ -148,7 +148,9 @@ EOF
 # podman_build_opsdeck IMAGE [DOCKERFILE]: build the OpsDeck image from the repository (layers
 # cached in the podman storage) on the base image, with the OCI labels (version from
 # pyproject.toml, revision = the git commit, source = OPSDECK_IMAGE_SOURCE or the origin URL
-# without credentials). Sets PODMAN_IMAGE_VERSION and PODMAN_IMAGE_REVISION.
+# without credentials). Sets PODMAN_IMAGE_VERSION and PODMAN_IMAGE_REVISION. The three labels
+# go on the command line too: podman 4.3 reuses a cached LABEL step whose ARG values changed,
+# so a rebuild with an unchanged context kept the previous commit's revision.
 podman_build_opsdeck() {
     local image=$1 dockerfile=${2:-Dockerfile} source ca_args=()
     PODMAN_IMAGE_VERSION=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' "$REPO_ROOT/pyproject.toml")
@@ -167,6 +169,9 @@ podman_build_opsdeck() {
             --build-arg "VERSION=$PODMAN_IMAGE_VERSION" \
             --build-arg "REVISION=$PODMAN_IMAGE_REVISION" \
             --build-arg "SOURCE=$source" \
+            --label "org.opencontainers.image.version=$PODMAN_IMAGE_VERSION" \
+            --label "org.opencontainers.image.revision=$PODMAN_IMAGE_REVISION" \
+            --label "org.opencontainers.image.source=$source" \
             "${ca_args[@]}" \
             -t "$image" .
     )
