@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import click
 from pydantic import ValidationError
 
 from opsdeck import __version__
+from opsdeck.core.shutdown import PARENT_PID_ENV
 from opsdeck.images.commands import images
 from opsdeck.settings import Settings, get_settings
 
@@ -132,7 +134,10 @@ def worker(concurrency: int | None, beat: bool, metrics_port: int | None) -> Non
     _configure_logging(settings)
     from opsdeck.app import BEAT_SCHEDULE, TASK_MODULES
     from opsdeck.core.queue import configure_celery, queue_depths
+    from opsdeck.core.shutdown import die_with_parent, install_worker_stop
 
+    die_with_parent()
+    install_worker_stop(settings.worker_stop_timeout_seconds)
     app = configure_celery(settings, TASK_MODULES, BEAT_SCHEDULE)
     port = settings.worker_metrics_port if metrics_port is None else metrics_port
     if port:
@@ -171,7 +176,13 @@ def serve(host: str | None, port: int | None) -> None:
         "First admin: opsdeck users create --username admin --email you@example.com --admin",
         err=True,
     )
-    worker = _Supervised([sys.executable, "-m", "opsdeck", "worker", "--beat"])
+    worker = _Supervised(
+        [sys.executable, "-m", "opsdeck", "worker", "--beat"],
+        stop_timeout=settings.worker_stop_timeout_seconds + 2,
+    )
+    # uvicorn handles SIGTERM itself, then restores this handler and raises the signal again:
+    # with the default handler `serve` would die there, before stopping its worker.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     worker.start()
     try:
         _run_web(settings, host, port, workers=1)
@@ -179,13 +190,23 @@ def serve(host: str | None, port: int | None) -> None:
         worker.stop()
 
 
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 class _Supervised:
     """A child process started again whenever it dies (say, killed for memory), after a pause
     that grows while it keeps dying young. On restart the worker re-queues what the dead one
-    had taken (images.tasks.recover_orphans)."""
+    had taken (images.tasks.recover_orphans).
 
-    def __init__(self, argv: list[str]) -> None:
+    The child leads a process group of its own, so a signal to `serve`'s group does not reach
+    it (or its pool) behind the supervisor's back: `stop` sends it SIGTERM, waits
+    `stop_timeout` seconds, then kills its whole group. It gets SIGTERM from the kernel if the
+    supervisor dies without stopping it (core.shutdown.die_with_parent)."""
+
+    def __init__(self, argv: list[str], *, stop_timeout: float) -> None:
         self.argv = argv
+        self.stop_timeout = stop_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -199,7 +220,10 @@ class _Supervised:
         with self._lock:
             if not self._stopping.is_set():
                 argv, env = self.argv, os.environ.copy()
-                self.process = subprocess.Popen(argv, env=env)  # noqa: S603  # nosec B603
+                env[PARENT_PID_ENV] = str(os.getpid())
+                self.process = subprocess.Popen(  # noqa: S603  # nosec B603
+                    argv, env=env, start_new_session=True
+                )
 
     def _run(self) -> None:
         pause = 1.0
@@ -221,18 +245,21 @@ class _Supervised:
         with self._lock:
             self._stopping.set()
         if self.process is not None:
-            _stop(self.process)
+            _stop(self.process, self.stop_timeout)
 
 
-def _stop(process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)  # Celery's warm shutdown: finish the current tasks
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def _stop(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM (Celery's warm shutdown: finish the tasks in hand), then, after `timeout`
+    seconds, SIGKILL to the process's whole group (it leads one: start_new_session)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            click.echo(f"The worker did not stop in {timeout:g} s; killing it.", err=True)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # what the worker left: its pool, its beat
+    process.wait()
 
 
 @main.group()

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
     worker_concurrency: int = Field(default=0, ge=0)  # 0: two per usable core
     task_time_limit_seconds: int = Field(default=600, ge=1)
+    # From SIGTERM, how long a worker lets its tasks in hand finish before it kills them (they
+    # run again: acks_late); `opsdeck serve` waits this long plus 2 s for its worker.
+    worker_stop_timeout_seconds: float = Field(default=7.0, gt=0, le=3600)
 
     # -- security --------------------------------------------------------------------------
     secret_key: SecretStr = Field(default=SecretStr(""), validation_alias=_env_alias("secret_key"))
