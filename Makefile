@@ -19,7 +19,7 @@ FRONTEND_SRC := $(shell find frontend/src frontend/public frontend/scripts -type
 help:
 	@echo "make run       set everything up and start OpsDeck on http://127.0.0.1:8004"
 	@echo "make test      set everything up and run the whole test suite"
-	@echo "make lint      ruff, mypy, the front end's tsc + eslint, and the API client check"
+	@echo "make lint      ruff, mypy, import contracts, the front end's tsc + eslint, and the API client check"
 	@echo "make e2e       the browser tests (Playwright + Debian's Chromium)"
 	@echo "make security  bandit over src/"
 	@echo "make lock      re-resolve requirements.lock from pyproject.toml"
@@ -68,6 +68,7 @@ lint: install $(FRONTEND_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	npm --prefix frontend run lint
 	npm --prefix frontend run check:api
 
