@@ -66,9 +66,16 @@ class FakeDNS:
     answers: dict[str, list[str] | list[list[str]]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)
+    # Names whose resolution hangs until the event is set (a slow or unreachable DNS
+    # server), and the names whose resolution has returned.
+    stalls: dict[str, threading.Event] = field(default_factory=dict)
+    resolved: list[str] = field(default_factory=list)
 
     def resolve(self, host: str) -> list[str]:
         self.calls.append(host)
+        if host in self.stalls:
+            self.stalls[host].wait(timeout=30)
+        self.resolved.append(host)
         if host in self.failures:
             raise socket.gaierror(self.failures[host], "Temporary failure in name resolution")
         if host not in self.answers:
@@ -837,6 +844,25 @@ def test_a_server_that_never_answers_hits_the_deadline(
 
     assert error.kind == "timeout"
     assert error.retryable
+
+
+def test_a_slow_resolver_hits_the_deadline(
+    client: OutboundClient, server: TestServer, dns: FakeDNS
+) -> None:
+    """getaddrinfo takes no timeout; a resolver that hangs must not hold a fetch (nor a
+    worker) past the fetch's deadline: the fetch gives up while the lookup still hangs."""
+    dns.answers["slow-dns.test"] = ["127.0.0.1"]
+    dns.stalls["slow-dns.test"] = stall = threading.Event()
+    try:
+        error = _fails(client, server.url("/image", host="slow-dns.test"), total_timeout=0.3)
+        assert dns.resolved == []  # given up on, not waited for
+    finally:
+        stall.set()
+
+    assert error.kind == "timeout"
+    assert error.retryable
+    assert "did not finish within 0.3 s" in error.message
+    assert server.requests == []
 
 
 def test_the_deadline_covers_redirects(client: OutboundClient, server: TestServer) -> None:

@@ -9,6 +9,8 @@ import socket
 import ssl
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from contextvars import ContextVar
 from ipaddress import ip_address
@@ -50,6 +52,24 @@ def clip_timeout(timeout: float | None) -> float | None:
     return remaining if timeout is None else min(timeout, remaining)
 
 
+# getaddrinfo cannot be given a timeout: it runs here, and the fetch stops waiting for it at
+# its deadline. A resolver stuck for longer keeps its thread until the system resolver gives
+# up (resolv.conf's timeout x attempts); a handful of threads bound what such hosts can hold.
+_RESOLVER_THREADS = 4
+_resolver = ThreadPoolExecutor(_RESOLVER_THREADS, thread_name_prefix="opsdeck-resolve")
+
+
+def _resolve_by_deadline(host: str, port: int) -> list[tuple[Any, ...]]:
+    answer = _resolver.submit(
+        socket.getaddrinfo, host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
+    try:
+        return answer.result(timeout=clip_timeout(None))
+    except FutureTimeout:
+        answer.cancel()
+        raise DeadlineExceeded(f"resolving {host} took longer than the fetch may") from None
+
+
 class GuardedBackend(httpcore.NetworkBackend):
     """httpcore's network backend for outbound fetches: resolve, check every address, connect
     to a checked one. TLS still verifies the certificate against (and sends SNI for) the host
@@ -68,9 +88,12 @@ class GuardedBackend(httpcore.NetworkBackend):
         except ValueError:
             pass
         try:
-            answers = socket.getaddrinfo(
-                host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=flags
-            )
+            if flags:
+                answers = socket.getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=flags
+                )
+            else:
+                answers = _resolve_by_deadline(host, port)
         except socket.gaierror as exc:
             raise FetchError(
                 "dns",
