@@ -695,6 +695,25 @@ def test_an_image_too_wide_for_webp_is_refused_with_a_reason(images: ImageFactor
     assert process(wide, Operations(format="webp", max_width=10_000)).width == 10_000
 
 
+@pytest.mark.parametrize(("fmt", "label", "limit"), [("webp", "WebP", 10), ("avif", "AVIF", 5)])
+def test_an_output_too_big_for_the_encoders_memory_is_refused_naming_the_limit(
+    images: ImageFactory, fmt: str, label: str, limit: int
+) -> None:
+    """libwebp and libheif hold the whole picture in memory several times over: a 50 MP image
+    written as WebP took 345 MiB and as AVIF about 1 GiB, over the 256 MiB a worker process
+    may use. Such outputs are refused before decoding, naming the limit and the ways out."""
+    side = int((limit * 1_000_000) ** 0.5) + 1
+    big = images.jpeg_bytes(image=images.solid(side, side, RED))
+    with _Kind("too_large_for_format") as caught:
+        process(big, Operations(format=fmt))
+    assert f"{label} output is limited to {limit} megapixels" in caught.message
+    assert f"would be {side}x{side}" in caught.message
+    assert "set max_width / max_height or choose JPEG or PNG" in caught.message
+    # The same image, resized to fit, or written as JPEG, is fine.
+    assert process(big, Operations(format=fmt, max_width=side // 2)).width == side // 2
+    assert process(big, Operations(format="jpeg")).width == side
+
+
 def test_image_error_is_readable() -> None:
     error = ImageError("corrupt", "The JPEG file is damaged.", detail="VipsJpeg: premature end")
     assert str(error) == "The JPEG file is damaged."

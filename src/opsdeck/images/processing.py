@@ -86,6 +86,11 @@ _ALLOWED_LOADER_CLASSES: Final = (
     "VipsForeignLoadTiff",
 )
 _ENCODER_MAX_SIDE: Final = {"jpeg": 65_500, "webp": 16_383, "gif": 65_535}
+# libwebp and libheif take the whole picture in memory, several copies of it: measured peak
+# RSS grows by about 12 MiB (WebP) and 22 MiB (AVIF, effort 2) per output megapixel. A worker
+# process at rest holds about 110 MiB, and its budget is 256 MiB (docs/images.md): bigger
+# outputs in these formats are refused before anything is decoded.
+ENCODER_MAX_PIXELS: Final = {"webp": 10_000_000, "avif": 5_000_000}
 _ANIMATED_INPUTS: Final = frozenset(("gif", "webp"))
 
 
@@ -516,6 +521,15 @@ def _check_encoder_limits(fmt: str, width: int, height: int) -> None:
             "too_large_for_format",
             f"{format_label(fmt)} images can be at most {limit}x{limit} pixels and this one "
             f"would be {width}x{height}; set max_width / max_height or choose another format.",
+        )
+    most = ENCODER_MAX_PIXELS.get(fmt)
+    if most is not None and width * height > most:
+        raise ImageError(
+            "too_large_for_format",
+            f"{format_label(fmt)} output is limited to {most / 1_000_000:g} megapixels (its "
+            f"encoder holds the whole image in memory) and this one would be {width}x{height} "
+            f"({width * height / 1_000_000:.1f} megapixels); set max_width / max_height or "
+            "choose JPEG or PNG.",
         )
 
 
