@@ -7,10 +7,12 @@ import threading
 import uuid
 
 import pytest
+import redis
 
 from opsdeck.core.outbound.errors import FetchError
 from opsdeck.core.outbound.slots import HostSlots
 from opsdeck.settings import Settings
+from tests.stack import current_stack
 
 
 def _slots(settings: Settings, limit: int) -> HostSlots:
@@ -63,3 +65,36 @@ def test_limit_must_be_positive(settings: Settings) -> None:
         HostSlots(0, lock_dir=settings.data_dir)
     with pytest.raises(ValueError, match="redis_url or lock_dir"):
         HostSlots(1)
+
+
+if current_stack().redis is not None:
+    # A Redis blink, made with CLIENT PAUSE: Redis keeps its data but answers nobody for a while,
+    # as during a restart with append-only persistence or a failover.
+
+    def test_a_redis_blink_fails_no_fetch_and_holds_no_slot_past_it(settings: Settings) -> None:
+        slots = HostSlots(
+            1,
+            redis_url=settings.redis_url,
+            lock_dir=settings.data_dir / "hostslots",
+            poll_seconds=0.01,
+            redis_timeout=0.3,
+        )
+        admin = redis.Redis.from_url(settings.redis_url)
+        host = f"{uuid.uuid4().hex}.example"
+        key = f"opsdeck:hostslots:{host}"
+        fetched = []
+        with slots.hold(host, wait_seconds=0):
+            admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+            # Taking a slot meets the silent Redis: the fetch goes ahead rather than failing.
+            with slots.hold(f"other-{host}", wait_seconds=0):
+                fetched.append("other")
+        # Giving the first slot back met the silent Redis too: no error for the fetch.
+        fetched.append(host)
+        assert fetched == ["other", host]
+        assert admin.zcard(key) == 1  # (waits for the pause to end) the slot is still taken
+        # The next call that reaches Redis gives it back first: the host's only slot is free
+        # at once, not when its lease runs out.
+        with slots.hold(host, wait_seconds=0):
+            assert admin.zcard(key) == 1
+        assert admin.zcard(key) == 0
+        admin.close()

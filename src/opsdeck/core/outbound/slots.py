@@ -4,12 +4,18 @@ hold every worker while the other hosts' images wait.
 With Redis the slots are members of a sorted set per host, scored by a lease expiry (a worker
 that dies frees its slot when the lease runs out). Without Redis (embedded mode, one machine)
 they are `flock`ed files, which the kernel frees the moment their process dies.
+
+A Redis blink costs no image and freezes no host: a slot that cannot be taken because Redis
+does not answer is not waited for (the fetch goes ahead uncounted: the cap is politeness, the
+image is the user's), and a slot that cannot be given back is remembered and given back by the
+next call that reaches Redis, instead of being held for its whole lease.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,8 +24,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import redis
+import structlog
 
 from opsdeck.core.outbound.errors import FetchError
+
+log = structlog.get_logger("opsdeck.outbound")
 
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -41,6 +50,7 @@ class HostSlots:
         lock_dir: Path | None = None,
         lease_seconds: float = 120.0,
         poll_seconds: float = 0.05,
+        redis_timeout: float = 2.0,
     ) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -49,7 +59,16 @@ class HostSlots:
         self.limit = limit
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+        self._redis = (
+            redis.Redis.from_url(
+                redis_url, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout
+            )
+            if redis_url
+            else None
+        )
+        # (key, token) of slots whose release did not reach Redis.
+        self._unreleased: list[tuple[str, str]] = []
+        self._unreleased_lock = threading.Lock()
         self._acquire_script: Any = self._redis.register_script(_ACQUIRE) if self._redis else None
         self._lock_dir = lock_dir
 
@@ -84,19 +103,48 @@ class HostSlots:
         key = f"opsdeck:hostslots:{host.lower()}"
         token = uuid.uuid4().hex
         now = time.time()
-        won = self._acquire_script(
-            keys=[key],
-            args=[
-                now,
-                self.limit,
-                now + self.lease_seconds,
-                token,
-                int(self.lease_seconds * 1000) + 1000,
-            ],
-        )
+        try:
+            self._release_leftovers(client)
+            won = self._acquire_script(
+                keys=[key],
+                args=[
+                    now,
+                    self.limit,
+                    now + self.lease_seconds,
+                    token,
+                    int(self.lease_seconds * 1000) + 1000,
+                ],
+            )
+        except redis.RedisError as exc:
+            log.warning("host_slot_unavailable", host=host, error=str(exc))
+            return _nothing_to_release
         if not won:
             return None
-        return lambda: client.zrem(key, token)
+        return lambda: self._release(client, key, token)
+
+    def _release(self, client: redis.Redis[bytes], key: str, token: str) -> None:
+        try:
+            client.zrem(key, token)
+        except redis.RedisError as exc:
+            log.warning("host_slot_release_deferred", key=key, error=str(exc))
+            with self._unreleased_lock:
+                self._unreleased.append((key, token))
+
+    def _release_leftovers(self, client: redis.Redis[bytes]) -> None:
+        with self._unreleased_lock:
+            leftovers, self._unreleased = self._unreleased, []
+        if not leftovers:
+            return
+        try:
+            with client.pipeline(transaction=False) as pipe:
+                for key, token in leftovers:
+                    pipe.zrem(key, token)
+                pipe.execute()
+        except redis.RedisError:
+            with self._unreleased_lock:
+                self._unreleased.extend(leftovers)
+            raise
+        log.info("host_slots_released_late", slots=len(leftovers))
 
     def _try_files(self, lock_dir: Path, host: str) -> Any:
         lock_dir.mkdir(parents=True, exist_ok=True)
@@ -110,6 +158,10 @@ class HostSlots:
                 continue
             return lambda handle=handle: _unlock(handle)
         return None
+
+
+def _nothing_to_release() -> None:
+    pass
 
 
 def _unlock(handle: IO[bytes]) -> None:
