@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from opsdeck.accounts.models import User
 from opsdeck.settings import Settings
+from tests.conftest import STRONG_PASSWORD, UserFactory
 from tests.core.conftest import AppFactory, closed_port_database_url, closed_port_redis_url
 from tests.stack import TestStack, current_stack, wait_until
 
@@ -162,3 +163,32 @@ if current_stack().postgres is not None:
         with client.app.state.sessionmaker() as fresh:  # type: ignore[attr-defined]
             names = fresh.scalars(select(User.username)).all()
         assert names == ["survivor"]
+
+    def test_the_api_answers_503_with_retry_after_while_the_database_is_down(
+        client: TestClient, make_user: UserFactory, test_stack: TestStack
+    ) -> None:
+        cluster = test_stack.postgres
+        assert cluster is not None
+        make_user("outage", password=STRONG_PASSWORD)
+        signed_in = client.post(
+            "/api/v1/auth/token", data={"username": "outage", "password": STRONG_PASSWORD}
+        )
+        headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+
+        cluster.stop()
+        try:
+            reading = client.get("/api/v1/users/me", headers=headers)
+            signing_in = client.post(
+                "/api/v1/auth/token", data={"username": "outage", "password": STRONG_PASSWORD}
+            )
+        finally:
+            cluster.start()
+
+        for response in (reading, signing_in):
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "5"
+            assert response.json()["error"]["code"] == "database_unavailable"
+        wait_until(
+            lambda: client.get("/api/v1/users/me", headers=headers).status_code == 200,
+            message="the API after the database restart",
+        )

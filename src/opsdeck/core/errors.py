@@ -12,6 +12,8 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("opsdeck.errors")
@@ -152,6 +154,23 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
 
+# How long a client is asked to wait when the database does not answer: a restart or a
+# failover takes seconds, and the pool reconnects by itself (tests/core/test_health.py).
+DATABASE_RETRY_AFTER_SECONDS = 5
+
+
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """The database did not answer (stopped, restarting, unreachable, out of connections): a
+    503 the client may retry, not a 500; nothing was committed."""
+    log.warning("database_unavailable", exc_type=type(exc).__name__, error=str(exc)[:500])
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is not answering right now; nothing was saved. Try again shortly.",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _unhandled_error(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", exc_type=type(exc).__name__)
     return error_response(
@@ -163,4 +182,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # OperationalError is DB-API's class for a server that went away or cannot serve; a pool
+    # with no connection to give within its timeout is the same from the client's side.
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(Exception, _unhandled_error)
