@@ -16,6 +16,7 @@ from swagger_ui_bundle import swagger_ui_path
 from opsdeck import __version__
 from opsdeck.accounts.api import auth_router, users_router
 from opsdeck.audit.api import router as audit_router
+from opsdeck.core.control_chars import ControlCharacterMiddleware
 from opsdeck.core.db import ensure_at_head, make_engine, make_sessionmaker
 from opsdeck.core.errors import install_error_handlers
 from opsdeck.core.health import router as health_router
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         f"{API_PREFIX}/images/uploads": settings.max_file_size * UPLOAD_FILES_PER_REQUEST
         + multipart_overhead,
     }
+    app.add_middleware(ControlCharacterMiddleware)  # reads bodies the limit below has bounded
     app.add_middleware(
         BodySizeLimitMiddleware, default_limit=settings.max_request_bytes, limits=upload_limits
     )

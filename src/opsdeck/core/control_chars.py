@@ -1,0 +1,150 @@
+"""Control characters are refused at the edge, before any route or database sees them.
+
+PostgreSQL refuses NUL in text (`DataError: text fields cannot contain NUL`), so a NUL in a
+user name, a search or an id used to answer 500 there while SQLite answered 401 or 404: the
+same request behaved differently per database, and fuzzing only the embedded stack missed it.
+Other C0 controls (escape, bell, backspace...) make no sense in any field of this API either,
+and they are how log and terminal injection starts. Tab, line feed and carriage return stay
+allowed in bodies (Markdown, multi-line text); the path and the query take none at all.
+
+Checked here: the path, the query string, JSON and form-urlencoded bodies (every key and
+string value, at any depth). Not here: multipart bodies, whose files are binary; their text
+fields are validated by the routes that read them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from opsdeck.core.errors import error_body
+
+# Any C0 control or DEL; in bodies, tab, LF and CR are allowed.
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_BODY_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# A JSON body can hold a control only as an escape (raw ones are invalid JSON, refused by the
+# parser): bodies without one of these are passed on without being parsed here.
+_JSON_CONTROL_ESCAPE = re.compile(rb"\\u00[01][0-9a-fA-F]|\\u007[fF]")
+_FORM_CONTROL_ESCAPE = re.compile(rb"%[01][0-9a-fA-F]|%7[fF]")
+_CHECKED_BODIES = ("application/json", "application/x-www-form-urlencoded")
+MESSAGE = "Control characters (such as NUL) are not allowed here."
+
+
+class ControlCharacterMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _ANY_CONTROL.search(scope.get("path", "")):
+            await _refuse(send, ["path"])
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        fields = [f"query.{name}" for name in _controls_in_pairs(query, _ANY_CONTROL)]
+        if fields:
+            await _refuse(send, fields)
+            return
+        content_type = _content_type(scope)
+        if content_type not in _CHECKED_BODIES:
+            await self.app(scope, receive, send)
+            return
+        body, more = await _read_body(receive)
+        fields = _controls_in_body(content_type, body)
+        if fields:
+            await _refuse(send, fields)
+            return
+        await self.app(scope, _replay(body, more, receive), send)
+
+
+def _content_type(scope: Scope) -> str:
+    for name, value in scope.get("headers") or []:
+        if name == b"content-type":
+            return str(value.decode("latin-1")).split(";", 1)[0].strip().lower()
+    return ""
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, list[Message]]:
+    """The whole body (BodySizeLimitMiddleware, outside this one, has bounded it) and any
+    message after it (a disconnect) to hand on."""
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(parts), [message]
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts), []
+
+
+def _replay(body: bytes, more: list[Message], receive: Receive) -> Receive:
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}, *more]
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed
+
+
+def _controls_in_body(content_type: str, body: bytes) -> list[str]:
+    if content_type == "application/json":
+        if not _JSON_CONTROL_ESCAPE.search(body):
+            return []
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return []  # the route's parser answers with its own 422
+        return [f"body{path}" for path in _controls_in_json(document, "")]
+    if not _FORM_CONTROL_ESCAPE.search(body) and not _BODY_CONTROL.search(body.decode("latin-1")):
+        return []
+    return [f"body.{name}" for name in _controls_in_pairs(body.decode("latin-1"), _BODY_CONTROL)]
+
+
+def _controls_in_pairs(encoded: str, pattern: re.Pattern[str]) -> list[str]:
+    found = []
+    for name, value in parse_qsl(encoded, keep_blank_values=True, errors="replace"):
+        if pattern.search(name) or pattern.search(value):
+            found.append(_ANY_CONTROL.sub("?", name))
+    return found
+
+
+def _controls_in_json(value: Any, path: str) -> Iterator[str]:
+    if isinstance(value, str):
+        if _BODY_CONTROL.search(value):
+            yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{_ANY_CONTROL.sub('?', key)}"
+            if _BODY_CONTROL.search(key):
+                yield where
+            else:
+                yield from _controls_in_json(item, where)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _controls_in_json(item, f"{path}[{index}]")
+
+
+async def _refuse(send: Send, fields: list[str]) -> None:
+    details = [
+        {"field": field, "message": MESSAGE, "type": "control_character"} for field in fields
+    ]
+    body = json.dumps(
+        error_body("validation_error", f"Invalid request: check {', '.join(fields[:5])}.", details)
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 422,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
