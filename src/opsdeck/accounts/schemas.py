@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from opsdeck.accounts.policy import normalise_email, normalise_username
+from opsdeck.core.pagination import Page
 
 Role = Literal["admin", "member"]
 Username = Annotated[str, Field(max_length=200), AfterValidator(normalise_username)]
@@ -41,9 +42,8 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
-class UserPage(BaseModel):
-    items: list[UserOut]
-    total: int
+class UserPage(Page[UserOut]):
+    pass
 
 
 class UserCreate(Input):

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from opsdeck.accounts.models import User
 from opsdeck.core.db import new_id, utcnow
 from opsdeck.core.errors import Conflict, NotFound
+from opsdeck.core.pagination import PageParams, Paged, SortOrders, paginate
 from opsdeck.images.models import (
     ImageBatch,
     ImageItem,
@@ -225,23 +226,20 @@ def counts_for(session: Session, batch_ids: Sequence[str]) -> dict[str, Counts]:
     }
 
 
-def list_batches(
-    session: Session, user: User, *, before: tuple[datetime, str] | None, limit: int
-) -> tuple[list[ImageBatch], tuple[datetime, str] | None]:
-    """Newest first, keyset-paged on (created_at, id)."""
-    query = select(ImageBatch).order_by(ImageBatch.created_at.desc(), ImageBatch.id.desc())
+BATCH_SORTS = SortOrders(
+    name="BatchSort",
+    id_column=ImageBatch.id,
+    keys={"created_at": ImageBatch.created_at},
+    default="-created_at",
+)
+
+
+def list_batches(session: Session, user: User, page: PageParams) -> Paged[ImageBatch]:
+    """The user's batches (every batch for an administrator), newest first by default."""
+    query = select(ImageBatch)
     if not user.is_admin:
         query = query.where(ImageBatch.owner_id == user.id)
-    if before is not None:
-        created_at, batch_id = before
-        query = query.where(
-            (ImageBatch.created_at < created_at)
-            | ((ImageBatch.created_at == created_at) & (ImageBatch.id < batch_id))
-        )
-    rows = list(session.scalars(query.limit(limit + 1)))
-    page = rows[:limit]
-    cursor = (page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return page, cursor
+    return paginate(session, query, page)
 
 
 def products_with_items(
