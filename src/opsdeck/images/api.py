@@ -14,9 +14,10 @@ from opsdeck.core.deps import SessionDep, SettingsDep
 from opsdeck.core.errors import NotFound
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import MAX_QUERY_INT, PageParams, page_params
+from opsdeck.core.storage import media_store
 from opsdeck.images import intake, service, tasks
 from opsdeck.images.models import ImageBatch
-from opsdeck.images.views import batch_out, batch_summary, output_csv_lines
+from opsdeck.images.presenters import batch_out, batch_summary, output_csv_lines
 from opsdeck.images.schemas import BatchOut, BatchPage, BatchSummary, RetryOut
 from opsdeck.settings import Settings
 
@@ -186,7 +187,7 @@ def media(name: str, request: Request, session: SessionDep) -> FileResponse:
     token, _, _extension = name.partition(".")
     item = service.find_output(session, token)
     settings: Settings = request.app.state.settings
-    store = intake.media_store(settings)
+    store = media_store(settings)
     if item is None or item.output_key is None or not store.exists(item.output_key):
         raise NotFound("No such image.", code="media_not_found")
     return FileResponse(
