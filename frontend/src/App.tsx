@@ -1,6 +1,8 @@
 import { lazy } from 'react';
 import { Navigate, Route, Routes } from 'react-router';
 import { MantineProvider } from '@mantine/core';
+import { QueryClientProvider } from '@tanstack/react-query';
+import { createQueryClient } from './api/query';
 import { AuthProvider } from './auth/AuthContext';
 import { RequireAdmin, RequireAuth } from './auth/guards';
 import { AppLayout } from './layout/AppLayout';
@@ -40,12 +42,16 @@ export function AppRoutes() {
   );
 }
 
+const queryClient = createQueryClient();
+
 export function App() {
   return (
     <MantineProvider theme={theme} defaultColorScheme="auto">
-      <AuthProvider>
-        <AppRoutes />
-      </AuthProvider>
+      <QueryClientProvider client={queryClient}>
+        <AuthProvider>
+          <AppRoutes />
+        </AuthProvider>
+      </QueryClientProvider>
     </MantineProvider>
   );
 }

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from opsdeck.audit import service
 from opsdeck.audit.models import AuditEntry
 from opsdeck.core.deps import ClientContext
+from opsdeck.core.pagination import PageParams, decode_cursor
 
 CLIENT = ClientContext(ip="203.0.113.7", user_agent="pytest", request_id="req-123")
 
@@ -141,25 +142,34 @@ def test_list_entries_filters_and_pages(db: Session) -> None:
     service.record(db, "auth.login.failed", actor_name="Mallory", details={"reason": "x"})
     db.commit()
 
-    page, cursor = service.list_entries(db, service.AuditFilter(), before_id=None, limit=4)
-    assert [e.id for e in page] == [6, 5, 4, 3]
-    assert cursor == 3
-    rest, end = service.list_entries(db, service.AuditFilter(), before_id=cursor, limit=4)
-    assert [e.id for e in rest] == [2, 1]
-    assert end is None
+    def newest(limit: int, after: tuple[int, ...] | None = None) -> PageParams:
+        return PageParams(orders=service.AUDIT_SORTS, sort="-id", limit=limit, after=after)
 
-    by_action, _ = service.list_entries(
-        db, service.AuditFilter(action="auth."), before_id=None, limit=10
-    )
-    assert [e.action for e in by_action] == ["auth.login.failed"]
-    by_actor, _ = service.list_entries(
-        db, service.AuditFilter(actor="mallory"), before_id=None, limit=10
-    )
-    assert [e.id for e in by_actor] == [6]
+    page = service.list_entries(db, service.AuditFilter(), newest(4))
+    assert [e.id for e in page.items] == [6, 5, 4, 3]
+    assert page.next_cursor is not None
+    after = decode_cursor(service.AUDIT_SORTS, "-id", page.next_cursor)
+    rest = service.list_entries(db, service.AuditFilter(), newest(4, after))
+    assert [e.id for e in rest.items] == [2, 1]
+    assert rest.next_cursor is None
+
+    oldest = PageParams(orders=service.AUDIT_SORTS, sort="id", limit=10)
+    assert [e.id for e in service.list_entries(db, service.AuditFilter(), oldest).items] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+    ]
+    by_action = service.list_entries(db, service.AuditFilter(action="auth."), newest(10))
+    assert [e.action for e in by_action.items] == ["auth.login.failed"]
+    by_actor = service.list_entries(db, service.AuditFilter(actor="mallory"), newest(10))
+    assert [e.id for e in by_actor.items] == [6]
 
 
 @pytest.mark.parametrize("prefix", ["%", "_"])
 def test_action_filter_treats_wildcards_literally(db: Session, prefix: str) -> None:
     _append(db, 2)
-    rows, _ = service.list_entries(db, service.AuditFilter(action=prefix), before_id=None, limit=10)
-    assert rows == []
+    page = PageParams(orders=service.AUDIT_SORTS, sort="-id", limit=10)
+    assert service.list_entries(db, service.AuditFilter(action=prefix), page).items == []

@@ -230,8 +230,36 @@ def test_list_is_newest_first_and_keyset_paged(client: TestClient, alice: dict[s
     ).json()
     assert [b["request_id"] for b in rest["items"]] == [ids[0]]
     assert rest["next_cursor"] is None
-    bad = client.get(f"{API}/batches", params={"cursor": "!!"}, headers=alice)
-    assert bad.status_code == 422
+    oldest = client.get(f"{API}/batches", params={"sort": "created_at"}, headers=alice).json()
+    assert [b["request_id"] for b in oldest["items"]] == ids
+    old_first = client.get(
+        f"{API}/batches", params={"sort": "created_at", "limit": 1}, headers=alice
+    ).json()
+    crossed = client.get(
+        f"{API}/batches", params={"cursor": old_first["next_cursor"]}, headers=alice
+    )
+    assert crossed.status_code == 422
+
+    for params, field in [
+        ({"cursor": "!!"}, "query.cursor"),
+        ({"limit": 101}, "query.limit"),
+        ({"limit": 10**30}, "query.limit"),
+        ({"sort": "status"}, "query.sort"),
+    ]:
+        bad = client.get(f"{API}/batches", params=params, headers=alice)
+        assert bad.status_code == 422, params
+        assert [d["field"] for d in bad.json()["error"]["details"]] == [field]
+
+
+def test_a_huge_products_offset_is_a_422(client: TestClient, alice: dict[str, str]) -> None:
+    request_id = _upload(client, alice).json()["request_id"]
+
+    response = client.get(
+        f"{API}/batches/{request_id}", params={"products_offset": 10**20}, headers=alice
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["field"] == "query.products_offset"
 
 
 def test_cancel_then_cancel_again_is_a_conflict(client: TestClient, alice: dict[str, str]) -> None:

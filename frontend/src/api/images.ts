@@ -20,7 +20,15 @@ export const DEFAULT_QUALITY = 50;
 /** Largest width or height the server accepts (processing.MAX_DIMENSION). */
 export const MAX_DIMENSION = 65_500;
 export const PAGE_SIZE = 20;
-const MAX_PAGE_SIZE = 100;
+
+/** Query keys of the images module, for caching and invalidation. */
+export const imagesKeys = {
+  all: ['images'] as const,
+  batches: () => ['images', 'batches'] as const,
+  recent: (limit: number) => ['images', 'batches', 'recent', limit] as const,
+  batch: (requestId: string) => ['images', 'batch', requestId] as const,
+  batchPage: (requestId: string, page: ProductsPage) => ['images', 'batch', requestId, page] as const,
+};
 
 export const ACTIVE_BATCH_STATUSES: ReadonlySet<BatchStatus> = new Set<BatchStatus>(['pending', 'processing']);
 
@@ -69,24 +77,6 @@ export function listBatches(cursor?: string | null, limit = PAGE_SIZE): Promise<
       params: { query: { cursor: cursor ?? undefined, limit } },
     }),
   );
-}
-
-/**
- * The newest `count` batches (at least one page), following cursors past the page-size cap, so
- * a refresh covers every batch already on screen and the cursor still continues after them.
- */
-export async function listNewest(count: number): Promise<BatchPage> {
-  let remaining = Math.max(count, PAGE_SIZE);
-  const items: BatchSummary[] = [];
-  let cursor: string | null = null;
-  for (;;) {
-    const page: BatchPage = await listBatches(cursor, Math.min(remaining, MAX_PAGE_SIZE));
-    items.push(...page.items);
-    remaining -= page.items.length;
-    cursor = page.next_cursor;
-    if (remaining <= 0 || cursor === null || page.items.length === 0) break;
-  }
-  return { items, next_cursor: cursor };
 }
 
 /** A page of a batch's products, in input order; `limit: 0` asks for the counts only. */

@@ -552,23 +552,23 @@ export interface components {
         AuditPage: {
             /** Items */
             items: components["schemas"]["AuditEntryOut"][];
-            /** Next Before Id */
-            next_before_id: number | null;
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` to read the next page; null on the last page.
+             */
+            next_cursor: string | null;
         };
+        /**
+         * AuditSort
+         * @enum {string}
+         */
+        AuditSort: "id" | "-id";
         /** BatchOut */
         BatchOut: {
             /** Request Id */
             request_id: string;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "pending" | "processing" | "completed" | "completed_with_errors" | "failed" | "cancelled";
-            /**
-             * Source
-             * @enum {string}
-             */
-            source: "csv" | "upload";
+            status: components["schemas"]["BatchStatus"];
+            source: components["schemas"]["BatchSource"];
             /** Total Images */
             total_images: number;
             /** Processed Images */
@@ -602,23 +602,33 @@ export interface components {
         BatchPage: {
             /** Items */
             items: components["schemas"]["BatchSummary"][];
-            /** Next Cursor */
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` to read the next page; null on the last page.
+             */
             next_cursor: string | null;
         };
+        /**
+         * BatchSort
+         * @enum {string}
+         */
+        BatchSort: "created_at" | "-created_at";
+        /**
+         * BatchSource
+         * @enum {string}
+         */
+        BatchSource: "csv" | "upload";
+        /**
+         * BatchStatus
+         * @enum {string}
+         */
+        BatchStatus: "pending" | "processing" | "completed" | "completed_with_errors" | "failed" | "cancelled";
         /** BatchSummary */
         BatchSummary: {
             /** Request Id */
             request_id: string;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "pending" | "processing" | "completed" | "completed_with_errors" | "failed" | "cancelled";
-            /**
-             * Source
-             * @enum {string}
-             */
-            source: "csv" | "upload";
+            status: components["schemas"]["BatchStatus"];
+            source: components["schemas"]["BatchSource"];
             /** Total Images */
             total_images: number;
             /** Processed Images */
@@ -714,11 +724,7 @@ export interface components {
             input_name: string | null;
             /** Output Url */
             output_url: string | null;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "pending" | "processing" | "succeeded" | "failed";
+            status: components["schemas"]["ImageStatus"];
             /** Error */
             error: string | null;
             /** Bytes In */
@@ -732,6 +738,11 @@ export interface components {
             /** Format */
             format: string | null;
         };
+        /**
+         * ImageStatus
+         * @enum {string}
+         */
+        ImageStatus: "pending" | "processing" | "succeeded" | "failed";
         /** LogoutIn */
         LogoutIn: {
             /** Refresh Token */
@@ -783,6 +794,12 @@ export interface components {
             /** Retried Images */
             retried_images: number;
         };
+        /**
+         * Role
+         * @description Stored as a plain string column; the API schemas and the generated client use this.
+         * @enum {string}
+         */
+        Role: "admin" | "member";
         /** SessionLogin */
         SessionLogin: {
             /** Username */
@@ -845,8 +862,7 @@ export interface components {
         };
         /** UserAdminUpdate */
         UserAdminUpdate: {
-            /** Role */
-            role?: ("admin" | "member") | null;
+            role?: components["schemas"]["Role"] | null;
             /** Is Active */
             is_active?: boolean | null;
             /** Display Name */
@@ -865,12 +881,8 @@ export interface components {
              * @default
              */
             display_name: string;
-            /**
-             * Role
-             * @default member
-             * @enum {string}
-             */
-            role: "admin" | "member";
+            /** @default member */
+            role: components["schemas"]["Role"];
         };
         /** UserOut */
         UserOut: {
@@ -882,11 +894,7 @@ export interface components {
             email: string;
             /** Display Name */
             display_name: string;
-            /**
-             * Role
-             * @enum {string}
-             */
-            role: "admin" | "member";
+            role: components["schemas"]["Role"];
             /** Is Active */
             is_active: boolean;
             /** Totp Enabled */
@@ -901,8 +909,11 @@ export interface components {
         UserPage: {
             /** Items */
             items: components["schemas"]["UserOut"][];
-            /** Total */
-            total: number;
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` to read the next page; null on the last page.
+             */
+            next_cursor: string | null;
         };
         /** UserSelfUpdate */
         UserSelfUpdate: {
@@ -911,6 +922,11 @@ export interface components {
             /** Email */
             email?: string | null;
         };
+        /**
+         * UserSort
+         * @enum {string}
+         */
+        UserSort: "username" | "-username" | "created_at" | "-created_at";
         /** ValidationError */
         ValidationError: {
             /** Location */
@@ -928,16 +944,17 @@ export interface components {
         WebhookOut: {
             /** Url */
             url: string | null;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "none" | "pending" | "delivered" | "failed";
+            status: components["schemas"]["WebhookStatus"];
             /** Attempts */
             attempts: number;
             /** Last Error */
             last_error: string | null;
         };
+        /**
+         * WebhookStatus
+         * @enum {string}
+         */
+        WebhookStatus: "none" | "pending" | "delivered" | "failed";
     };
     responses: never;
     parameters: never;
@@ -1467,10 +1484,14 @@ export interface operations {
             query?: {
                 /** @description Part of a username, e-mail or name */
                 q?: string | null;
-                role?: ("admin" | "member") | null;
+                role?: components["schemas"]["Role"] | null;
                 is_active?: boolean | null;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+                /** @description Page size, at most 200. */
                 limit?: number;
-                offset?: number;
+                /** @description A key, ascending; `-key` for descending. */
+                sort?: components["schemas"]["UserSort"];
             };
             header?: never;
             path?: never;
@@ -1600,14 +1621,17 @@ export interface operations {
     "audit-list": {
         parameters: {
             query?: {
-                /** @description Cursor from next_before_id */
-                before_id?: number | null;
-                limit?: number;
                 actor?: string | null;
                 /** @description Prefix, e.g. auth. */
                 action?: string | null;
                 since?: string | null;
                 until?: string | null;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+                /** @description Page size, at most 200. */
+                limit?: number;
+                /** @description A key, ascending; `-key` for descending. */
+                sort?: components["schemas"]["AuditSort"];
             };
             header?: never;
             path?: never;
@@ -1658,8 +1682,12 @@ export interface operations {
     "images-list-batches": {
         parameters: {
             query?: {
+                /** @description `next_cursor` of the previous page. */
                 cursor?: string | null;
+                /** @description Page size, at most 100. */
                 limit?: number;
+                /** @description A key, ascending; `-key` for descending. */
+                sort?: components["schemas"]["BatchSort"];
             };
             header?: never;
             path?: never;

@@ -7,7 +7,9 @@ import {
   useState,
   type ReactNode,
 } from 'react';
-import { api, setCsrfToken, setSessionExpiredHandler, unwrap } from '../api/client';
+import { useQueryClient } from '@tanstack/react-query';
+import { getMe, getSession, signIn as signInRequest, signOut as signOutRequest } from '../api/accounts';
+import { setCsrfToken, setSessionExpiredHandler } from '../api/client';
 import { ApiError } from '../api/errors';
 import type { Session, User } from '../api/types';
 
@@ -38,6 +40,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const [status, setStatus] = useState<AuthStatus>('loading');
   const [user, setUserState] = useState<User | null>(null);
   const [reason, setReason] = useState<SignedOutReason>(null);
+  const queryClient = useQueryClient();
 
   const adopt = useCallback((session: Session) => {
     setCsrfToken(session.csrf_token);
@@ -48,14 +51,16 @@ export function AuthProvider({ children }: { children: ReactNode }) {
 
   const forget = useCallback((why: SignedOutReason) => {
     setCsrfToken(null);
+    // The next person to sign in on this tab must not see what this one loaded.
+    queryClient.clear();
     setUserState(null);
     setReason(why);
     setStatus('anonymous');
-  }, []);
+  }, [queryClient]);
 
   useEffect(() => {
     let live = true;
-    unwrap(api.GET('/api/v1/auth/session')).then(
+    getSession().then(
       (session) => live && adopt(session),
       () => live && forget(null),
     );
@@ -72,7 +77,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const signIn = useCallback(
     async (input: SignInInput) => {
       const body = input.otp ? input : { username: input.username, password: input.password };
-      const session = await unwrap(api.POST('/api/v1/auth/session', { body }));
+      const session = await signInRequest(body);
       adopt(session);
       return session.user;
     },
@@ -81,7 +86,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
 
   const signOut = useCallback(async () => {
     try {
-      await unwrap(api.DELETE('/api/v1/auth/session'));
+      await signOutRequest();
     } catch (error) {
       // An already-ended session is the outcome we wanted; anything else is worth showing.
       if (!(error instanceof ApiError && error.status === 401)) throw error;
@@ -91,7 +96,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   }, [forget]);
 
   const refreshUser = useCallback(async () => {
-    const fresh = await unwrap(api.GET('/api/v1/users/me'));
+    const fresh = await getMe();
     setUserState(fresh);
   }, []);
 

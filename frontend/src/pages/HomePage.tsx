@@ -1,4 +1,5 @@
 import { Link } from 'react-router';
+import { useQuery } from '@tanstack/react-query';
 import {
   Anchor,
   Badge,
@@ -17,7 +18,6 @@ import { errorFromResponse, toApiError } from '../api/errors';
 import type { Readiness } from '../api/types';
 import { useCurrentUser } from '../auth/AuthContext';
 import { displayName, formatDateTime } from '../components/format';
-import { useApiQuery } from '../hooks/useApiQuery';
 import { usePageTitle } from '../hooks/usePageTitle';
 import { MODULES } from '../modules';
 
@@ -45,7 +45,9 @@ async function loadReadiness(): Promise<Readiness> {
 }
 
 function HealthCard() {
-  const { data, loading, reload } = useApiQuery(loadReadiness, []);
+  const health = useQuery({ queryKey: ['health', 'ready'], queryFn: loadReadiness });
+  const { data } = health;
+  const loading = health.isFetching;
   const ok = data?.status === 'ok';
   return (
     <Card withBorder radius="md" padding="lg" component="section" aria-labelledby="health-title">
@@ -88,7 +90,7 @@ function HealthCard() {
         </Text>
       )}
       <Group mt="md">
-        <Button variant="default" size="xs" onClick={reload} loading={loading}>
+        <Button variant="default" size="xs" onClick={() => void health.refetch()} loading={loading}>
           Check again
         </Button>
       </Group>

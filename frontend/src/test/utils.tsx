@@ -1,9 +1,11 @@
 import type { ReactElement } from 'react';
 import { MemoryRouter, useLocation } from 'react-router';
 import { MantineProvider } from '@mantine/core';
+import { QueryClientProvider } from '@tanstack/react-query';
 import { render } from '@testing-library/react';
 import { vi } from 'vitest';
 import { AppRoutes } from '../App';
+import { createQueryClient } from '../api/query';
 import type { User } from '../api/types';
 import { AuthProvider } from '../auth/AuthContext';
 import { theme } from '../theme';
@@ -92,11 +94,14 @@ export function renderApp(path = '/', extra?: ReactElement) {
   return render(
     <MemoryRouter initialEntries={[path]}>
       <MantineProvider theme={theme} env="test">
-        <AuthProvider>
-          <AppRoutes />
-          <LocationProbe />
-          {extra}
-        </AuthProvider>
+        {/* A fresh cache per test: nothing one test loaded answers for the next. */}
+        <QueryClientProvider client={createQueryClient()}>
+          <AuthProvider>
+            <AppRoutes />
+            <LocationProbe />
+            {extra}
+          </AuthProvider>
+        </QueryClientProvider>
       </MantineProvider>
     </MemoryRouter>,
   );

@@ -43,6 +43,7 @@ from opsdeck.accounts.service import Principal, Refusal
 from opsdeck.core.deps import ClientDep, PasswordsDep, SessionDep, SettingsDep
 from opsdeck.core.errors import Unauthorized
 from opsdeck.core.http import API_PREFIX
+from opsdeck.core.pagination import PageParams, page_params
 from opsdeck.settings import Settings
 
 T = TypeVar("T")
@@ -375,17 +376,18 @@ def revoke_token(token_id: str, user: CurrentUser, session: SessionDep, client: 
 def list_users(
     _admin: AdminUser,
     session: SessionDep,
+    page: Annotated[PageParams, Depends(page_params(service.USER_SORTS))],
     q: Annotated[
         str | None, Query(max_length=100, description="Part of a username, e-mail or name")
     ] = None,
     role: Role | None = None,
     is_active: bool | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> UserPage:
-    query = service.UserQuery(q=q, role=role, is_active=is_active, limit=limit, offset=offset)
-    users, total = service.list_users(session, query)
-    return UserPage(items=[UserOut.model_validate(user) for user in users], total=total)
+    query = service.UserQuery(q=q, role=role, is_active=is_active)
+    users = service.list_users(session, query, page)
+    return UserPage(
+        items=[UserOut.model_validate(user) for user in users.items], next_cursor=users.next_cursor
+    )
 
 
 @users_router.post(

@@ -4,24 +4,34 @@ codes and the failed-login throttle."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from opsdeck.core.db import Base, new_id, utcnow
 
-ROLES = ("admin", "member")
+
+class Role(StrEnum):
+    """Stored as a plain string column; the API schemas and the generated client use this."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
+
+
+ROLES: tuple[str, ...] = tuple(Role)
+_ROLE_CHECK = f"role IN ({', '.join(repr(role.value) for role in Role)})"
 
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('admin', 'member')", name="role"),)
+    __table_args__ = (CheckConstraint(_ROLE_CHECK, name="role"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     display_name: Mapped[str] = mapped_column(String(100), default="")
-    role: Mapped[str] = mapped_column(String(16), default="member")
+    role: Mapped[str] = mapped_column(String(16), default=Role.MEMBER)
     is_active: Mapped[bool] = mapped_column(default=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -35,7 +45,7 @@ class User(Base):
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.ADMIN
 
     @property
     def totp_enabled(self) -> bool:

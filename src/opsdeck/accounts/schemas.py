@@ -7,9 +7,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+# Role is re-exported: the API and other modules name it here, not in models.
+from opsdeck.accounts.models import Role as Role
 from opsdeck.accounts.policy import normalise_email, normalise_username
+from opsdeck.core.pagination import Page
 
-Role = Literal["admin", "member"]
 Username = Annotated[str, Field(max_length=200), AfterValidator(normalise_username)]
 Email = Annotated[str, Field(max_length=254), AfterValidator(normalise_email)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
@@ -41,9 +43,8 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
-class UserPage(BaseModel):
-    items: list[UserOut]
-    total: int
+class UserPage(Page[UserOut]):
+    pass
 
 
 class UserCreate(Input):
@@ -51,7 +52,7 @@ class UserCreate(Input):
     email: Email
     password: NewPassword
     display_name: DisplayName = ""
-    role: Role = "member"
+    role: Role = Role.MEMBER
 
 
 class UserAdminUpdate(Input):

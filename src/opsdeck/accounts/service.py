@@ -40,6 +40,7 @@ from opsdeck.core.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from opsdeck.core.pagination import Paged, PageParams, SortOrders, paginate
 from opsdeck.core.security import (
     Passwords,
     decode_access_token,
@@ -120,8 +121,6 @@ class UserQuery:
     q: str | None = None
     role: str | None = None
     is_active: bool | None = None
-    limit: int = 50
-    offset: int = 0
 
 
 @dataclass(frozen=True)
@@ -192,7 +191,15 @@ def get_user(session: Session, user_id: str) -> User:
     return user
 
 
-def list_users(session: Session, query: UserQuery) -> tuple[Sequence[User], int]:
+USER_SORTS = SortOrders(
+    name="UserSort",
+    id_column=User.id,
+    keys={"username": User.username, "created_at": User.created_at},
+    default="username",
+)
+
+
+def list_users(session: Session, query: UserQuery, page: PageParams) -> Paged[User]:
     statement = select(User)
     if query.q and query.q.strip():
         needle = query.q.strip().lower()
@@ -207,9 +214,7 @@ def list_users(session: Session, query: UserQuery) -> tuple[Sequence[User], int]
         statement = statement.where(User.role == query.role)
     if query.is_active is not None:
         statement = statement.where(User.is_active.is_(query.is_active))
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
-    page = statement.order_by(User.username).limit(query.limit).offset(query.offset)
-    return session.scalars(page).all(), total
+    return paginate(session, statement, page)
 
 
 def update_user(

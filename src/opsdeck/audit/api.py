@@ -3,13 +3,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from opsdeck.accounts.dependencies import AdminUser
 from opsdeck.audit import service
 from opsdeck.audit.schemas import AuditEntryOut, AuditPage, ChainStatus
 from opsdeck.core.deps import SessionDep
 from opsdeck.core.http import API_PREFIX
+from opsdeck.core.pagination import PageParams, page_params
 
 router = APIRouter(prefix=f"{API_PREFIX}/audit", tags=["audit"])
 
@@ -18,17 +19,17 @@ router = APIRouter(prefix=f"{API_PREFIX}/audit", tags=["audit"])
 def list_audit(
     session: SessionDep,
     _admin: AdminUser,
-    before_id: Annotated[int | None, Query(ge=1, description="Cursor from next_before_id")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    page: Annotated[PageParams, Depends(page_params(service.AUDIT_SORTS))],
     actor: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=64, description="Prefix, e.g. auth.")] = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> AuditPage:
     filters = service.AuditFilter(actor=actor, action=action, since=since, until=until)
-    rows, cursor = service.list_entries(session, filters, before_id=before_id, limit=limit)
+    rows = service.list_entries(session, filters, page)
     return AuditPage(
-        items=[AuditEntryOut.model_validate(row) for row in rows], next_before_id=cursor
+        items=[AuditEntryOut.model_validate(row) for row in rows.items],
+        next_cursor=rows.next_cursor,
     )
 
 

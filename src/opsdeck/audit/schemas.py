@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from opsdeck.core.pagination import Page
+
 
 class AuditEntryOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -23,9 +25,8 @@ class AuditEntryOut(BaseModel):
     hash: str
 
 
-class AuditPage(BaseModel):
-    items: list[AuditEntryOut]
-    next_before_id: int | None
+class AuditPage(Page[AuditEntryOut]):
+    pass
 
 
 class ChainStatus(BaseModel):

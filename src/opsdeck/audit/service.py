@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from opsdeck.audit.models import AuditEntry
 from opsdeck.core.db import utcnow
 from opsdeck.core.deps import ClientContext
+from opsdeck.core.pagination import Paged, PageParams, SortOrders, paginate
 
 GENESIS_HASH = "0" * 64
 # Any fixed 64-bit number; names the lock that serialises appends on PostgreSQL.
@@ -150,13 +151,15 @@ class AuditFilter:
     until: datetime | None = None
 
 
-def list_entries(
-    session: Session, filters: AuditFilter, *, before_id: int | None, limit: int
-) -> tuple[list[AuditEntry], int | None]:
-    """Newest first, keyset-paged by id. Returns the page and the cursor for the next one."""
-    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit + 1)
-    if before_id is not None:
-        query = query.where(AuditEntry.id < before_id)
+# Ids are chain order, so newest first is `-id`.
+AUDIT_SORTS = SortOrders(
+    name="AuditSort", id_column=AuditEntry.id, keys={"id": AuditEntry.id}, default="-id"
+)
+
+
+def list_entries(session: Session, filters: AuditFilter, page: PageParams) -> Paged[AuditEntry]:
+    """Newest first by default."""
+    query = select(AuditEntry)
     if filters.actor:
         query = query.where(func.lower(AuditEntry.actor) == filters.actor.lower())
     if filters.action:
@@ -165,6 +168,4 @@ def list_entries(
         query = query.where(AuditEntry.created_at >= filters.since)
     if filters.until:
         query = query.where(AuditEntry.created_at < filters.until)
-    rows = list(session.scalars(query))
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    return paginate(session, query, page)

@@ -11,7 +11,10 @@ import hashlib
 import os
 import re
 import tempfile
+from functools import lru_cache
 from pathlib import Path
+
+from opsdeck.settings import Settings
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 
@@ -53,3 +56,13 @@ class MediaStore:
         except FileNotFoundError:
             return False
         return True
+
+
+def media_store(settings: Settings) -> MediaStore:
+    """The media store of these settings; every caller (API, workers, CLI) shares one."""
+    return _store_at(settings.media_dir.resolve())
+
+
+@lru_cache(maxsize=8)
+def _store_at(root: Path) -> MediaStore:
+    return MediaStore(root)

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import base64
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
 from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from opsdeck.accounts.dependencies import CurrentUser
 from opsdeck.core.db import after_commit
 from opsdeck.core.deps import SessionDep, SettingsDep
-from opsdeck.core.errors import NotFound, ValidationFailed
+from opsdeck.core.errors import NotFound
 from opsdeck.core.http import API_PREFIX
+from opsdeck.core.pagination import MAX_QUERY_INT, PageParams, page_params
+from opsdeck.core.storage import media_store
 from opsdeck.images import intake, service, tasks
 from opsdeck.images.models import ImageBatch
+from opsdeck.images.presenters import batch_out, batch_summary, output_csv_lines
 from opsdeck.images.schemas import BatchOut, BatchPage, BatchSummary, RetryOut
-from opsdeck.images.views import batch_out, batch_summary, output_csv_lines
 from opsdeck.settings import Settings
 
 router = APIRouter(prefix=f"{API_PREFIX}/images", tags=["images"])
@@ -107,38 +107,20 @@ async def create_upload(
     return _accepted(response, settings, batch, session)
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, batch_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), batch_id
-    except ValueError as exc:
-        raise ValidationFailed(
-            "The cursor is not one this API returned.",
-            details=[{"field": "query.cursor", "message": "invalid cursor"}],
-        ) from exc
-
-
-def _encode_cursor(position: tuple[datetime, str] | None) -> str | None:
-    if position is None:
-        return None
-    created, batch_id = position
-    return base64.urlsafe_b64encode(f"{created.isoformat()}|{batch_id}".encode()).decode()
+BatchPageParams = Annotated[
+    PageParams, Depends(page_params(service.BATCH_SORTS, default_limit=20, max_limit=100))
+]
 
 
 @router.get("/batches", name="images-list-batches", response_model=BatchPage)
 def list_batches(
-    session: SessionDep,
-    settings: SettingsDep,
-    user: CurrentUser,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    session: SessionDep, settings: SettingsDep, user: CurrentUser, page: BatchPageParams
 ) -> BatchPage:
-    before = _decode_cursor(cursor) if cursor else None
-    batches, next_position = service.list_batches(session, user, before=before, limit=limit)
-    counts = service.counts_for(session, [batch.id for batch in batches])
+    batches = service.list_batches(session, user, page)
+    counts = service.counts_for(session, [batch.id for batch in batches.items])
     return BatchPage(
-        items=[batch_summary(settings, batch, counts[batch.id]) for batch in batches],
-        next_cursor=_encode_cursor(next_position),
+        items=[batch_summary(settings, batch, counts[batch.id]) for batch in batches.items],
+        next_cursor=batches.next_cursor,
     )
 
 
@@ -149,7 +131,7 @@ def get_batch(
     settings: SettingsDep,
     user: CurrentUser,
     products_offset: Annotated[
-        int, Query(ge=0, description="Skip this many products (input order).")
+        int, Query(ge=0, le=MAX_QUERY_INT, description="Skip this many products (input order).")
     ] = 0,
     products_limit: Annotated[
         int | None,
@@ -205,7 +187,7 @@ def media(name: str, request: Request, session: SessionDep) -> FileResponse:
     token, _, _extension = name.partition(".")
     item = service.find_output(session, token)
     settings: Settings = request.app.state.settings
-    store = intake.media_store(settings)
+    store = media_store(settings)
     if item is None or item.output_key is None or not store.exists(item.output_key):
         raise NotFound("No such image.", code="media_not_found")
     return FileResponse(

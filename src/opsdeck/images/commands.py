@@ -39,7 +39,7 @@ def _sessionmaker(settings: Settings) -> Any:
 def _summary(settings: Settings, factory: Any, request_id: str) -> dict[str, Any]:
     from opsdeck.images import service
     from opsdeck.images.models import ImageBatch
-    from opsdeck.images.views import batch_summary
+    from opsdeck.images.presenters import batch_summary
 
     with factory() as session:
         batch = session.get(ImageBatch, request_id) if len(request_id) <= 64 else None
@@ -187,14 +187,14 @@ def _wait(settings: Settings, factory: Any, request_id: str) -> dict[str, Any]:
 
 
 def _write_outputs(settings: Settings, factory: Any, request_id: str, out_dir: Path) -> int:
-    from opsdeck.core.storage import MediaStore
+    from opsdeck.core.storage import media_store
     from opsdeck.images import service
     from opsdeck.images.formats import content_type_and_extension
     from opsdeck.images.models import ImageBatch
-    from opsdeck.images.views import output_csv_lines
+    from opsdeck.images.presenters import output_csv_lines
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    store = MediaStore(settings.media_dir)
+    store = media_store(settings)
     written = 0
     with factory() as session:
         batch = session.get(ImageBatch, request_id)

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from opsdeck.core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from opsdeck.core.outbound.errors import FetchError
 from opsdeck.core.outbound.policy import AddressPolicy, validate_url
-from opsdeck.core.storage import MediaStore
+from opsdeck.core.storage import media_store
 from opsdeck.images.csv_input import parse_products
 from opsdeck.images.formats import DECODABLE_FORMATS, content_type_and_extension, sniff
 from opsdeck.images.processing import parse_operations
@@ -28,10 +28,6 @@ MAX_UPLOAD_FILES = 100
 class BatchRequest:
     operations: dict[str, Any]
     webhook_url: str | None
-
-
-def media_store(settings: Settings) -> MediaStore:
-    return MediaStore(settings.media_dir)
 
 
 def content_type(fmt: str | None) -> str:

@@ -22,12 +22,12 @@ from opsdeck.core.outbound.client import OutboundClient
 from opsdeck.core.outbound.errors import FetchError
 from opsdeck.core.outbound.slots import HostSlots
 from opsdeck.core.queue import task_session
-from opsdeck.core.storage import MediaStore
+from opsdeck.core.storage import media_store
 from opsdeck.images import service, webhooks
 from opsdeck.images.metrics import IMAGE_BYTES, IMAGES, PHASE_SECONDS, WEBHOOKS
 from opsdeck.images.models import ImageBatch
+from opsdeck.images.presenters import batch_summary
 from opsdeck.images.processing import ImageError, Operations, process
-from opsdeck.images.views import batch_summary
 from opsdeck.settings import Settings, get_settings
 
 log = structlog.get_logger("opsdeck.images")
@@ -63,10 +63,6 @@ def _host_slots() -> HostSlots:
         redis_url=settings.redis_url,
         lock_dir=settings.data_dir / "hostslots",
     )
-
-
-def _store(settings: Settings) -> MediaStore:
-    return MediaStore(settings.media_dir)
 
 
 class _Bounded(OrderedDict[str, dict[str, Any]]):
@@ -177,7 +173,7 @@ def _jitter(seconds: float) -> float:
 
 
 def _produce(settings: Settings, work: service.ItemWork) -> service.ItemResult:
-    store = _store(settings)
+    store = media_store(settings)
     started = time.perf_counter()
     if work.input_url:
         with _host_slots().hold(httpx.URL(work.input_url).host, wait_seconds=10):
@@ -369,7 +365,7 @@ def orphan_candidates() -> list[tuple[str, str]]:
 
 def purge_expired_outputs() -> dict[str, Any]:
     settings = get_settings()
-    store = _store(settings)
+    store = media_store(settings)
     unused: set[str] = set()
     with task_session() as session:
         expired = service.expired_outputs(

@@ -4,6 +4,7 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
+from opsdeck.core.pagination import Page
 from opsdeck.images.models import BatchSource, BatchStatus, ImageStatus, WebhookStatus
 
 
@@ -56,9 +57,8 @@ class BatchOut(BatchSummary):
     products: list[ProductOut]
 
 
-class BatchPage(BaseModel):
-    items: list[BatchSummary]
-    next_cursor: str | None
+class BatchPage(Page[BatchSummary]):
+    pass
 
 
 class RetryOut(BaseModel):

@@ -24,11 +24,18 @@ from sqlalchemy.orm import Session
 from opsdeck.accounts.models import User
 from opsdeck.core.db import new_id, utcnow
 from opsdeck.core.errors import Conflict, NotFound
+from opsdeck.core.pagination import Paged, PageParams, SortOrders, paginate
 from opsdeck.images.models import (
+    ACTIVE_BATCH_STATUSES,
+    ACTIVE_ITEM_STATUSES,
+    BatchSource,
+    BatchStatus,
     ImageBatch,
     ImageItem,
     ImageProduct,
+    ImageStatus,
     WebhookAttempt,
+    WebhookStatus,
 )
 
 
@@ -69,7 +76,7 @@ def create_csv_batch(
     operations: dict[str, Any],
     webhook_url: str | None,
 ) -> ImageBatch:
-    batch = _new_batch(session, owner, "csv", columns, operations, webhook_url)
+    batch = _new_batch(session, owner, BatchSource.CSV, columns, operations, webhook_url)
     product_rows: list[dict[str, Any]] = []
     item_rows: list[dict[str, Any]] = []
     for position, product in enumerate(products):
@@ -100,7 +107,7 @@ def create_upload_batch(
     webhook_url: str | None,
 ) -> ImageBatch:
     columns = ["S. No.", "Product Name", "Input Image Urls"]
-    batch = _new_batch(session, owner, "upload", columns, operations, webhook_url)
+    batch = _new_batch(session, owner, BatchSource.UPLOAD, columns, operations, webhook_url)
     product_rows: list[dict[str, Any]] = []
     item_rows: list[dict[str, Any]] = []
     for position, upload in enumerate(uploads):
@@ -134,12 +141,12 @@ def _new_batch(
         id=new_id(),
         owner_id=owner.id,
         source=source,
-        status="pending",
+        status=BatchStatus.PENDING,
         operations=operations,
         columns=columns,
         total_images=0,
         webhook_url=webhook_url,
-        webhook_status="pending" if webhook_url else "none",
+        webhook_status=WebhookStatus.PENDING if webhook_url else WebhookStatus.NONE,
     )
     session.add(batch)
     return batch
@@ -151,7 +158,7 @@ def _item_row(batch_id: str, product_id: str, position: int, **values: Any) -> d
         "batch_id": batch_id,
         "product_id": product_id,
         "position": position,
-        "status": "pending",
+        "status": ImageStatus.PENDING,
         "attempts": 0,
         **values,
     }
@@ -218,30 +225,27 @@ def counts_for(session: Session, batch_ids: Sequence[str]) -> dict[str, Counts]:
     return {
         batch_id: Counts(
             total=sum(by_status.values()),
-            succeeded=by_status.get("succeeded", 0),
-            failed=by_status.get("failed", 0),
+            succeeded=by_status.get(ImageStatus.SUCCEEDED, 0),
+            failed=by_status.get(ImageStatus.FAILED, 0),
         )
         for batch_id, by_status in totals.items()
     }
 
 
-def list_batches(
-    session: Session, user: User, *, before: tuple[datetime, str] | None, limit: int
-) -> tuple[list[ImageBatch], tuple[datetime, str] | None]:
-    """Newest first, keyset-paged on (created_at, id)."""
-    query = select(ImageBatch).order_by(ImageBatch.created_at.desc(), ImageBatch.id.desc())
+BATCH_SORTS = SortOrders(
+    name="BatchSort",
+    id_column=ImageBatch.id,
+    keys={"created_at": ImageBatch.created_at},
+    default="-created_at",
+)
+
+
+def list_batches(session: Session, user: User, page: PageParams) -> Paged[ImageBatch]:
+    """The user's batches (every batch for an administrator), newest first by default."""
+    query = select(ImageBatch)
     if not user.is_admin:
         query = query.where(ImageBatch.owner_id == user.id)
-    if before is not None:
-        created_at, batch_id = before
-        query = query.where(
-            (ImageBatch.created_at < created_at)
-            | ((ImageBatch.created_at == created_at) & (ImageBatch.id < batch_id))
-        )
-    rows = list(session.scalars(query.limit(limit + 1)))
-    page = rows[:limit]
-    cursor = (page[-1].created_at, page[-1].id) if len(rows) > limit else None
-    return page, cursor
+    return paginate(session, query, page)
 
 
 def products_with_items(
@@ -282,7 +286,9 @@ def find_output(session: Session, token: str) -> ImageItem | None:
     if len(token) > 64:
         return None
     return session.scalar(
-        select(ImageItem).where(ImageItem.output_token == token, ImageItem.status == "succeeded")
+        select(ImageItem).where(
+            ImageItem.output_token == token, ImageItem.status == ImageStatus.SUCCEEDED
+        )
     )
 
 
@@ -291,24 +297,26 @@ def find_output(session: Session, token: str) -> ImageItem | None:
 
 def retry_failed(session: Session, batch: ImageBatch) -> list[str]:
     """Failed images go back to pending; returns their ids for the caller to enqueue."""
-    if batch.status == "cancelled":
+    if batch.status == BatchStatus.CANCELLED:
         raise Conflict("This batch was cancelled; start a new one.", code="batch_cancelled")
     ids = list(
         session.scalars(
-            select(ImageItem.id).where(ImageItem.batch_id == batch.id, ImageItem.status == "failed")
+            select(ImageItem.id).where(
+                ImageItem.batch_id == batch.id, ImageItem.status == ImageStatus.FAILED
+            )
         )
     )
     if not ids:
         return []
     session.execute(
         update(ImageItem)
-        .where(ImageItem.id.in_(ids), ImageItem.status == "failed")
-        .values(status="pending", error=None, error_kind=None, finished_at=None)
+        .where(ImageItem.id.in_(ids), ImageItem.status == ImageStatus.FAILED)
+        .values(status=ImageStatus.PENDING, error=None, error_kind=None, finished_at=None)
     )
-    batch.status = "processing"
+    batch.status = BatchStatus.PROCESSING
     batch.finished_at = None
     if batch.webhook_url:
-        batch.webhook_status = "pending"
+        batch.webhook_status = WebhookStatus.PENDING
         batch.webhook_delivery_id = None
     return ids
 
@@ -318,8 +326,10 @@ def cancel(session: Session, batch: ImageBatch) -> None:
     # (and the cancel is refused) or loses (and stops at its next image).
     changed = session.execute(
         update(ImageBatch)
-        .where(ImageBatch.id == batch.id, ImageBatch.status.in_(("pending", "processing")))
-        .values(status="cancelled", finished_at=utcnow(), webhook_status="none")
+        .where(ImageBatch.id == batch.id, ImageBatch.status.in_(ACTIVE_BATCH_STATUSES))
+        .values(
+            status=BatchStatus.CANCELLED, finished_at=utcnow(), webhook_status=WebhookStatus.NONE
+        )
         .execution_options(synchronize_session=False)
     )
     session.refresh(batch)
@@ -329,7 +339,7 @@ def cancel(session: Session, batch: ImageBatch) -> None:
         )
 
 
-def item_ids(session: Session, batch_id: str, *, status: str = "pending") -> list[str]:
+def item_ids(session: Session, batch_id: str, *, status: str = ImageStatus.PENDING) -> list[str]:
     return list(
         session.scalars(
             select(ImageItem.id)
@@ -383,17 +393,17 @@ def claim_items(
     now = utcnow()
     live_batch = (
         select(ImageBatch.id)
-        .where(ImageBatch.id == ImageItem.batch_id, ImageBatch.status != "cancelled")
+        .where(ImageBatch.id == ImageItem.batch_id, ImageBatch.status != BatchStatus.CANCELLED)
         .exists()
     )
     rows = session.execute(
         update(ImageItem)
         .where(
             ImageItem.id.in_(list(item_ids)),
-            ImageItem.status.in_(("pending", "processing")),
+            ImageItem.status.in_(ACTIVE_ITEM_STATUSES),
             live_batch,
         )
-        .values(status="processing", attempts=ImageItem.attempts + 1, started_at=now)
+        .values(status=ImageStatus.PROCESSING, attempts=ImageItem.attempts + 1, started_at=now)
         .returning(
             ImageItem.id,
             ImageItem.batch_id,
@@ -412,8 +422,8 @@ def claim_items(
             # claim must not be overwritten.
             session.execute(
                 update(ImageBatch)
-                .where(ImageBatch.id == batch_id, ImageBatch.status == "pending")
-                .values(status="processing", started_at=now)
+                .where(ImageBatch.id == batch_id, ImageBatch.status == BatchStatus.PENDING)
+                .values(status=BatchStatus.PROCESSING, started_at=now)
             )
             known = dict(
                 session.scalar(select(ImageBatch.operations).where(ImageBatch.id == batch_id)) or {}
@@ -442,8 +452,8 @@ def release_items(session: Session, item_ids: Sequence[str]) -> int:
         return 0
     released = session.execute(
         update(ImageItem)
-        .where(ImageItem.id.in_(list(item_ids)), ImageItem.status == "processing")
-        .values(status="pending", attempts=ImageItem.attempts - 1, started_at=None)
+        .where(ImageItem.id.in_(list(item_ids)), ImageItem.status == ImageStatus.PROCESSING)
+        .values(status=ImageStatus.PENDING, attempts=ImageItem.attempts - 1, started_at=None)
         .execution_options(synchronize_session=False)
     )
     return _affected(released)
@@ -462,9 +472,9 @@ class ItemResult:
 def complete_item(session: Session, item_id: str, result: ItemResult) -> bool:
     changed = session.execute(
         update(ImageItem)
-        .where(ImageItem.id == item_id, ImageItem.status == "processing")
+        .where(ImageItem.id == item_id, ImageItem.status == ImageStatus.PROCESSING)
         .values(
-            status="succeeded",
+            status=ImageStatus.SUCCEEDED,
             output_key=result.output_key,
             output_format=result.output_format,
             output_token=secrets.token_urlsafe(24),
@@ -483,8 +493,10 @@ def complete_item(session: Session, item_id: str, result: ItemResult) -> bool:
 def fail_item(session: Session, item_id: str, *, kind: str, message: str) -> bool:
     changed = session.execute(
         update(ImageItem)
-        .where(ImageItem.id == item_id, ImageItem.status.in_(("pending", "processing")))
-        .values(status="failed", error=message[:1000], error_kind=kind, finished_at=utcnow())
+        .where(ImageItem.id == item_id, ImageItem.status.in_(ACTIVE_ITEM_STATUSES))
+        .values(
+            status=ImageStatus.FAILED, error=message[:1000], error_kind=kind, finished_at=utcnow()
+        )
     )
     return _affected(changed) == 1
 
@@ -502,7 +514,7 @@ def finish_if_done(session: Session, batch_id: str) -> str | None:
     unfinished = session.scalar(
         select(
             select(ImageItem.id)
-            .where(ImageItem.batch_id == batch_id, ImageItem.status.in_(("pending", "processing")))
+            .where(ImageItem.batch_id == batch_id, ImageItem.status.in_(ACTIVE_ITEM_STATUSES))
             .exists()
         )
     )
@@ -510,14 +522,14 @@ def finish_if_done(session: Session, batch_id: str) -> str | None:
         return None
     counts = counts_for(session, [batch_id])[batch_id]
     if counts.total and counts.failed == counts.total:
-        final = "failed"
+        final = BatchStatus.FAILED
     elif counts.failed:
-        final = "completed_with_errors"
+        final = BatchStatus.COMPLETED_WITH_ERRORS
     else:
-        final = "completed"
+        final = BatchStatus.COMPLETED
     changed = session.execute(
         update(ImageBatch)
-        .where(ImageBatch.id == batch_id, ImageBatch.status.in_(("pending", "processing")))
+        .where(ImageBatch.id == batch_id, ImageBatch.status.in_(ACTIVE_BATCH_STATUSES))
         .values(status=final, finished_at=utcnow())
     )
     return final if _affected(changed) == 1 else None
@@ -529,7 +541,7 @@ def finish_if_done(session: Session, batch_id: str) -> str | None:
 def start_webhook_delivery(session: Session, batch_id: str) -> str | None:
     """A delivery id for the batch's completion webhook, or None when there is none to send."""
     batch = session.get(ImageBatch, batch_id)
-    if batch is None or not batch.webhook_url or batch.webhook_status != "pending":
+    if batch is None or not batch.webhook_url or batch.webhook_status != WebhookStatus.PENDING:
         return None
     if batch.webhook_delivery_id is None:
         batch.webhook_delivery_id = new_id()
@@ -562,9 +574,9 @@ def record_webhook_attempt(
     )
     batch.webhook_last_error = error
     if succeeded:
-        batch.webhook_status = "delivered"
+        batch.webhook_status = WebhookStatus.DELIVERED
     elif final:
-        batch.webhook_status = "failed"
+        batch.webhook_status = WebhookStatus.FAILED
     return batch.webhook_attempts
 
 
@@ -576,9 +588,9 @@ def stalled_items(session: Session, started_before: datetime) -> list[str]:
             select(ImageItem.id)
             .join(ImageBatch, ImageBatch.id == ImageItem.batch_id)
             .where(
-                ImageItem.status == "processing",
+                ImageItem.status == ImageStatus.PROCESSING,
                 ImageItem.started_at < started_before,
-                ImageBatch.status.in_(("pending", "processing")),
+                ImageBatch.status.in_(ACTIVE_BATCH_STATUSES),
             )
         )
     )
@@ -593,8 +605,8 @@ def orphan_candidates(session: Session) -> list[tuple[str, str]]:
             select(ImageItem.id, ImageItem.batch_id)
             .join(ImageBatch, ImageBatch.id == ImageItem.batch_id)
             .where(
-                ImageItem.status.in_(("pending", "processing")),
-                ImageBatch.status.in_(("pending", "processing")),
+                ImageItem.status.in_(ACTIVE_ITEM_STATUSES),
+                ImageBatch.status.in_(ACTIVE_BATCH_STATUSES),
             )
         )
     ]
@@ -604,7 +616,7 @@ def expired_outputs(session: Session, now: datetime, retention: timedelta) -> li
     return list(
         session.scalars(
             select(ImageItem).where(
-                ImageItem.status == "succeeded",
+                ImageItem.status == ImageStatus.SUCCEEDED,
                 ImageItem.finished_at < now - retention,
                 ImageItem.output_key.is_not(None),
             )

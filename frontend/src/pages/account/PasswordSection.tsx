@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { Alert, Button, Group, Stack } from '@mantine/core';
 import { PasswordField } from '../../components/PasswordField';
-import { api, unwrap } from '../../api/client';
+import { changePassword } from '../../api/accounts';
 import { FormError } from '../../components/FormError';
 import { HiddenUsername } from '../../components/HiddenUsername';
 import { useSubmit } from '../../hooks/useSubmit';
@@ -14,13 +14,7 @@ export function PasswordSection() {
   const [mismatch, setMismatch] = useState<string | undefined>();
   const [done, setDone] = useState(false);
 
-  const change = useSubmit(() =>
-    unwrap(
-      api.POST('/api/v1/users/me/password', {
-        body: { current_password: current, new_password: next },
-      }),
-    ),
-  );
+  const change = useSubmit(() => changePassword({ current_password: current, new_password: next }));
 
   async function submit(event: FormEvent) {
     event.preventDefault();

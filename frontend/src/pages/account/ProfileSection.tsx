@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { Alert, Button, Group, Stack, TextInput } from '@mantine/core';
-import { api, unwrap } from '../../api/client';
+import { updateMe } from '../../api/accounts';
 import { useAuth, useCurrentUser } from '../../auth/AuthContext';
 import { FormError } from '../../components/FormError';
 import { useSubmit } from '../../hooks/useSubmit';
@@ -17,7 +17,7 @@ export function ProfileSection() {
     const body: { display_name?: string; email?: string } = {};
     if (displayName !== user.display_name) body.display_name = displayName;
     if (email !== user.email) body.email = email;
-    const updated = await unwrap(api.PATCH('/api/v1/users/me', { body }));
+    const updated = await updateMe(body);
     setUser(updated);
     setDisplayName(updated.display_name);
     setEmail(updated.email);

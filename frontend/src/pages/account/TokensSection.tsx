@@ -13,11 +13,11 @@ import {
   Text,
   TextInput,
 } from '@mantine/core';
-import { api, unwrap } from '../../api/client';
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { accountsKeys, createToken, listTokens, revokeToken } from '../../api/accounts';
 import type { ApiToken, ApiTokenCreated } from '../../api/types';
 import { FormError } from '../../components/FormError';
 import { formatDateTime } from '../../components/format';
-import { useApiQuery } from '../../hooks/useApiQuery';
 import { useSubmit } from '../../hooks/useSubmit';
 import { Section } from './Section';
 
@@ -55,7 +55,9 @@ function NewToken({ token, onDismiss }: { token: ApiTokenCreated; onDismiss: () 
 }
 
 export function TokensSection() {
-  const tokens = useApiQuery(() => unwrap(api.GET('/api/v1/users/me/tokens')), []);
+  const queryClient = useQueryClient();
+  const tokens = useQuery({ queryKey: accountsKeys.tokens(), queryFn: listTokens });
+  const reload = () => queryClient.invalidateQueries({ queryKey: accountsKeys.tokens() });
   const [name, setName] = useState('');
   const [days, setDays] = useState<string | number>('');
   const [created, setCreated] = useState<ApiTokenCreated | null>(null);
@@ -64,18 +66,16 @@ export function TokensSection() {
   const create = useSubmit(async () => {
     const body: { name: string; expires_in_days?: number } = { name: name.trim() };
     if (typeof days === 'number') body.expires_in_days = days;
-    const token = await unwrap(api.POST('/api/v1/users/me/tokens', { body }));
+    const token = await createToken(body);
     setCreated(token);
     setName('');
     setDays('');
-    tokens.reload();
+    await reload();
   });
   const revoke = useSubmit(async (token: ApiToken) => {
-    await unwrap(
-      api.DELETE('/api/v1/users/me/tokens/{token_id}', { params: { path: { token_id: token.id } } }),
-    );
+    await revokeToken(token.id);
     setRevoking(null);
-    tokens.reload();
+    await reload();
   });
 
   function submit(event: FormEvent) {
@@ -130,7 +130,7 @@ export function TokensSection() {
       </form>
       {list.length === 0 ? (
         <Text size="sm" c="dimmed">
-          {tokens.loading ? 'Loading tokens…' : 'You have no API tokens.'}
+          {tokens.isPending ? 'Loading tokens…' : 'You have no API tokens.'}
         </Text>
       ) : (
         <Table.ScrollContainer minWidth={640}>

@@ -11,7 +11,7 @@ import {
   TextInput,
 } from '@mantine/core';
 import QRCode from 'qrcode';
-import { api, unwrap } from '../../api/client';
+import { confirmTotp, disableTotp, newRecoveryCodes, setupTotp } from '../../api/accounts';
 import { useAuth, useCurrentUser } from '../../auth/AuthContext';
 import { FormError } from '../../components/FormError';
 import { HiddenUsername } from '../../components/HiddenUsername';
@@ -64,14 +64,12 @@ function EnableTwoFactor({ onCodes }: { onCodes: (codes: string[]) => void }) {
   const [code, setCode] = useState('');
 
   const setup = useSubmit(async () => {
-    const result = await unwrap(api.POST('/api/v1/users/me/2fa/setup', { body: { password } }));
+    const result = await setupTotp(password);
     setPassword('');
     setStage({ name: 'scan', secret: result.secret, uri: result.provisioning_uri });
   });
   const confirm = useSubmit(async () => {
-    const result = await unwrap(
-      api.POST('/api/v1/users/me/2fa/confirm', { body: { code: code.trim() } }),
-    );
+    const result = await confirmTotp(code.trim());
     setCode('');
     onCodes(result.recovery_codes);
     await refreshUser().catch(() => undefined);
@@ -291,9 +289,7 @@ export function TwoFactorSection() {
             <PasswordAndCodeForm
               submitLabel="Make new recovery codes"
               onSubmit={async (body) => {
-                const result = await unwrap(
-                  api.POST('/api/v1/users/me/2fa/recovery-codes', { body }),
-                );
+                const result = await newRecoveryCodes(body);
                 setMode('none');
                 setNotice('New recovery codes made; the old ones no longer work.');
                 setCodes(result.recovery_codes);
@@ -305,7 +301,7 @@ export function TwoFactorSection() {
               submitLabel="Turn off two-factor"
               danger
               onSubmit={async (body) => {
-                await unwrap(api.POST('/api/v1/users/me/2fa/disable', { body }));
+                await disableTotp(body);
                 setMode('none');
                 setNotice('Two-factor authentication is off.');
                 await refreshUser();

@@ -1,4 +1,4 @@
-import { screen, within } from '@testing-library/react';
+import { configure, screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
 import type { ApiToken } from '../../api/types';
@@ -6,7 +6,10 @@ import { CSRF, apiError, makeUser, mockApi, renderApp, session } from '../../tes
 
 const CODES = Array.from({ length: 10 }, (_, i) => `code-${i}-abcd`);
 
-describe('account page', () => {
+// The first test loads the lazy Account chunk, slow on a busy machine (as in images.test.tsx).
+configure({ asyncUtilTimeout: 5000 });
+
+describe('account page', { timeout: 20_000 }, () => {
   it('enables 2FA: QR code and key from the provisioning URI, confirm, recovery codes once', async () => {
     let enabled = false;
     const api = mockApi({

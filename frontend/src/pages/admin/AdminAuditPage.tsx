@@ -11,13 +11,11 @@ import {
   TextInput,
   Title,
 } from '@mantine/core';
-import { api, unwrap } from '../../api/client';
+import { keepPreviousData, useQuery } from '@tanstack/react-query';
+import { type AuditFilters, auditKeys, listAudit, verifyAudit } from '../../api/audit';
 import type { AuditEntry } from '../../api/types';
 import { formatDateTime } from '../../components/format';
-import { useApiQuery } from '../../hooks/useApiQuery';
 import { usePageTitle } from '../../hooks/usePageTitle';
-
-const PAGE_SIZE = 50;
 
 interface Filters {
   actor: string;
@@ -36,8 +34,9 @@ export function dayBoundary(day: string, end: boolean): string | undefined {
 }
 
 function ChainStatusBanner() {
-  const status = useApiQuery(() => unwrap(api.GET('/api/v1/audit/verify')), []);
+  const status = useQuery({ queryKey: auditKeys.chain(), queryFn: verifyAudit });
   const data = status.data;
+  const checking = status.isFetching;
   return (
     <Alert
       variant="light"
@@ -49,14 +48,14 @@ function ChainStatusBanner() {
       <Group justify="space-between" wrap="wrap" gap="xs">
         <Text size="sm">
           {!data
-            ? status.loading
+            ? checking
               ? 'Verifying every entry’s hash.'
               : 'The chain could not be verified.'
             : data.ok
               ? `${data.checked} entries verified; none has been changed or removed.`
               : `Entry ${data.first_broken_id ?? '?'} does not match its hash: ${data.reason ?? 'unknown reason'}. ${data.checked} entries before it verified.`}
         </Text>
-        <Button size="xs" variant="default" onClick={status.reload} loading={status.loading}>
+        <Button size="xs" variant="default" onClick={() => void status.refetch()} loading={checking}>
           Verify again
         </Button>
       </Group>
@@ -79,42 +78,37 @@ export default function AdminAuditPage() {
   const [draft, setDraft] = useState<Filters>(EMPTY);
   const [filters, setFilters] = useState<Filters>(EMPTY);
   // Cursors of the pages before this one, newest first; the last is this page's.
-  const [cursors, setCursors] = useState<(number | undefined)[]>([undefined]);
-  const beforeId = cursors[cursors.length - 1];
+  const [cursors, setCursors] = useState<(string | null)[]>([null]);
+  const cursor = cursors[cursors.length - 1] ?? null;
+  const query: AuditFilters = {
+    actor: filters.actor.trim() || undefined,
+    action: filters.action.trim() || undefined,
+    since: dayBoundary(filters.since, false),
+    until: dayBoundary(filters.until, true),
+  };
 
-  const page = useApiQuery(
-    () =>
-      unwrap(
-        api.GET('/api/v1/audit', {
-          params: {
-            query: {
-              before_id: beforeId,
-              limit: PAGE_SIZE,
-              actor: filters.actor.trim() || undefined,
-              action: filters.action.trim() || undefined,
-              since: dayBoundary(filters.since, false),
-              until: dayBoundary(filters.until, true),
-            },
-          },
-        }),
-      ),
-    [beforeId, filters],
-  );
+  const page = useQuery({
+    queryKey: auditKeys.page(query, cursor),
+    queryFn: () => listAudit(query, cursor),
+    // The page on screen stays while the next one loads.
+    placeholderData: keepPreviousData,
+  });
+  const loading = page.isPending || page.isPlaceholderData;
 
   function apply(event: FormEvent) {
     event.preventDefault();
     setFilters(draft);
-    setCursors([undefined]);
+    setCursors([null]);
   }
 
   function reset() {
     setDraft(EMPTY);
     setFilters(EMPTY);
-    setCursors([undefined]);
+    setCursors([null]);
   }
 
   const items = page.data?.items ?? [];
-  const next = page.data?.next_before_id ?? null;
+  const next = page.isPlaceholderData ? null : (page.data?.next_cursor ?? null);
 
   return (
     <Stack gap="md">
@@ -169,9 +163,9 @@ export default function AdminAuditPage() {
         </Group>
       </form>
       <Group gap="xs" aria-live="polite">
-        {page.loading ? <Loader size="xs" aria-label="Loading entries" /> : null}
+        {loading ? <Loader size="xs" aria-label="Loading entries" /> : null}
         <Text size="sm" c="dimmed">
-          {page.loading
+          {loading
             ? 'Loading entries…'
             : `${items.length} entr${items.length === 1 ? 'y' : 'ies'} on this page${cursors.length > 1 ? ` (page ${cursors.length})` : ''}`}
         </Text>
@@ -210,7 +204,7 @@ export default function AdminAuditPage() {
           </Table.Tbody>
         </Table>
       </Table.ScrollContainer>
-      {!page.loading && items.length === 0 ? (
+      {!loading && items.length === 0 ? (
         <Text size="sm" c="dimmed">
           No entries match.
         </Text>
@@ -218,14 +212,14 @@ export default function AdminAuditPage() {
       <Group>
         <Button
           variant="default"
-          disabled={cursors.length <= 1 || page.loading}
+          disabled={cursors.length <= 1 || loading}
           onClick={() => setCursors((c) => c.slice(0, -1))}
         >
           Newer entries
         </Button>
         <Button
           variant="default"
-          disabled={next === null || page.loading}
+          disabled={next === null || loading}
           onClick={() => next !== null && setCursors((c) => [...c, next])}
         >
           Older entries

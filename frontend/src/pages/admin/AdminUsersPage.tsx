@@ -6,7 +6,6 @@ import {
   Group,
   Modal,
   NativeSelect,
-  Pagination,
   Stack,
   Table,
   Text,
@@ -14,17 +13,22 @@ import {
   Title,
 } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { api, unwrap } from '../../api/client';
+import { keepPreviousData, useInfiniteQuery, useQueryClient } from '@tanstack/react-query';
+import {
+  accountsKeys,
+  createUser,
+  listUsers,
+  updateUser,
+  type UserFilters,
+  type UserSort,
+} from '../../api/accounts';
 import type { Role, User } from '../../api/types';
 import { useAuth, useCurrentUser } from '../../auth/AuthContext';
 import { FormError } from '../../components/FormError';
 import { PasswordField } from '../../components/PasswordField';
 import { formatDateTime } from '../../components/format';
-import { useApiQuery } from '../../hooks/useApiQuery';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { useSubmit } from '../../hooks/useSubmit';
-
-const PAGE_SIZE = 25;
 
 type RoleFilter = '' | Role;
 type ActiveFilter = '' | 'true' | 'false';
@@ -45,11 +49,7 @@ function CreateUserModal({
   const [role, setRole] = useState<Role>('member');
 
   const create = useSubmit(async () => {
-    const user = await unwrap(
-      api.POST('/api/v1/users', {
-        body: { username, email, password, display_name: displayName, role },
-      }),
-    );
+    const user = await createUser({ username, email, password, display_name: displayName, role });
     setUsername('');
     setEmail('');
     setDisplayName('');
@@ -167,36 +167,33 @@ export default function AdminUsersPage() {
   const [query] = useDebouncedValue(search.trim(), 300);
   const [roleFilter, setRoleFilter] = useState<RoleFilter>('');
   const [activeFilter, setActiveFilter] = useState<ActiveFilter>('');
-  const [page, setPage] = useState(1);
+  const [sort, setSort] = useState<UserSort>('username');
   const [creating, setCreating] = useState(false);
   const [deactivating, setDeactivating] = useState<User | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
 
-  const users = useApiQuery(
-    () =>
-      unwrap(
-        api.GET('/api/v1/users', {
-          params: {
-            query: {
-              q: query || undefined,
-              role: roleFilter || undefined,
-              is_active: activeFilter === '' ? undefined : activeFilter === 'true',
-              limit: PAGE_SIZE,
-              offset: (page - 1) * PAGE_SIZE,
-            },
-          },
-        }),
-      ),
-    [query, roleFilter, activeFilter, page],
-  );
+  const filters: UserFilters = {
+    q: query || undefined,
+    role: roleFilter || undefined,
+    isActive: activeFilter === '' ? undefined : activeFilter === 'true',
+    sort,
+  };
+  const queryClient = useQueryClient();
+  const users = useInfiniteQuery({
+    queryKey: accountsKeys.users(filters),
+    queryFn: ({ pageParam }) => listUsers(filters, pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
+    // The list on screen stays while a new search or filter loads.
+    placeholderData: keepPreviousData,
+  });
+  const reload = () => queryClient.invalidateQueries({ queryKey: [...accountsKeys.all, 'users'] });
 
   const update = useSubmit(
     async (user: User, body: { role?: Role; is_active?: boolean }, message: string) => {
-      await unwrap(
-        api.PATCH('/api/v1/users/{user_id}', { params: { path: { user_id: user.id } }, body }),
-      );
+      await updateUser(user.id, body);
       setNotice(message);
-      users.reload();
+      await reload();
       // Demoting yourself takes the admin pages away: the shell must know at once.
       if (user.id === me.id) await refreshUser();
     },
@@ -207,9 +204,9 @@ export default function AdminUsersPage() {
     return update.run(user, body, message);
   }
 
-  const total = users.data?.total ?? 0;
-  const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
-  const items = users.data?.items ?? [];
+  const items = users.data?.pages.flatMap((page) => page.items) ?? [];
+  const loading = users.isPending;
+  const count = `${items.length}${users.hasNextPage ? '+' : ''}`;
 
   return (
     <Stack gap="md">
@@ -231,7 +228,6 @@ export default function AdminUsersPage() {
           value={search}
           onChange={(e) => {
             setSearch(e.currentTarget.value);
-            setPage(1);
           }}
           w={280}
         />
@@ -240,7 +236,6 @@ export default function AdminUsersPage() {
           value={roleFilter}
           onChange={(e) => {
             setRoleFilter(e.currentTarget.value as RoleFilter);
-            setPage(1);
           }}
           data={[
             { value: '', label: 'All roles' },
@@ -253,7 +248,6 @@ export default function AdminUsersPage() {
           value={activeFilter}
           onChange={(e) => {
             setActiveFilter(e.currentTarget.value as ActiveFilter);
-            setPage(1);
           }}
           data={[
             { value: '', label: 'All' },
@@ -261,9 +255,20 @@ export default function AdminUsersPage() {
             { value: 'false', label: 'Deactivated' },
           ]}
         />
+        <NativeSelect
+          label="Sort"
+          value={sort}
+          onChange={(e) => setSort(e.currentTarget.value as UserSort)}
+          data={[
+            { value: 'username', label: 'Username, A–Z' },
+            { value: '-username', label: 'Username, Z–A' },
+            { value: '-created_at', label: 'Newest first' },
+            { value: 'created_at', label: 'Oldest first' },
+          ]}
+        />
       </Group>
       <Text size="sm" c="dimmed" aria-live="polite">
-        {users.loading ? 'Loading users…' : `${total} user${total === 1 ? '' : 's'}`}
+        {loading ? 'Loading users…' : `${count} user${items.length === 1 && !users.hasNextPage ? '' : 's'}`}
       </Text>
       <Table.ScrollContainer minWidth={1000}>
         <Table striped highlightOnHover aria-label="Users" data-testid="users-table">
@@ -339,18 +344,17 @@ export default function AdminUsersPage() {
           </Table.Tbody>
         </Table>
       </Table.ScrollContainer>
-      {!users.loading && items.length === 0 ? (
+      {!loading && items.length === 0 ? (
         <Text size="sm" c="dimmed">
           No users match.
         </Text>
       ) : null}
-      {pages > 1 ? (
-        <Pagination
-          total={pages}
-          value={page}
-          onChange={setPage}
-          getControlProps={(control) => ({ 'aria-label': `${control} page` })}
-        />
+      {users.hasNextPage ? (
+        <Group>
+          <Button variant="default" onClick={() => void users.fetchNextPage()} loading={users.isFetchingNextPage}>
+            Load more
+          </Button>
+        </Group>
       ) : null}
       <CreateUserModal
         opened={creating}
@@ -358,7 +362,7 @@ export default function AdminUsersPage() {
         onCreated={(user) => {
           setCreating(false);
           setNotice(`User ${user.username} created.`);
-          users.reload();
+          void reload();
         }}
       />
       <DeactivateModal

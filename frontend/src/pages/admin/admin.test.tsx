@@ -1,4 +1,4 @@
-import { screen, waitFor, within } from '@testing-library/react';
+import { configure, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
 import { apiError, makeUser, mockApi, renderApp, session } from '../../test/utils';
@@ -8,7 +8,11 @@ const admin = makeUser({ id: 'u-admin', username: 'root', display_name: 'Root Ad
 const evil = '<img src=x onerror=alert(1)>';
 const bob = makeUser({ id: 'u-bob', username: 'bob', display_name: evil, email: 'bob@example.com' });
 
-describe('admin pages', () => {
+// The first test to open an admin page loads its lazy chunk, slow on a busy machine (as in
+// images.test.tsx).
+configure({ asyncUtilTimeout: 5000 });
+
+describe('admin pages', { timeout: 20_000 }, () => {
   it('are closed to members: no nav entry and an access-denied page', async () => {
     const api = mockApi({ 'GET /api/v1/auth/session': { status: 200, body: session() } });
     renderApp('/admin/users');
@@ -24,7 +28,7 @@ describe('admin pages', () => {
       'GET /api/v1/users': (request) => {
         const q = new URLSearchParams(request.search).get('q');
         const items = q ? users.filter((u) => u.username.includes(q)) : users;
-        return { status: 200, body: { items, total: items.length } };
+        return { status: 200, body: { items, next_cursor: null } };
       },
       'POST /api/v1/users': (request) => {
         const body = request.body as { username: string; email: string; display_name: string; role: 'admin' | 'member' };
@@ -68,10 +72,42 @@ describe('admin pages', () => {
     });
   });
 
+  it('pages users by cursor with Load more, and sorts them', async () => {
+    const people = Array.from({ length: 30 }, (_, i) => makeUser({ id: `u-${i}`, username: `user${String(i).padStart(2, '0')}` }));
+    const api = mockApi({
+      'GET /api/v1/auth/session': { status: 200, body: session(admin) },
+      'GET /api/v1/users': (request) => {
+        const params = new URLSearchParams(request.search);
+        const ordered = params.get('sort') === '-username' ? [...people].reverse() : people;
+        const start = Number(params.get('cursor') ?? 0);
+        const end = start + Number(params.get('limit'));
+        return { status: 200, body: { items: ordered.slice(start, end), next_cursor: end < ordered.length ? String(end) : null } };
+      },
+    });
+    renderApp('/admin/users');
+    const table = await screen.findByTestId('users-table');
+    await within(table).findByText('user24');
+    expect(within(table).queryByText('user25')).toBeNull();
+    expect(screen.getByText('25+ users')).toBeInTheDocument();
+
+    const user = userEvent.setup();
+    await user.click(screen.getByRole('button', { name: 'Load more' }));
+    await within(table).findByText('user29');
+    expect(new URLSearchParams(api.requests.at(-1)?.search).get('cursor')).toBe('25');
+    expect(screen.queryByRole('button', { name: 'Load more' })).toBeNull();
+    expect(screen.getByText('30 users')).toBeInTheDocument();
+
+    await user.selectOptions(screen.getByLabelText('Sort'), '-username');
+    await waitFor(() => expect(within(table).getAllByRole('row')[1]).toHaveTextContent('user29'));
+    const params = new URLSearchParams(api.requests.at(-1)?.search);
+    expect(params.get('sort')).toBe('-username');
+    expect(params.get('cursor')).toBeNull();
+  });
+
   it('change a role and deactivate after confirming', async () => {
     const api = mockApi({
       'GET /api/v1/auth/session': { status: 200, body: session(admin) },
-      'GET /api/v1/users': { status: 200, body: { items: [admin, bob], total: 2 } },
+      'GET /api/v1/users': { status: 200, body: { items: [admin, bob], next_cursor: null } },
       'PATCH /api/v1/users/u-bob': (request) => ({ status: 200, body: { ...bob, ...(request.body as object) } }),
     });
     renderApp('/admin/users');
@@ -89,7 +125,7 @@ describe('admin pages', () => {
     expect(screen.getByRole('button', { name: 'Deactivate root' })).toBeDisabled();
   });
 
-  it('audit log: chain status, filters and paging by next_before_id', async () => {
+  it('audit log: chain status, filters and keyset paging by next_cursor', async () => {
     const entry = (id: number) => ({
       id,
       created_at: '2026-01-02T03:04:05Z',
@@ -108,10 +144,10 @@ describe('admin pages', () => {
       'GET /api/v1/auth/session': { status: 200, body: session(admin) },
       'GET /api/v1/audit/verify': { status: 200, body: { ok: false, checked: 7, first_broken_id: 8, reason: 'hash mismatch' } },
       'GET /api/v1/audit': (request) => {
-        const before = new URLSearchParams(request.search).get('before_id');
-        return before
-          ? { status: 200, body: { items: [entry(1)], next_before_id: null } }
-          : { status: 200, body: { items: [entry(3), entry(2)], next_before_id: 2 } };
+        const cursor = new URLSearchParams(request.search).get('cursor');
+        return cursor
+          ? { status: 200, body: { items: [entry(1)], next_cursor: null } }
+          : { status: 200, body: { items: [entry(3), entry(2)], next_cursor: 'after-2' } };
       },
     });
     renderApp('/admin/audit');
@@ -123,7 +159,7 @@ describe('admin pages', () => {
     const user = userEvent.setup();
     await user.click(screen.getByRole('button', { name: 'Older entries' }));
     await within(table).findByText('1');
-    expect(api.requests.at(-1)?.search).toContain('before_id=2');
+    expect(new URLSearchParams(api.requests.at(-1)?.search).get('cursor')).toBe('after-2');
     expect(screen.getByRole('button', { name: 'Older entries' })).toBeDisabled();
     await user.click(screen.getByRole('button', { name: 'Newer entries' }));
     await within(table).findByText('3');
@@ -135,7 +171,7 @@ describe('admin pages', () => {
       const params = new URLSearchParams(api.requests.at(-1)?.search);
       expect(params.get('actor')).toBe('root');
       expect(params.get('action')).toBe('auth.');
-      expect(params.get('before_id')).toBeNull();
+      expect(params.get('cursor')).toBeNull();
     });
   });
 

@@ -18,19 +18,21 @@ import {
   Text,
   Title,
 } from '@mantine/core';
+import { keepPreviousData, useQuery, useQueryClient } from '@tanstack/react-query';
 import {
   cancelBatch,
   getBatch,
+  imagesKeys,
   isActiveBatch,
   outputCsvPath,
   retryBatch,
   samePath,
 } from '../../api/images';
 import { type ApiError, toApiError } from '../../api/errors';
+import { POLL_INTERVAL_MS } from '../../api/query';
 import type { Batch, BatchImage, BatchProduct } from '../../api/types';
-import { StatusBadge } from '../../components/BatchStatusBadge';
+import { StatusBadge } from './BatchStatusBadge';
 import { formatBytes, formatDateTime, formatSaving } from '../../components/format';
-import { POLL_INTERVAL_MS, useLiveQuery } from '../../hooks/useLiveQuery';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { BatchProgress } from './BatchProgress';
 
@@ -403,14 +405,20 @@ export default function BatchDetailPage({ requestId }: { requestId: string }) {
   // Component state, not derived from the answer: live refreshes never move the reader.
   const [page, setPage] = useState(1);
   const offset = (page - 1) * PRODUCTS_PER_PAGE;
+  const products = { offset, limit: PRODUCTS_PER_PAGE };
+  const queryClient = useQueryClient();
   // Every load and live refresh reads the current page only, however big the batch.
-  const query = useLiveQuery(
-    () => getBatch(requestId, { offset, limit: PRODUCTS_PER_PAGE }),
-    [requestId, offset],
-    isLive,
-    pollInterval,
-  );
-  const batch = query.data;
+  const query = useQuery({
+    queryKey: imagesKeys.batchPage(requestId, products),
+    queryFn: () => getBatch(requestId, products),
+    placeholderData: keepPreviousData,
+    refetchInterval: ({ state: { data } }) => (data && isLive(data) ? pollInterval(data) : false),
+  });
+  // A page that fails to load leaves the last one shown on screen, with a note.
+  const [shown, setShown] = useState<Batch>();
+  if (query.data && query.data !== shown) setShown(query.data);
+  const batch = query.data ?? shown;
+  const refreshError = query.isRefetchError ? query.error : null;
   const [confirming, setConfirming] = useState(false);
   const [acting, setActing] = useState<'retry' | 'cancel' | null>(null);
   const [actionError, setActionError] = useState<ApiError | null>(null);
@@ -443,7 +451,8 @@ export default function BatchDetailPage({ requestId }: { requestId: string }) {
     } finally {
       setActing(null);
       setConfirming(false);
-      await query.refresh();
+      await queryClient.invalidateQueries({ queryKey: imagesKeys.batch(requestId) });
+      void queryClient.invalidateQueries({ queryKey: imagesKeys.batches() });
     }
   }
 
@@ -462,7 +471,7 @@ export default function BatchDetailPage({ requestId }: { requestId: string }) {
     return (
       <Stack gap="lg">
         {header}
-        {query.loading ? (
+        {query.isPending ? (
           <Stack gap="xs" aria-busy="true" aria-label="Loading the batch">
             <Skeleton height={120} />
             <Skeleton height={240} />
@@ -530,9 +539,9 @@ export default function BatchDetailPage({ requestId }: { requestId: string }) {
           {actionError.message}
         </Alert>
       ) : null}
-      {query.refreshError ? (
+      {refreshError ? (
         <Alert color="yellow" variant="light" title="Live updates interrupted" role="status">
-          {query.refreshError.message} Trying again shortly.
+          {refreshError.message} Trying again shortly.
         </Alert>
       ) : null}
 
@@ -540,9 +549,9 @@ export default function BatchDetailPage({ requestId }: { requestId: string }) {
       <Products
         batch={batch}
         page={page}
-        pageState={batch.products_offset === offset ? 'shown' : query.loading ? 'loading' : 'failed'}
+        pageState={batch.products_offset === offset ? 'shown' : query.isFetching ? 'loading' : 'failed'}
         onPageChange={changePage}
-        onRetry={() => void query.refresh()}
+        onRetry={() => void query.refetch()}
       />
 
       <Modal

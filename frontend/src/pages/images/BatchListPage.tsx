@@ -1,4 +1,3 @@
-import { useRef, useState } from 'react';
 import { Link } from 'react-router';
 import {
   Alert,
@@ -12,50 +11,46 @@ import {
   Text,
   Title,
 } from '@mantine/core';
-import { isActiveBatch, listBatches, listNewest, PAGE_SIZE } from '../../api/images';
-import { toApiError } from '../../api/errors';
-import type { BatchPage } from '../../api/types';
-import { StatusBadge } from '../../components/BatchStatusBadge';
+import { type InfiniteData, useInfiniteQuery } from '@tanstack/react-query';
+import { imagesKeys, isActiveBatch, listBatches } from '../../api/images';
+import { POLL_INTERVAL_MS } from '../../api/query';
+import type { BatchPage, BatchSummary } from '../../api/types';
+import { StatusBadge } from './BatchStatusBadge';
 import { formatDateTime } from '../../components/format';
-import { errorStore } from '../../errors/errorStore';
-import { useLiveQuery } from '../../hooks/useLiveQuery';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { BatchProgress } from './BatchProgress';
 
 const SOURCE_LABEL: Record<string, string> = { csv: 'CSV', upload: 'Upload' };
 
-function anyActive(page: BatchPage): boolean {
-  return page.items.some(isActiveBatch);
+function anyActive(data: InfiniteData<BatchPage> | undefined): boolean {
+  return data?.pages.some((page) => page.items.some(isActiveBatch)) ?? false;
+}
+
+/** The pages in order; a batch that moved to a later page while they loaded is shown once. */
+function flatten(data: InfiniteData<BatchPage> | undefined): BatchSummary[] {
+  const seen = new Set<string>();
+  const items: BatchSummary[] = [];
+  for (const batch of data?.pages.flatMap((page) => page.items) ?? []) {
+    if (seen.has(batch.request_id)) continue;
+    seen.add(batch.request_id);
+    items.push(batch);
+  }
+  return items;
 }
 
 export default function BatchListPage() {
   usePageTitle('Images');
-  // How many batches are on screen, so a live refresh reloads all of them (and no more).
-  const shown = useRef(PAGE_SIZE);
-  const list = useLiveQuery(() => listNewest(shown.current), [], anyActive);
-  const [loadingMore, setLoadingMore] = useState(false);
-  const items = list.data?.items ?? [];
-  const nextCursor = list.data?.next_cursor ?? null;
-  const live = list.data !== undefined && anyActive(list.data);
-
-  async function loadMore() {
-    if (!nextCursor) return;
-    setLoadingMore(true);
-    try {
-      const page = await listBatches(nextCursor);
-      list.update((current) => {
-        const before = current?.items ?? [];
-        const seen = new Set(before.map((b) => b.request_id));
-        const merged = [...before, ...page.items.filter((b) => !seen.has(b.request_id))];
-        shown.current = Math.max(PAGE_SIZE, merged.length);
-        return { items: merged, next_cursor: page.next_cursor };
-      });
-    } catch (error) {
-      errorStore.report(toApiError(error));
-    } finally {
-      setLoadingMore(false);
-    }
-  }
+  // A live refresh reads every page on screen again, each from the fresh cursor before it.
+  const list = useInfiniteQuery({
+    queryKey: imagesKeys.batches(),
+    queryFn: ({ pageParam }) => listBatches(pageParam),
+    initialPageParam: null as string | null,
+    getNextPageParam: (last) => last.next_cursor,
+    refetchInterval: (query) => (anyActive(query.state.data) ? POLL_INTERVAL_MS : false),
+  });
+  const items = flatten(list.data);
+  const live = anyActive(list.data);
+  const refreshError = list.isRefetchError ? list.error : null;
 
   return (
     <Stack gap="lg">
@@ -71,13 +66,13 @@ export default function BatchListPage() {
         </Button>
       </Group>
 
-      {list.refreshError ? (
+      {refreshError ? (
         <Alert color="yellow" variant="light" title="Live updates interrupted" role="status">
-          {list.refreshError.message} Trying again shortly.
+          {refreshError.message} Trying again shortly.
         </Alert>
       ) : null}
 
-      {list.loading && !list.data ? (
+      {list.isPending ? (
         <Stack gap="xs" aria-busy="true" aria-label="Loading batches">
           <Skeleton height={36} />
           <Skeleton height={36} />
@@ -138,9 +133,13 @@ export default function BatchListPage() {
               </Table.Tbody>
             </Table>
           </Table.ScrollContainer>
-          {nextCursor ? (
+          {list.hasNextPage ? (
             <Group>
-              <Button variant="default" onClick={() => void loadMore()} loading={loadingMore}>
+              <Button
+                variant="default"
+                onClick={() => void list.fetchNextPage()}
+                loading={list.isFetchingNextPage}
+              >
                 Load more
               </Button>
             </Group>

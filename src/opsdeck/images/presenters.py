@@ -1,4 +1,4 @@
-"""Shaping batches for the API and the output CSV."""
+"""Presenters: shaping batches for the API and the output CSV."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from opsdeck.core.http import API_PREFIX
 from opsdeck.images import service
 from opsdeck.images.csv_output import OutputImage, OutputRow, iter_output_csv
 from opsdeck.images.formats import content_type_and_extension
-from opsdeck.images.models import ImageBatch, ImageItem
+from opsdeck.images.models import ImageBatch, ImageItem, ImageStatus
 from opsdeck.images.schemas import BatchOut, BatchSummary, ImageOut, ProductOut, WebhookOut
 from opsdeck.settings import Settings
 
 
 def output_url(settings: Settings, item: ImageItem) -> str | None:
-    if item.status != "succeeded" or not item.output_token or not item.output_format:
+    if item.status != ImageStatus.SUCCEEDED or not item.output_token or not item.output_format:
         return None
     extension = content_type_and_extension(item.output_format)[1]
     return f"{settings.public_base_url}/media/{item.output_token}{extension}"
@@ -98,7 +98,7 @@ def output_csv_lines(session: Session, settings: Settings, batch: ImageBatch) ->
             images=[
                 OutputImage(
                     output_url=output_url(settings, item),
-                    error=item.error if item.status == "failed" else None,
+                    error=item.error if item.status == ImageStatus.FAILED else None,
                 )
                 for item in items
             ],

@@ -1,5 +1,5 @@
 import { Badge, type BadgeProps } from '@mantine/core';
-import type { BatchStatus, ImageStatus } from '../api/types';
+import type { BatchStatus, ImageStatus } from '../../api/types';
 
 interface Look {
   label: string;
