@@ -20,6 +20,7 @@ from typing import IO, Any
 import redis
 
 from opsdeck.core.outbound.errors import FetchError
+from opsdeck.core.redis import redis_client
 
 _ACQUIRE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -49,7 +50,7 @@ class HostSlots:
         self.limit = limit
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self._redis = redis.Redis.from_url(redis_url) if redis_url else None
+        self._redis = redis_client(redis_url) if redis_url else None
         self._acquire_script: Any = self._redis.register_script(_ACQUIRE) if self._redis else None
         self._lock_dir = lock_dir
 
