@@ -57,7 +57,7 @@ class ErrorDetail(BaseModel):
 class ErrorInfo(BaseModel):
     code: str = Field(description="Stable machine-readable error code, e.g. invalid_credentials.")
     message: str
-    details: list[ErrorDetail] = Field(default_factory=list)
+    details: list[ErrorDetail]
 
 
 class ErrorBody(BaseModel):
