@@ -25,6 +25,7 @@ from opsdeck.core.ratelimit import (
 from opsdeck.core.redis import redis_client
 from opsdeck.settings import Settings
 from tests.conftest import FakeClock, error_of
+from tests.stack import free_port
 
 
 @pytest.fixture(params=["memory", "stack"])
@@ -251,6 +252,16 @@ def test_the_dependency_keys_by_what_its_key_dependency_says(
     assert limited_client.get(url, headers={"X-Caller": "u2"}).status_code == 200
     # No key, no limit.
     assert [limited_client.get(url).status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_an_unreachable_redis_lets_hits_through() -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    limiter = RateLimiter(RedisBackend(redis_client(closed, timeout=0.5)), clock=FakeClock())
+    limit = _limit(capacity=1)
+
+    decisions = [limiter.hit(limit, "ivan") for _ in range(3)]
+
+    assert all(d.allowed for d in decisions)
 
 
 def test_redis_clients_are_one_per_url_and_timeout() -> None:

@@ -14,6 +14,9 @@ a submitted username, a client address.
 In distributed mode the buckets live in Redis (one atomic script per hit; a bucket's key
 expires once it would be full again), shared by every process. In embedded mode they live in
 the process, behind a lock. Time comes from the limiter's clock, so tests move it by hand.
+
+When Redis cannot be reached the limiter lets hits through and logs `rate_limit_unavailable`:
+a Redis outage must not also lock every user out of signing in.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from functools import cache
 from typing import Annotated, Any, Protocol
 
 import redis
+import structlog
 from fastapi import Depends, Request
 
 from opsdeck.core.errors import TooManyRequests
 from opsdeck.core.redis import redis_client
 from opsdeck.settings import Settings
 
+log = structlog.get_logger("opsdeck.ratelimit")
 KEY_PREFIX = "opsdeck:ratelimit:"
 # Longer keys are hashed, so a huge submitted username cannot make a huge Redis key.
 MAX_KEY_LENGTH = 200
@@ -221,9 +226,13 @@ class RateLimiter:
     def _take(self, limit: RateLimit, key: str, *, cost: int, consume: bool) -> Decision:
         if not 1 <= cost <= limit.capacity:
             raise ValueError(f"cost must be from 1 to the capacity ({limit.capacity})")
-        outcome = self.backend.take(
-            bucket_key(limit, key), limit, cost=cost, now=self.clock(), consume=consume
-        )
+        try:
+            outcome = self.backend.take(
+                bucket_key(limit, key), limit, cost=cost, now=self.clock(), consume=consume
+            )
+        except redis.RedisError as exc:
+            log.warning("rate_limit_unavailable", scope=limit.scope, error=str(exc)[:200])
+            return Decision(True, 0, limit.capacity - cost)
         retry_after = 0 if outcome.allowed else max(1, math.ceil(outcome.wait_seconds))
         return Decision(outcome.allowed, retry_after, max(0, math.floor(outcome.tokens)))
 
@@ -272,7 +281,9 @@ def too_many_requests(retry_after: int) -> TooManyRequests:
     )
 
 
-def rate_limit(limit: LimitSource, *, key: Callable[..., str | None] = client_ip) -> Any:
+def rate_limit(
+    limit: LimitSource, *, key: Callable[..., str | None] = client_ip
+) -> Callable[..., None]:
     """A FastAPI dependency that spends one token per request and answers 429 with
     Retry-After when the bucket is empty. `limit` may be a function of the settings. `key` is
     itself a dependency naming the bucket: the client address by default; pass one that
