@@ -201,7 +201,8 @@ def login(
     form = {"username": username, "password": password}
     if otp is not None:
         form["otp"] = otp
-    return client.post(f"{API}/auth/token", data=form)
+    response: httpx.Response = client.post(f"{API}/auth/token", data=form)
+    return response
 
 
 def access_token(client: TestClient, username: str, password: str = STRONG_PASSWORD) -> str:
