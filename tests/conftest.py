@@ -1,14 +1,22 @@
 """Shared fixtures. The database and broker come from `tests/stack.py`: a real PostgreSQL and
 Redis when the machine has them (the integration stack), otherwise the embedded defaults
-(SQLite + Celery's filesystem broker). Both run the same tests."""
+(SQLite + Celery's filesystem broker). Both run the same tests.
+
+Every module's tests sign in with the helpers here: `make_user` (any user), the `member` and
+`admin` fixtures, `sign_in(client, username)` for bearer headers (`member_headers`,
+`admin_headers`), `browser_sign_in(client, username)` for a cookie session and its CSRF header,
+and `error_of` / `fields_of` to read the JSON error shape.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -17,12 +25,15 @@ from sqlalchemy.orm import Session
 
 from opsdeck.app import create_app
 from opsdeck.core.db import make_engine, upgrade_database
+from opsdeck.core.ratelimit import rate_limiter
 from opsdeck.models import metadata
 from opsdeck.settings import Settings
 
 pytest_plugins = ["tests.stack"]
 
 STRONG_PASSWORD = "correct horse battery staple"
+API = "/api/v1"
+CSRF_HEADER = "X-CSRF-Token"
 
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
@@ -56,6 +67,8 @@ def base_settings(data_dir: Path) -> Settings:
 def settings(base_settings: Settings) -> Iterator[Settings]:
     yield base_settings
     _empty_tables(base_settings)
+    # Rate-limit buckets live in Redis or in this process, not in the tables.
+    rate_limiter(base_settings).clear()
 
 
 def _empty_tables(settings: Settings) -> None:
@@ -66,6 +79,29 @@ def _empty_tables(settings: Settings) -> None:
                 connection.execute(delete(table))
     finally:
         engine.dispose()
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self, start: float | None = None) -> None:
+        # Whole seconds, so that adding whole seconds is exact in floating point.
+        self.now = float(int(time.time())) if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Stop the rate limiter's clock (every app on the test settings' backend shares it);
+    `clock.advance(seconds)` moves it."""
+    fake = FakeClock()
+    monkeypatch.setattr(rate_limiter(settings), "clock", fake)
+    return fake
 
 
 @pytest.fixture
@@ -129,3 +165,81 @@ def make_user(app: FastAPI) -> UserFactory:
             session.close()
 
     return factory
+
+
+@pytest.fixture
+def member(make_user: UserFactory) -> Any:
+    return make_user("mallory", display_name="Mallory Member")
+
+
+@pytest.fixture
+def admin(make_user: UserFactory) -> Any:
+    return make_user("root", role="admin", display_name="Root Admin")
+
+
+@pytest.fixture
+def admin_headers(client: TestClient, admin: Any) -> dict[str, str]:
+    return sign_in(client, admin.username)
+
+
+@pytest.fixture
+def member_headers(client: TestClient, member: Any) -> dict[str, str]:
+    return sign_in(client, member.username)
+
+
+# -- signing in through the API --------------------------------------------------------------
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def login(
+    client: TestClient, username: str, password: str = STRONG_PASSWORD, otp: str | None = None
+) -> httpx.Response:
+    """POST /auth/token as the sign-in form does; the answer, whatever it is."""
+    form = {"username": username, "password": password}
+    if otp is not None:
+        form["otp"] = otp
+    response: httpx.Response = client.post(f"{API}/auth/token", data=form)
+    return response
+
+
+def access_token(client: TestClient, username: str, password: str = STRONG_PASSWORD) -> str:
+    response = login(client, username, password)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+def sign_in(client: TestClient, username: str, password: str = STRONG_PASSWORD) -> dict[str, str]:
+    """Headers that act as `username` with a bearer access token."""
+    return bearer(access_token(client, username, password))
+
+
+def browser_login(
+    client: TestClient, username: str, password: str = STRONG_PASSWORD
+) -> dict[str, Any]:
+    """Sign `client` in with a browser session (it keeps the cookies); the answer's body,
+    with `csrf_token`."""
+    response = client.post(f"{API}/auth/session", json={"username": username, "password": password})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def browser_sign_in(
+    client: TestClient, username: str, password: str = STRONG_PASSWORD
+) -> dict[str, str]:
+    """Sign `client` in with a browser session; the CSRF header its unsafe requests need."""
+    return {CSRF_HEADER: browser_login(client, username, password)["csrf_token"]}
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    """The `error` object of a JSON error answer."""
+    error: dict[str, Any] = response.json()["error"]
+    return error
+
+
+def fields_of(response: httpx.Response) -> set[str]:
+    return {detail["field"] for detail in error_of(response)["details"]}

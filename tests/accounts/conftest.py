@@ -1,5 +1,5 @@
-"""Helpers for the accounts tests: signing in through the API, reading back rows and audit
-entries, and apps with tighter throttle limits."""
+"""Helpers for the accounts tests: reading back rows and audit entries, cheap password hashing
+and apps with tighter throttle limits. Signing in is in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pyotp
 import pytest
 from fastapi import FastAPI
@@ -20,9 +19,7 @@ from opsdeck.app import create_app
 from opsdeck.audit.models import AuditEntry
 from opsdeck.core.db import upgrade_database
 from opsdeck.settings import Settings
-from tests.conftest import STRONG_PASSWORD, UserFactory, make_settings
-
-API = "/api/v1"
+from tests.conftest import make_settings
 
 
 @pytest.fixture(scope="session")
@@ -38,44 +35,6 @@ def base_settings(data_dir: Path) -> Settings:
     )
     upgrade_database(settings.database_url_resolved)
     return settings
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def login(
-    client: TestClient, username: str, password: str = STRONG_PASSWORD, otp: str | None = None
-) -> httpx.Response:
-    form = {"username": username, "password": password}
-    if otp is not None:
-        form["otp"] = otp
-    return client.post(f"{API}/auth/token", data=form)
-
-
-def access_token(client: TestClient, username: str, password: str = STRONG_PASSWORD) -> str:
-    response = login(client, username, password)
-    assert response.status_code == 200, response.text
-    token: str = response.json()["access_token"]
-    return token
-
-
-def browser_login(
-    client: TestClient, username: str, password: str = STRONG_PASSWORD
-) -> dict[str, Any]:
-    response = client.post(f"{API}/auth/session", json={"username": username, "password": password})
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def error_of(response: httpx.Response) -> dict[str, Any]:
-    error: dict[str, Any] = response.json()["error"]
-    return error
-
-
-def fields_of(response: httpx.Response) -> set[str]:
-    return {detail["field"] for detail in error_of(response)["details"]}
 
 
 def audit_actions(db: Session, action_prefix: str = "") -> list[AuditEntry]:
@@ -110,26 +69,6 @@ def next_totp(db: Session, user_id: str, secret: str) -> str:
     last = reload_user(db, user_id).totp_last_counter
     assert last is not None
     return pyotp.TOTP(secret).generate_otp(last + 1)
-
-
-@pytest.fixture
-def member(make_user: UserFactory) -> Any:
-    return make_user("mallory", display_name="Mallory Member")
-
-
-@pytest.fixture
-def admin(make_user: UserFactory) -> Any:
-    return make_user("root", role="admin", display_name="Root Admin")
-
-
-@pytest.fixture
-def admin_headers(client: TestClient, admin: Any) -> dict[str, str]:
-    return bearer(access_token(client, admin.username))
-
-
-@pytest.fixture
-def member_headers(client: TestClient, member: Any) -> dict[str, str]:
-    return bearer(access_token(client, member.username))
 
 
 ClientFactory = Callable[..., TestClient]

@@ -11,18 +11,18 @@ from sqlalchemy.orm import Session
 
 from opsdeck.accounts.models import User
 from opsdeck.audit.service import verify_chain
-from tests.accounts.conftest import (
+from tests.accounts.conftest import audit_actions, reload_user
+from tests.conftest import (
     API,
+    STRONG_PASSWORD,
+    UserFactory,
     access_token,
-    audit_actions,
     bearer,
     browser_login,
     error_of,
     fields_of,
     login,
-    reload_user,
 )
-from tests.conftest import STRONG_PASSWORD, UserFactory
 
 USERS = f"{API}/users"
 

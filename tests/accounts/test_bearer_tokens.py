@@ -16,15 +16,8 @@ from opsdeck.accounts.models import AuthSession, RefreshToken
 from opsdeck.audit.service import verify_chain
 from opsdeck.core.security import derive_key, encode_access_token
 from opsdeck.settings import Settings
-from tests.accounts.conftest import (
-    API,
-    audit_actions,
-    bearer,
-    browser_login,
-    error_of,
-    fields_of,
-    login,
-)
+from tests.accounts.conftest import audit_actions
+from tests.conftest import API, bearer, browser_login, error_of, fields_of, login
 
 ME = f"{API}/users/me"
 

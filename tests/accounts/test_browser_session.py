@@ -9,15 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts.models import ApiToken, AuthSession
-from tests.accounts.conftest import (
-    API,
-    access_token,
-    audit_actions,
-    bearer,
-    browser_login,
-    error_of,
-    fields_of,
-)
+from tests.accounts.conftest import audit_actions
+from tests.conftest import API, access_token, bearer, browser_login, error_of, fields_of
 
 ME = f"{API}/users/me"
 TOKENS = f"{API}/users/me/tokens"

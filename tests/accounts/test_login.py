@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from opsdeck.accounts.models import AuthThrottle
 from opsdeck.audit.service import verify_chain
 from opsdeck.core.security import Passwords
-from tests.accounts.conftest import (
+from tests.accounts.conftest import ClientFactory, audit_actions, reload_user
+from tests.conftest import (
     API,
-    ClientFactory,
-    audit_actions,
+    STRONG_PASSWORD,
+    FakeClock,
+    UserFactory,
     bearer,
     error_of,
     fields_of,
     login,
-    reload_user,
 )
-from tests.conftest import STRONG_PASSWORD, UserFactory
 
 
 def test_sign_in_returns_a_working_token_pair(client: TestClient, member: Any) -> None:
@@ -196,19 +194,50 @@ def test_a_successful_sign_in_clears_the_account_counter(
 
 
 def test_the_block_ends_when_the_window_has_passed(
-    client_with: ClientFactory, db: Session, make_user: UserFactory
+    client_with: ClientFactory, make_user: UserFactory, clock: FakeClock
 ) -> None:
-    client = client_with(auth_max_failures_per_account=2)
+    client = client_with(auth_max_failures_per_account=2, auth_window_seconds=600)
     make_user("patient")
     for _ in range(2):
         login(client, "patient", "guess")
+    blocked = login(client, "patient")
+    assert blocked.status_code == 429
+
+    clock.advance(int(blocked.headers["retry-after"]) - 1)
     assert login(client, "patient").status_code == 429
-
-    # Move the block into the past instead of waiting for it.
-    row = db.get_one(AuthThrottle, "account:patient")
-    assert row.blocked_until is not None
-    row.blocked_until -= timedelta(days=1)
-    row.window_started_at -= timedelta(days=1)
-    db.commit()
-
+    clock.advance(1)
     assert login(client, "patient").status_code == 200
+
+
+def test_a_block_lasts_at_most_a_window_and_failures_refill_over_it(
+    client_with: ClientFactory, make_user: UserFactory, clock: FakeClock
+) -> None:
+    client = client_with(auth_max_failures_per_account=3, auth_window_seconds=600)
+    make_user("steady")
+    for _ in range(3):
+        assert login(client, "steady", "guess").status_code == 401
+    blocked = login(client, "steady", "guess")
+    assert blocked.status_code == 429
+    # Three failures per 600 seconds: one more is heard every 200 seconds.
+    assert int(blocked.headers["retry-after"]) == 200
+
+    clock.advance(200)
+    assert login(client, "steady", "guess").status_code == 401
+    assert login(client, "steady", "guess").status_code == 429
+    clock.advance(600)
+    for _ in range(3):
+        assert login(client, "steady", "guess").status_code == 401
+    assert login(client, "steady", "guess").status_code == 429
+
+
+def test_the_counters_are_shared_by_every_app_on_the_same_backend(
+    client_with: ClientFactory, make_user: UserFactory
+) -> None:
+    # Two apps stand for two web processes (in distributed mode: two machines).
+    first = client_with(auth_max_failures_per_account=2)
+    second = client_with(auth_max_failures_per_account=2)
+    make_user("roaming")
+    assert login(first, "roaming", "guess").status_code == 401
+    assert login(second, "roaming", "guess").status_code == 401
+
+    assert login(first, "roaming").status_code == 429

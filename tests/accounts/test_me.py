@@ -10,17 +10,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts.models import ApiToken
-from tests.accounts.conftest import (
+from tests.accounts.conftest import audit_actions, reload_user
+from tests.conftest import (
     API,
+    STRONG_PASSWORD,
+    UserFactory,
     access_token,
-    audit_actions,
     bearer,
     error_of,
     fields_of,
     login,
-    reload_user,
 )
-from tests.conftest import STRONG_PASSWORD, UserFactory
 
 ME = f"{API}/users/me"
 NEW_PASSWORD = "another long passphrase"

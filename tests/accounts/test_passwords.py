@@ -14,7 +14,7 @@ from opsdeck.accounts import service
 from opsdeck.accounts.models import User
 from opsdeck.accounts.policy import password_problem
 from opsdeck.core.errors import ValidationFailed
-from tests.accounts.conftest import API, error_of, login
+from tests.conftest import API, error_of, login
 
 USERS = f"{API}/users"
 

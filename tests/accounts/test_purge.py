@@ -1,4 +1,4 @@
-"""Clean-up of dead sessions, expired refresh tokens and stale throttle counters."""
+"""Clean-up of dead sessions and expired refresh tokens."""
 
 from __future__ import annotations
 
@@ -11,13 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts import service, tasks
-from opsdeck.accounts.models import AuthSession, AuthThrottle, RefreshToken
+from opsdeck.accounts.models import AuthSession, RefreshToken
 from opsdeck.core import queue
 from opsdeck.core.db import utcnow
 from opsdeck.core.security import digest
 from opsdeck.settings import Settings, get_settings
-
-WINDOW = timedelta(minutes=15)
 
 
 def _session(db: Session, user: Any, name: str, *, expires_in: timedelta, revoked: bool) -> str:
@@ -48,18 +46,6 @@ def _refresh_token(
     )
 
 
-def _throttle(db: Session, key: str, *, started: timedelta, blocked_for: timedelta | None) -> None:
-    now = utcnow()
-    db.add(
-        AuthThrottle(
-            key=key,
-            failures=3,
-            window_started_at=now - started,
-            blocked_until=now + blocked_for if blocked_for is not None else None,
-        )
-    )
-
-
 @pytest.fixture
 def rows(db: Session, member: Any) -> Session:
     """Live and dead rows of each kind, named after what should become of them."""
@@ -72,44 +58,38 @@ def rows(db: Session, member: Any) -> Session:
     _refresh_token(db, live, "drop-expired", expires_in=-day)
     _refresh_token(db, expired, "drop-with-expired-session", expires_in=day)
     _refresh_token(db, revoked, "drop-with-revoked-session", expires_in=day)
-    _throttle(db, "account:keep-counting", started=timedelta(minutes=1), blocked_for=None)
-    _throttle(db, "account:keep-blocked", started=2 * WINDOW, blocked_for=timedelta(minutes=5))
-    _throttle(db, "account:drop-stale", started=2 * WINDOW, blocked_for=None)
-    _throttle(db, "ip:drop-block-over", started=2 * WINDOW, blocked_for=-timedelta(minutes=1))
     db.commit()
     return db
 
 
-def _remaining(db: Session) -> tuple[list[str], list[str], list[str]]:
+def _remaining(db: Session) -> tuple[list[str], list[str]]:
     db.expire_all()
     sessions = sorted(s.rstrip("0") for s in db.scalars(select(AuthSession.id)))
     tokens = sorted(db.scalars(select(RefreshToken.token_hash)))
-    keys = sorted(db.scalars(select(AuthThrottle.key)))
-    return sessions, tokens, keys
+    return sessions, tokens
 
 
 EXPECTED_AFTER_PURGE = (
     ["live"],
     sorted([digest("keep-unused"), digest("keep-spent")]),
-    ["account:keep-blocked", "account:keep-counting"],
 )
 
 
 def test_purge_deletes_only_what_can_no_longer_be_used(rows: Session) -> None:
-    counts = service.purge_expired(rows, utcnow(), throttle_window=WINDOW)
+    counts = service.purge_expired(rows, utcnow())
     rows.commit()
 
-    assert counts == service.PurgeCounts(sessions=2, refresh_tokens=3, throttle_rows=2)
+    assert counts == service.PurgeCounts(sessions=2, refresh_tokens=3)
     assert _remaining(rows) == EXPECTED_AFTER_PURGE
 
 
 def test_purge_twice_changes_nothing_more(rows: Session) -> None:
-    service.purge_expired(rows, utcnow(), throttle_window=WINDOW)
+    service.purge_expired(rows, utcnow())
     rows.commit()
 
-    again = service.purge_expired(rows, utcnow(), throttle_window=WINDOW)
+    again = service.purge_expired(rows, utcnow())
 
-    assert again == service.PurgeCounts(0, 0, 0)
+    assert again == service.PurgeCounts(0, 0)
     assert _remaining(rows) == EXPECTED_AFTER_PURGE
 
 
@@ -122,7 +102,6 @@ def worker_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iter
         "OPSDECK_DATABASE_URL": settings.database_url_resolved,
         "OPSDECK_REDIS_URL": settings.redis_url,
         "OPSDECK_SECRET_KEY": settings.secret_key.get_secret_value(),
-        "OPSDECK_AUTH_WINDOW_SECONDS": str(int(WINDOW.total_seconds())),
     }
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
@@ -146,6 +125,6 @@ def test_the_celery_task_purges_through_its_own_session(
     first = tasks.purge_expired.run()
     second = tasks.purge_expired.run()
 
-    assert first == {"sessions": 2, "refresh_tokens": 3, "throttle_rows": 2}
-    assert second == {"sessions": 0, "refresh_tokens": 0, "throttle_rows": 0}
+    assert first == {"sessions": 2, "refresh_tokens": 3}
+    assert second == {"sessions": 0, "refresh_tokens": 0}
     assert _remaining(rows) == EXPECTED_AFTER_PURGE

@@ -13,17 +13,8 @@ from sqlalchemy.orm import Session
 
 from opsdeck.accounts.models import RecoveryCode
 from opsdeck.audit.service import verify_chain
-from tests.accounts.conftest import (
-    API,
-    audit_actions,
-    end_read,
-    error_of,
-    fields_of,
-    login,
-    next_totp,
-    reload_user,
-)
-from tests.conftest import STRONG_PASSWORD
+from tests.accounts.conftest import audit_actions, end_read, next_totp, reload_user
+from tests.conftest import API, STRONG_PASSWORD, error_of, fields_of, login
 
 TWO_FA = f"{API}/users/me/2fa"
 

@@ -1,4 +1,5 @@
-"""core.db: UTC datetimes, the migration-head guard, and jobs sent only after commit."""
+"""core.db: UTC datetimes, the migration-head guard, jobs sent only after commit, and what a
+refused unit of work keeps."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select
 from sqlalchemy.engine import Engine
@@ -21,14 +23,17 @@ from opsdeck.core.db import (
     after_commit,
     ensure_at_head,
     head_revision,
+    keep_on_refusal,
     make_engine,
     make_sessionmaker,
     transaction,
     upgrade_database,
     utcnow,
 )
+from opsdeck.core.deps import SessionDep
+from opsdeck.core.errors import Forbidden, NotFound
 from opsdeck.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import error_of, make_settings
 from tests.stack import hermetic_env, python_command
 
 KOLKATA = timezone(timedelta(hours=5, minutes=30))
@@ -271,3 +276,96 @@ def test_a_released_savepoint_callback_dies_with_the_outer_rollback(
 
     assert ran == []
     assert _stored_ids(sessions) == []
+
+
+# -- keep_on_refusal ---------------------------------------------------------------------------
+
+
+def test_a_refusal_keeps_its_record_and_nothing_else(sessions: sessionmaker[Session]) -> None:
+    def refused() -> None:
+        with transaction(sessions) as session:
+            _write(session, 70)
+            keep_on_refusal(session, lambda s: _write(s, 71))
+            raise Forbidden("no")
+
+    with pytest.raises(Forbidden):
+        refused()
+
+    assert _stored_ids(sessions) == [71]
+
+
+def test_records_run_in_order_after_the_rollback(sessions: sessionmaker[Session]) -> None:
+    seen: list[list[int]] = []
+
+    def record(session: Session, moment_id: int) -> None:
+        seen.append(list(session.scalars(select(MOMENTS.c.id).order_by(MOMENTS.c.id))))
+        _write(session, moment_id)
+
+    def refused() -> None:
+        with transaction(sessions) as session:
+            _write(session, 72)
+            keep_on_refusal(session, lambda s: record(s, 73))
+            keep_on_refusal(session, lambda s: record(s, 74))
+            raise NotFound("gone")
+
+    with pytest.raises(NotFound):
+        refused()
+
+    assert seen == [[], [73]]
+    assert _stored_ids(sessions) == [73, 74]
+
+
+def test_nothing_is_kept_when_the_unit_of_work_commits(sessions: sessionmaker[Session]) -> None:
+    with transaction(sessions) as session:
+        _write(session, 75)
+        keep_on_refusal(session, lambda s: _write(s, 76))
+        # The caller handled the refusal itself and carried on.
+
+    assert _stored_ids(sessions) == [75]
+
+
+def test_nothing_is_kept_when_the_unit_of_work_crashes(sessions: sessionmaker[Session]) -> None:
+    def crashed() -> None:
+        with transaction(sessions) as session:
+            keep_on_refusal(session, lambda s: _write(s, 77))
+            raise RuntimeError("a bug, not a refusal")
+
+    with pytest.raises(RuntimeError):
+        crashed()
+
+    assert _stored_ids(sessions) == []
+
+
+def test_a_failing_record_does_not_hide_the_refusal(sessions: sessionmaker[Session]) -> None:
+    def broken(_session: Session) -> None:
+        raise RuntimeError("cannot record")
+
+    def refused() -> None:
+        with transaction(sessions) as session:
+            keep_on_refusal(session, broken)
+            raise Forbidden("the refusal")
+
+    with pytest.raises(Forbidden, match="the refusal"):
+        refused()
+
+    assert _stored_ids(sessions) == []
+
+
+def test_the_request_session_keeps_a_refusals_record(
+    app: FastAPI, client: TestClient, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    router = APIRouter(prefix="/api/v1/db-tests")
+
+    @router.post("/refuse")
+    def refuse(session: SessionDep) -> None:
+        _write(session, 80)
+        keep_on_refusal(session, lambda s: _write(s, 81))
+        raise Forbidden("Refused, but remembered.")
+
+    app.include_router(router)
+
+    response = client.post("/api/v1/db-tests/refuse")
+
+    assert response.status_code == 403
+    assert error_of(response)["message"] == "Refused, but remembered."
+    assert _stored_ids(sessions) == [81]

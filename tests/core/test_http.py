@@ -151,7 +151,15 @@ def _assert_too_large(response: httpx.Response, limit: int) -> None:
             "message": (
                 f"The request body is larger than the {limit:,}-byte limit for this endpoint."
             ),
-            "details": [{"limit_bytes": limit}],
+            "details": [
+                {
+                    "message": (
+                        f"The request body is larger than the {limit:,}-byte limit for this "
+                        "endpoint."
+                    ),
+                    "limit_bytes": limit,
+                }
+            ],
         }
     }
     assert response.headers[REQUEST_ID_HEADER]

@@ -15,7 +15,9 @@ describe('errorFromResponse', () => {
         details: [
           { field: 'body.email', message: 'not an e-mail address', type: 'value_error' },
           { field: 'body.email', message: 'second message is ignored', type: 'x' },
+          { row: 3, column: 'Input Image Urls', value: 'ftp://x', message: 'Line 3: not http' },
           'junk',
+          { field: 'body.name' },
         ],
       },
     });
@@ -26,6 +28,14 @@ describe('errorFromResponse', () => {
     expect(error.requestId).toBe('abc');
     expect(error.retryAfter).toBe(7);
     expect(error.fieldErrors()).toEqual({ email: 'not an e-mail address' });
+    // Every detail kept is the ErrorDetail shape: a message, and where the problem is.
+    expect(error.details).toHaveLength(3);
+    expect(error.details[2]).toEqual({
+      row: 3,
+      column: 'Input Image Urls',
+      value: 'ftp://x',
+      message: 'Line 3: not http',
+    });
   });
 
   it('says something useful when the body is not the API shape (a proxy page)', () => {

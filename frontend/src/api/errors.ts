@@ -1,10 +1,12 @@
-/** The one error shape of the OpsDeck API: {"error": {"code", "message", "details"}}. */
-export interface ErrorDetail {
-  field?: string;
-  message?: string;
-  type?: string;
-  [key: string]: unknown;
-}
+import type { components } from './schema';
+
+/**
+ * The one error shape of the OpsDeck API: {"error": {"code", "message", "details"}}, each
+ * detail an `ErrorDetail` (the server's OpenAPI schema): always a `message`, and the fields
+ * that say where the problem is (`field`, or `row`/`column`/`value` of a CSV, `file`, ...).
+ */
+export type ErrorDetail = components['schemas']['ErrorDetail'];
+export type ErrorBody = components['schemas']['ErrorBody'];
 
 export class ApiError extends Error {
   readonly status: number;
@@ -34,7 +36,7 @@ export class ApiError extends Error {
   fieldErrors(): Record<string, string> {
     const fields: Record<string, string> = {};
     for (const detail of this.details) {
-      if (typeof detail.field !== 'string' || typeof detail.message !== 'string') continue;
+      if (typeof detail.field !== 'string') continue;
       const name = detail.field.split('.').pop() ?? detail.field;
       fields[name] ??= detail.message;
     }
@@ -46,6 +48,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A detail as the server sends it; anything else (a proxy's own body) is left out. */
+function isErrorDetail(value: unknown): value is ErrorDetail {
+  return isRecord(value) && typeof value.message === 'string';
+}
+
 export function errorFromResponse(response: Response, body: unknown): ApiError {
   const requestId = response.headers.get('X-Request-ID');
   const retryHeader = response.headers.get('Retry-After');
@@ -53,7 +60,7 @@ export function errorFromResponse(response: Response, body: unknown): ApiError {
   const inner = isRecord(body) ? body.error : undefined;
   if (isRecord(inner) && typeof inner.message === 'string') {
     const details = Array.isArray(inner.details)
-      ? inner.details.filter(isRecord).map((d) => d as ErrorDetail)
+      ? inner.details.filter(isErrorDetail)
       : [];
     const code = typeof inner.code === 'string' ? inner.code : 'http_error';
     return new ApiError(response.status, code, inner.message, details, requestId, retryAfter);

@@ -3,10 +3,9 @@ the answer."""
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 from fastapi import APIRouter, Cookie, Depends, Form, Query, Response, status
-from sqlalchemy.orm import Session
 
 from opsdeck.accounts import service
 from opsdeck.accounts.dependencies import (
@@ -39,14 +38,12 @@ from opsdeck.accounts.schemas import (
     UserPage,
     UserSelfUpdate,
 )
-from opsdeck.accounts.service import Principal, Refusal
+from opsdeck.accounts.service import Principal
 from opsdeck.core.deps import ClientDep, PasswordsDep, SessionDep, SettingsDep
-from opsdeck.core.errors import Unauthorized
+from opsdeck.core.errors import Unauthorized, error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import PageParams, page_params
 from opsdeck.settings import Settings
-
-T = TypeVar("T")
 
 
 def no_store(response: Response) -> None:
@@ -62,15 +59,6 @@ users_router = APIRouter(
 )
 
 
-def settle(session: Session, outcome: T | Refusal) -> T:
-    """Raise a refused attempt's error, committing first: SessionDep rolls back when an
-    endpoint raises, which would lose the throttle count and the audit entry of the failure."""
-    if isinstance(outcome, Refusal):
-        session.commit()
-        raise outcome.error
-    return outcome
-
-
 def _token_pair(tokens: service.IssuedTokens) -> TokenPair:
     return TokenPair(
         access_token=tokens.access_token,
@@ -83,7 +71,9 @@ def _token_pair(tokens: service.IssuedTokens) -> TokenPair:
 # -- /auth ---------------------------------------------------------------------------------
 
 
-@auth_router.post("/token", name="auth-token", response_model=TokenPair)
+@auth_router.post(
+    "/token", name="auth-token", responses=error_responses(401, 422, 429), response_model=TokenPair
+)
 def issue_token(
     session: SessionDep,
     settings: SettingsDep,
@@ -96,32 +86,35 @@ def issue_token(
 ) -> TokenPair:
     """Sign in with the OAuth2 password flow; answers a bearer access token and a refresh
     token."""
-    user = settle(
+    user = service.authenticate(
         session,
-        service.authenticate(
-            session,
-            passwords,
-            settings,
-            username=username,
-            password=password,
-            otp=otp.strip() if otp else None,
-            channel="token",
-            client=client,
-        ),
+        passwords,
+        settings,
+        username=username,
+        password=password,
+        otp=otp.strip() if otp else None,
+        channel="token",
+        client=client,
     )
     return _token_pair(service.start_api_session(session, settings, user, client))
 
 
-@auth_router.post("/refresh", name="auth-refresh", response_model=TokenPair)
+@auth_router.post(
+    "/refresh", name="auth-refresh", responses=error_responses(401, 422), response_model=TokenPair
+)
 def refresh_token(
     body: RefreshIn, session: SessionDep, settings: SettingsDep, client: ClientDep
 ) -> TokenPair:
     """Trade a refresh token for a new pair; the old refresh token is spent."""
-    outcome = service.refresh_session(session, settings, body.refresh_token, client)
-    return _token_pair(settle(session, outcome))
+    return _token_pair(service.refresh_session(session, settings, body.refresh_token, client))
 
 
-@auth_router.post("/logout", name="auth-logout", status_code=status.HTTP_204_NO_CONTENT)
+@auth_router.post(
+    "/logout",
+    name="auth-logout",
+    responses=error_responses(401, 403, 422),
+    status_code=status.HTTP_204_NO_CONTENT,
+)
 def logout(
     principal: CurrentPrincipal,
     session: SessionDep,
@@ -135,7 +128,12 @@ def logout(
         service.end_session_of_refresh_token(session, principal.user, body.refresh_token, client)
 
 
-@auth_router.post("/session", name="auth-session-create", response_model=SessionOut)
+@auth_router.post(
+    "/session",
+    name="auth-session-create",
+    responses=error_responses(401, 422, 429),
+    response_model=SessionOut,
+)
 def create_session(
     body: SessionLogin,
     response: Response,
@@ -146,18 +144,15 @@ def create_session(
     previous_cookie: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None,
 ) -> SessionOut:
     """Sign a browser in: sets the HttpOnly session cookie and the readable CSRF cookie."""
-    user = settle(
+    user = service.authenticate(
         session,
-        service.authenticate(
-            session,
-            passwords,
-            settings,
-            username=body.username,
-            password=body.password,
-            otp=body.otp,
-            channel="session",
-            client=client,
-        ),
+        passwords,
+        settings,
+        username=body.username,
+        password=body.password,
+        otp=body.otp,
+        channel="session",
+        client=client,
     )
     if previous_cookie:
         service.replace_browser_session(session, previous_cookie)
@@ -170,7 +165,9 @@ def create_session(
     )
 
 
-@auth_router.get("/session", name="auth-session-read", response_model=SessionOut)
+@auth_router.get(
+    "/session", name="auth-session-read", responses=error_responses(401), response_model=SessionOut
+)
 def read_session(principal: CurrentPrincipal, settings: SettingsDep) -> SessionOut:
     """The browser session's user and CSRF token (e.g. after a page reload)."""
     auth = _browser_session_of(principal)
@@ -181,7 +178,12 @@ def read_session(principal: CurrentPrincipal, settings: SettingsDep) -> SessionO
     )
 
 
-@auth_router.delete("/session", name="auth-session-delete", status_code=status.HTTP_204_NO_CONTENT)
+@auth_router.delete(
+    "/session",
+    name="auth-session-delete",
+    responses=error_responses(401, 403),
+    status_code=status.HTTP_204_NO_CONTENT,
+)
 def delete_session(
     principal: CurrentPrincipal,
     response: Response,
@@ -236,12 +238,17 @@ def _clear_session_cookies(response: Response, settings: Settings) -> None:
 # -- /users/me -----------------------------------------------------------------------------
 
 
-@users_router.get("/me", name="users-me", response_model=UserOut)
+@users_router.get("/me", name="users-me", responses=error_responses(401), response_model=UserOut)
 def read_me(user: CurrentUser) -> UserOut:
     return UserOut.model_validate(user)
 
 
-@users_router.patch("/me", name="users-update-me", response_model=UserOut)
+@users_router.patch(
+    "/me",
+    name="users-update-me",
+    responses=error_responses(401, 403, 409, 422),
+    response_model=UserOut,
+)
 def update_me(
     body: UserSelfUpdate, user: CurrentUser, session: SessionDep, client: ClientDep
 ) -> UserOut:
@@ -252,7 +259,10 @@ def update_me(
 
 
 @users_router.post(
-    "/me/password", name="users-change-password", status_code=status.HTTP_204_NO_CONTENT
+    "/me/password",
+    name="users-change-password",
+    responses=error_responses(401, 403, 422, 429),
+    status_code=status.HTTP_204_NO_CONTENT,
 )
 def change_password(
     body: PasswordChange,
@@ -263,7 +273,7 @@ def change_password(
     client: ClientDep,
 ) -> None:
     """Set a new password; every other session of the user is signed out."""
-    outcome = service.change_password(
+    service.change_password(
         session,
         passwords,
         settings,
@@ -272,10 +282,14 @@ def change_password(
         new_password=body.new_password,
         client=client,
     )
-    settle(session, outcome)
 
 
-@users_router.post("/me/2fa/setup", name="users-2fa-setup", response_model=TotpSetupOut)
+@users_router.post(
+    "/me/2fa/setup",
+    name="users-2fa-setup",
+    responses=error_responses(401, 403, 409, 422, 429),
+    response_model=TotpSetupOut,
+)
 def setup_2fa(
     body: TotpSetupIn,
     user: CurrentUser,
@@ -285,14 +299,18 @@ def setup_2fa(
     client: ClientDep,
 ) -> TotpSetupOut:
     """Start 2FA: a new secret for the authenticator app, pending until confirmed."""
-    outcome = service.begin_totp_setup(
+    setup = service.begin_totp_setup(
         session, passwords, settings, user, password=body.password, client=client
     )
-    setup = settle(session, outcome)
     return TotpSetupOut(secret=setup.secret, provisioning_uri=setup.provisioning_uri)
 
 
-@users_router.post("/me/2fa/confirm", name="users-2fa-confirm", response_model=RecoveryCodesOut)
+@users_router.post(
+    "/me/2fa/confirm",
+    name="users-2fa-confirm",
+    responses=error_responses(401, 403, 409, 422),
+    response_model=RecoveryCodesOut,
+)
 def confirm_2fa(
     body: TotpConfirmIn,
     user: CurrentUser,
@@ -306,7 +324,10 @@ def confirm_2fa(
 
 
 @users_router.post(
-    "/me/2fa/disable", name="users-2fa-disable", status_code=status.HTTP_204_NO_CONTENT
+    "/me/2fa/disable",
+    name="users-2fa-disable",
+    responses=error_responses(401, 403, 409, 422, 429),
+    status_code=status.HTTP_204_NO_CONTENT,
 )
 def disable_2fa(
     body: PasswordAndCode,
@@ -316,14 +337,16 @@ def disable_2fa(
     passwords: PasswordsDep,
     client: ClientDep,
 ) -> None:
-    outcome = service.disable_totp(
+    service.disable_totp(
         session, passwords, settings, user, password=body.password, code=body.code, client=client
     )
-    settle(session, outcome)
 
 
 @users_router.post(
-    "/me/2fa/recovery-codes", name="users-2fa-recovery-codes", response_model=RecoveryCodesOut
+    "/me/2fa/recovery-codes",
+    name="users-2fa-recovery-codes",
+    responses=error_responses(401, 403, 409, 422, 429),
+    response_model=RecoveryCodesOut,
 )
 def regenerate_recovery_codes(
     body: PasswordAndCode,
@@ -334,13 +357,18 @@ def regenerate_recovery_codes(
     client: ClientDep,
 ) -> RecoveryCodesOut:
     """A new set of recovery codes; the previous set stops working."""
-    outcome = service.regenerate_recovery_codes(
+    codes = service.regenerate_recovery_codes(
         session, passwords, settings, user, password=body.password, code=body.code, client=client
     )
-    return RecoveryCodesOut(recovery_codes=settle(session, outcome))
+    return RecoveryCodesOut(recovery_codes=codes)
 
 
-@users_router.get("/me/tokens", name="users-list-tokens", response_model=list[ApiTokenOut])
+@users_router.get(
+    "/me/tokens",
+    name="users-list-tokens",
+    responses=error_responses(401),
+    response_model=list[ApiTokenOut],
+)
 def list_tokens(user: CurrentUser, session: SessionDep) -> list[ApiTokenOut]:
     return [ApiTokenOut.model_validate(row) for row in service.list_api_tokens(session, user)]
 
@@ -348,6 +376,7 @@ def list_tokens(user: CurrentUser, session: SessionDep) -> list[ApiTokenOut]:
 @users_router.post(
     "/me/tokens",
     name="users-create-token",
+    responses=error_responses(401, 403, 422),
     response_model=ApiTokenCreated,
     status_code=status.HTTP_201_CREATED,
 )
@@ -363,7 +392,10 @@ def create_token(
 
 
 @users_router.delete(
-    "/me/tokens/{token_id}", name="users-revoke-token", status_code=status.HTTP_204_NO_CONTENT
+    "/me/tokens/{token_id}",
+    name="users-revoke-token",
+    responses=error_responses(401, 403, 404, 422),
+    status_code=status.HTTP_204_NO_CONTENT,
 )
 def revoke_token(token_id: str, user: CurrentUser, session: SessionDep, client: ClientDep) -> None:
     service.revoke_api_token(session, user, token_id, client=client)
@@ -372,7 +404,9 @@ def revoke_token(token_id: str, user: CurrentUser, session: SessionDep, client: 
 # -- /users (administration) ---------------------------------------------------------------
 
 
-@users_router.get("", name="users-list", response_model=UserPage)
+@users_router.get(
+    "", name="users-list", responses=error_responses(401, 403, 422), response_model=UserPage
+)
 def list_users(
     _admin: AdminUser,
     session: SessionDep,
@@ -391,7 +425,11 @@ def list_users(
 
 
 @users_router.post(
-    "", name="users-create", response_model=UserOut, status_code=status.HTTP_201_CREATED
+    "",
+    name="users-create",
+    responses=error_responses(401, 403, 409, 422),
+    response_model=UserOut,
+    status_code=status.HTTP_201_CREATED,
 )
 def create_user(
     body: UserCreate,
@@ -414,12 +452,22 @@ def create_user(
     return UserOut.model_validate(user)
 
 
-@users_router.get("/{user_id}", name="users-get", response_model=UserOut)
+@users_router.get(
+    "/{user_id}",
+    name="users-get",
+    responses=error_responses(401, 403, 404, 422),
+    response_model=UserOut,
+)
 def get_user(user_id: str, _admin: AdminUser, session: SessionDep) -> UserOut:
     return UserOut.model_validate(service.get_user(session, user_id))
 
 
-@users_router.patch("/{user_id}", name="users-update", response_model=UserOut)
+@users_router.patch(
+    "/{user_id}",
+    name="users-update",
+    responses=error_responses(401, 403, 404, 409, 422),
+    response_model=UserOut,
+)
 def update_user(
     user_id: str,
     body: UserAdminUpdate,

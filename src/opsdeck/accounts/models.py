@@ -1,5 +1,5 @@
-"""Accounts tables: users, sessions and their refresh-token families, API tokens, 2FA recovery
-codes and the failed-login throttle."""
+"""Accounts tables: users, sessions and their refresh-token families, API tokens and 2FA
+recovery codes. (Failed sign-ins are counted by the rate limiter, outside the database.)"""
 
 from __future__ import annotations
 
@@ -113,15 +113,3 @@ class RecoveryCode(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     code_hash: Mapped[str] = mapped_column(String(64))
     used_at: Mapped[datetime | None] = mapped_column(default=None)
-
-
-class AuthThrottle(Base):
-    """Failed-attempt counters keyed by `account:<username>` or `ip:<address>`. Kept in the
-    database so every web process shares them, in embedded mode as well as with Redis."""
-
-    __tablename__ = "auth_throttle"
-
-    key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    blocked_until: Mapped[datetime | None] = mapped_column(default=None)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import timedelta
 
 import structlog
 
 from opsdeck.accounts import service
 from opsdeck.core.db import utcnow
 from opsdeck.core.queue import celery_app, task_session
-from opsdeck.settings import get_settings
 
 log = structlog.get_logger("opsdeck.accounts")
 
@@ -18,10 +16,9 @@ log = structlog.get_logger("opsdeck.accounts")
 # Celery ships no type information; the decorated function keeps its signature.
 @celery_app.task(name="accounts.purge_expired")  # type: ignore[untyped-decorator]
 def purge_expired() -> dict[str, int]:
-    """Delete dead sessions, expired refresh tokens and stale throttle counters. Idempotent:
-    a second run finds nothing left to delete."""
-    window = timedelta(seconds=get_settings().auth_window_seconds)
+    """Delete dead sessions and expired refresh tokens. Idempotent: a second run finds nothing
+    left to delete."""
     with task_session() as session:
-        counts = service.purge_expired(session, utcnow(), throttle_window=window)
+        counts = service.purge_expired(session, utcnow())
     log.info("accounts_purged", **asdict(counts))
     return asdict(counts)

@@ -9,13 +9,16 @@ from opsdeck.accounts.dependencies import AdminUser
 from opsdeck.audit import service
 from opsdeck.audit.schemas import AuditEntryOut, AuditPage, ChainStatus
 from opsdeck.core.deps import SessionDep
+from opsdeck.core.errors import error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import PageParams, page_params
 
 router = APIRouter(prefix=f"{API_PREFIX}/audit", tags=["audit"])
 
 
-@router.get("", name="audit-list", response_model=AuditPage)
+@router.get(
+    "", name="audit-list", response_model=AuditPage, responses=error_responses(401, 403, 422)
+)
 def list_audit(
     session: SessionDep,
     _admin: AdminUser,
@@ -33,7 +36,9 @@ def list_audit(
     )
 
 
-@router.get("/verify", name="audit-verify", response_model=ChainStatus)
+@router.get(
+    "/verify", name="audit-verify", response_model=ChainStatus, responses=error_responses(401, 403)
+)
 def verify_audit(session: SessionDep, _admin: AdminUser) -> ChainStatus:
     report = service.verify_chain(session)
     return ChainStatus(

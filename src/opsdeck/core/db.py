@@ -7,14 +7,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import structlog
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, MetaData, String, TypeDecorator, create_engine, event
+from sqlalchemy import (
+    CursorResult,
+    DateTime,
+    MetaData,
+    Result,
+    String,
+    TypeDecorator,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
+
+from opsdeck.core.errors import AppError
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -25,6 +37,8 @@ NAMING_CONVENTION = {
 }
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 AFTER_COMMIT_KEY = "opsdeck.after_commit"
+ON_REFUSAL_KEY = "opsdeck.keep_on_refusal"
+log = structlog.get_logger("opsdeck.db")
 
 
 def utcnow() -> datetime:
@@ -34,6 +48,11 @@ def utcnow() -> datetime:
 def new_id() -> str:
     """128 random bits as 32 hex digits (the shape of a uuid4 hex, a quarter of its cost)."""
     return secrets.token_hex(16)
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE statement matched."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -147,18 +166,65 @@ def _forget_after_commit(session: Session, transaction: SessionTransaction) -> N
         session.info.pop(AFTER_COMMIT_KEY, None)
 
 
+# -- refusals that leave a record ------------------------------------------------------------
+
+KeepCallback = Callable[[Session], object]
+
+
+def keep_on_refusal(session: Session, record: KeepCallback) -> None:
+    """Have `record(session)` write what a refused request must leave behind (the audit entry
+    of a failed sign-in, the revocation of a session whose refresh token was replayed).
+
+    A service calls this just before it raises the `AppError` that refuses the request. The
+    unit of work's boundary (`unit_of_work`: the request's `SessionDep`, `transaction` for
+    tasks and commands) rolls the failed transaction back, then runs every `record` in a new
+    transaction on the same session and commits it, then lets the error go on to its answer.
+    So the refusal's record survives while nothing else the request did does.
+
+    `record` runs only if the unit of work ends in an `AppError`: a unit of work that commits
+    (the caller caught the error) or crashes with any other exception drops it. It runs after
+    a rollback, so it must not rely on ORM objects loaded before: capture ids and plain values.
+    Counters outside the database (the rate limiter's) are not transactional and need none of
+    this."""
+    pending: list[KeepCallback] = session.info.setdefault(ON_REFUSAL_KEY, [])
+    pending.append(record)
+
+
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A unit of work for tasks and commands: commit on success, roll back on error."""
-    session = factory()
+def unit_of_work(session: Session) -> Iterator[Session]:
+    """Commit on success; on an error roll back, keeping what a refusal asked to keep
+    (`keep_on_refusal`); close the session in every case."""
     try:
         yield session
+        session.info.pop(ON_REFUSAL_KEY, None)
         session.commit()
-    except BaseException:
+    except BaseException as exc:
+        records: list[KeepCallback] = session.info.pop(ON_REFUSAL_KEY, [])
         session.rollback()
+        if isinstance(exc, AppError) and records:
+            _keep_records(session, records)
         raise
     finally:
         session.close()
+
+
+def _keep_records(session: Session, records: list[KeepCallback]) -> None:
+    try:
+        for record in records:
+            record(session)
+        session.commit()
+    except Exception:
+        # The refusal still gets its answer; losing its record is logged, not turned into a 500.
+        log.exception("refusal_record_failed")
+        session.rollback()
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A unit of work for tasks and commands: commit on success, roll back on error (keeping
+    what a refusal asked to keep, see `keep_on_refusal`)."""
+    with unit_of_work(factory()) as session:
+        yield session
 
 
 # -- migrations ----------------------------------------------------------------------------

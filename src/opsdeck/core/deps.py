@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from opsdeck.core.db import unit_of_work
 from opsdeck.core.observability import current_request_id
 from opsdeck.core.security import Passwords
 from opsdeck.settings import Settings
@@ -20,16 +21,11 @@ def get_settings_dep(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request, committed before the response is sent."""
+    """One transaction per request, committed before the response is sent; rolled back when
+    the request fails, keeping what a refusal asked to keep (`core.db.keep_on_refusal`)."""
     session: Session = request.app.state.sessionmaker()
-    try:
+    with unit_of_work(session):
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_passwords(request: Request) -> Passwords:

@@ -1,10 +1,18 @@
 """Errors a user can see, and the one place that turns every error into the JSON error shape.
 
-Shape: {"error": {"code": "...", "message": "...", "details": [...]}}
+Shape: {"error": {"code": "...", "message": "...", "details": [ErrorDetail, ...]}}
+
+Services refuse a request by raising an `AppError` subclass; the handlers below answer it. A
+refused request that must still leave something behind (a failed sign-in in the audit log)
+says so with `opsdeck.core.db.keep_on_refusal` before raising. Routers declare the error
+answers they can give with `responses=error_responses(401, 403, ...)`, so the OpenAPI document
+(and the generated client) knows the shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
 from typing import Any, cast
 
 import structlog
@@ -12,11 +20,71 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("opsdeck.errors")
+
+
+class ErrorDetail(BaseModel):
+    """One problem of a refused request. `message` is always there; the other fields say where
+    the problem is, and only the ones that apply are sent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(description="What is wrong, in words a person can act on.")
+    field: str | None = Field(
+        default=None,
+        description="Where in the request, as a dotted path: body.email, query.limit, "
+        "path.user_id, operations.quality.",
+    )
+    type: str | None = Field(
+        default=None,
+        description="A machine-readable kind of problem: pydantic's error type "
+        "(missing, string_too_long, ...) or ours (weak_password, conflict, ...).",
+    )
+    row: int | None = Field(
+        default=None, description="Line number in an uploaded CSV file (the first line is 1)."
+    )
+    column: str | None = Field(default=None, description="Column of an uploaded CSV file.")
+    value: str | None = Field(
+        default=None, description="The offending value, shortened to 300 characters."
+    )
+    file: str | None = Field(default=None, description="Name of an uploaded file.")
+    limit_bytes: int | None = Field(default=None, description="A size limit that was exceeded.")
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable machine-readable error code, e.g. invalid_credentials.")
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API."""
+
+    error: ErrorInfo
+
+
+DetailItem = ErrorDetail | Mapping[str, Any]
+
+
+def conform_details(
+    details: Sequence[DetailItem] | None, *, default_message: str
+) -> list[dict[str, Any]]:
+    """Check every item against `ErrorDetail` and return it as the JSON object it will be sent
+    as: the fields that were given, nothing else. An item without a message of its own repeats
+    the error's. An unknown field is a programming error and raises `ValueError` at once."""
+    conformed: list[dict[str, Any]] = []
+    for item in details or ():
+        if isinstance(item, ErrorDetail):
+            detail = item
+        else:
+            detail = ErrorDetail.model_validate({"message": default_message, **item})
+        conformed.append(detail.model_dump(exclude_unset=True))
+    return conformed
 
 
 class AppError(Exception):
@@ -28,14 +96,14 @@ class AppError(Exception):
         message: str,
         *,
         code: str | None = None,
-        details: list[dict[str, Any]] | None = None,
+        details: Sequence[DetailItem] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
-        self.details = details or []
+        self.details = conform_details(details, default_message=message)
         self.headers = headers or {}
 
 
@@ -93,16 +161,25 @@ class TooManyRequests(AppError):
 
 
 def error_body(
-    code: str, message: str, details: list[dict[str, Any]] | None = None
+    code: str, message: str, details: Sequence[DetailItem] | None = None
 ) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details or []}}
+    conformed = conform_details(details, default_message=message)
+    return {"error": {"code": code, "message": message, "details": conformed}}
+
+
+def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses=` of a route or router: each status answered with `ErrorBody`."""
+    return {
+        status: {"model": ErrorBody, "description": HTTPStatus(status).phrase}
+        for status in status_codes
+    }
 
 
 def error_response(
     status_code: int,
     code: str,
     message: str,
-    details: list[dict[str, Any]] | None = None,
+    details: Sequence[DetailItem] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
@@ -136,14 +213,14 @@ async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     exc = cast(RequestValidationError, exc)
     details = [
-        {
-            "field": _field_path(err.get("loc", ())),
-            "message": err.get("msg", ""),
-            "type": err.get("type"),
-        }
+        ErrorDetail(
+            field=_field_path(err.get("loc", ())),
+            message=err.get("msg", ""),
+            type=err.get("type"),
+        )
         for err in exc.errors()
     ]
-    fields = ", ".join(d["field"] for d in details[:5])
+    fields = ", ".join(str(d.field) for d in details[:5])
     return error_response(422, "validation_error", f"Invalid request: check {fields}.", details)
 
 

@@ -13,9 +13,11 @@ from sqlalchemy import text
 
 from opsdeck.core.metrics import render_metrics
 from opsdeck.core.queue import check_broker, queue_depths
+from opsdeck.core.redis import redis_client
 from opsdeck.settings import Settings
 
 router = APIRouter(tags=["health"])
+READY_TIMEOUT_SECONDS = 2.0
 
 
 @router.get("/health", operation_id="health-live", summary="Liveness: the process answers")
@@ -34,11 +36,18 @@ def _check_storage(settings: Settings) -> None:
     probe.unlink()
 
 
+def _check_broker(settings: Settings) -> None:
+    if settings.embedded:
+        check_broker(settings)
+    else:
+        redis_client(settings.broker_url, timeout=READY_TIMEOUT_SECONDS).ping()
+
+
 def _readiness(request: Request) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
     probes: list[tuple[str, Callable[[], None]]] = [
         ("database", lambda: _check_database(request)),
-        ("broker", lambda: check_broker(settings)),
+        ("broker", lambda: _check_broker(settings)),
         ("storage", lambda: _check_storage(settings)),
     ]
     checks: dict[str, str] = {}

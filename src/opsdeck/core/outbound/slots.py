@@ -27,6 +27,7 @@ import redis
 import structlog
 
 from opsdeck.core.outbound.errors import FetchError
+from opsdeck.core.redis import redis_client
 
 log = structlog.get_logger("opsdeck.outbound")
 
@@ -59,13 +60,7 @@ class HostSlots:
         self.limit = limit
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self._redis = (
-            redis.Redis.from_url(
-                redis_url, socket_timeout=redis_timeout, socket_connect_timeout=redis_timeout
-            )
-            if redis_url
-            else None
-        )
+        self._redis = redis_client(redis_url, timeout=redis_timeout) if redis_url else None
         # (key, token) of slots whose release did not reach Redis.
         self._unreleased: list[tuple[str, str]] = []
         self._unreleased_lock = threading.Lock()
