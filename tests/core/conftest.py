@@ -20,11 +20,12 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from opsdeck.app import TASK_MODULES, create_app
+from opsdeck.app import create_app
 from opsdeck.core.db import after_commit
 from opsdeck.core.deps import SessionDep
 from opsdeck.core.observability import configure_logging
 from opsdeck.core.queue import celery_app, configure_celery
+from opsdeck.modules import task_modules
 from opsdeck.settings import Settings
 from tests.conftest import make_settings
 from tests.stack import TestStack, free_port
@@ -126,7 +127,7 @@ def app_with(settings: Settings) -> Iterator[AppFactory]:
         return app
 
     yield factory
-    configure_celery(settings, TASK_MODULES)
+    configure_celery(settings, task_modules())
 
 
 def closed_port_database_url() -> str:
