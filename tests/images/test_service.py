@@ -208,11 +208,11 @@ def _pending_batch(session: Session, owner: Any, count: int) -> str:
 def test_batches_are_split_into_tasks_that_spread_small_batches_and_group_big_ones() -> None:
     ids = [f"i{n}" for n in range(300)]
 
-    assert pipeline.chunks([]) == []
-    assert pipeline.chunks(ids[:40]) == [[item] for item in ids[:40]]
-    assert {len(chunk) for chunk in pipeline.chunks(ids[:64])} == {2}
-    big = pipeline.chunks(ids)
-    assert max(len(chunk) for chunk in big) == pipeline.CHUNK_MAX
+    assert service.chunks([]) == []
+    assert service.chunks(ids[:40]) == [[item] for item in ids[:40]]
+    assert {len(chunk) for chunk in service.chunks(ids[:64])} == {2}
+    big = service.chunks(ids)
+    assert max(len(chunk) for chunk in big) == service.CHUNK_MAX
     assert [item for chunk in big for item in chunk] == ids  # all of them, in order, once
 
 

@@ -192,6 +192,23 @@ def get_user(session: Session, user_id: str) -> User:
     return user
 
 
+def get_active_user_by_username(session: Session, username: str) -> User | None:
+    """For other modules' commands (`--as USER`): the active user of that name, or None."""
+    return session.scalar(
+        select(User).where(User.username == username.lower(), User.is_active.is_(True))
+    )
+
+
+def first_active_admin(session: Session) -> User | None:
+    """The oldest active admin, or None (a command's default owner)."""
+    return session.scalars(
+        select(User)
+        .where(User.role == "admin", User.is_active.is_(True))
+        .order_by(User.created_at)
+        .limit(1)
+    ).first()
+
+
 def list_users(session: Session, query: UserQuery) -> tuple[Sequence[User], int]:
     statement = select(User)
     if query.q and query.q.strip():
