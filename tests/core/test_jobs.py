@@ -7,6 +7,7 @@ import importlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from opsdeck.core import jobs
+from opsdeck.core.db import make_engine, make_sessionmaker
 from opsdeck.core.jobs import JobOutbox, Relay, enqueue, publish_owed
 from opsdeck.core.observability import bind_request_id, clear_request_id
 from opsdeck.core.queue import beat_schedule
@@ -26,30 +28,34 @@ PURGE = "accounts.purge_expired"
 
 
 @pytest.fixture
-def engine(app: FastAPI) -> Engine:
-    """The test app's engine; building the app pointed Celery at the test stack's broker.
-    Its relay is not running (no TestClient): the tests drive publishing themselves."""
-    engine: Engine = app.state.engine
-    return engine
+def engine(app: FastAPI, scratch_database_url: str) -> Iterator[Engine]:
+    """A database of its own holding just the outbox, so the relays of the test stack's
+    worker (which drain the test database's outbox) cannot take these tests' rows. Building
+    the app pointed Celery at the test stack's broker."""
+    engine = make_engine(scratch_database_url)
+    JobOutbox.__table__.create(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
-def sessions(app: FastAPI) -> sessionmaker[Session]:
-    factory: sessionmaker[Session] = app.state.sessionmaker
-    return factory
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
 
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
-    """Every message the relays publish from this process, (task, args); still published."""
+    """What the relays of this process publish, (task, args), recorded at the publishing
+    boundary instead of reaching the broker (these jobs' arguments are markers, not real
+    ones)."""
     seen: list[tuple[str, list[Any]]] = []
-    real_send = jobs._send
 
-    def spy(connection: Any, row: JobOutbox) -> None:
-        real_send(connection, row)
+    def record(connection: Any, row: JobOutbox) -> None:
         seen.append((row.task, list(row.args)))
 
-    monkeypatch.setattr(jobs, "_send", spy)
+    monkeypatch.setattr(jobs, "_send", record)
     return seen
 
 
