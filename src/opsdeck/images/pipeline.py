@@ -18,8 +18,7 @@ import httpx
 import structlog
 
 from opsdeck.core.db import utcnow
-from opsdeck.core.jobs import RetryLater as RetryJobLater
-from opsdeck.core.jobs import enqueue, enqueue_from_task
+from opsdeck.core.jobs import RetryLater, enqueue, enqueue_from_task
 from opsdeck.core.outbound.client import OutboundClient
 from opsdeck.core.outbound.errors import FetchError
 from opsdeck.core.outbound.slots import HostSlots
@@ -100,7 +99,9 @@ def requeue(item_ids: list[str]) -> int:
 
 
 @dataclass(frozen=True)
-class RetryLater:
+class FetchLater:
+    """Not done: fetch the image again in `countdown` seconds."""
+
     countdown: float
 
 
@@ -120,12 +121,12 @@ def claim(item_ids: list[str]) -> list[service.ItemWork]:
 def process_item(item_id: str, *, retries_done: int) -> str:
     """One image as a task of its own; raises core.jobs.RetryLater to fetch again later."""
     outcome = run_item(item_id, retries_done=retries_done, max_retries=MAX_FETCH_RETRIES)
-    if isinstance(outcome, RetryLater):
-        raise RetryJobLater(outcome.countdown)
+    if isinstance(outcome, FetchLater):
+        raise RetryLater(outcome.countdown)
     return outcome.status
 
 
-def run_item(item_id: str, *, retries_done: int, max_retries: int) -> ItemOutcome | RetryLater:
+def run_item(item_id: str, *, retries_done: int, max_retries: int) -> ItemOutcome | FetchLater:
     works = claim([item_id])
     if not works:
         return ItemOutcome(status="skipped")
@@ -171,7 +172,7 @@ def process_chunk(item_ids: list[str]) -> int:
             except Exception:
                 log.exception("images_chunk_cleanup_failed", images=len(works) - index)
             raise
-        if isinstance(done, RetryLater):
+        if isinstance(done, FetchLater):
             enqueue_from_task(PROCESS_ITEM_TASK, work.item_id, countdown=done.countdown, retries=1)
             continue
         if not unrecorded:
@@ -198,10 +199,10 @@ def hand_back(works: list[service.ItemWork]) -> None:
 
 def run_work(
     work: service.ItemWork, *, retries_done: int, max_retries: int
-) -> ItemOutcome | RetryLater:
+) -> ItemOutcome | FetchLater:
     """Fetch, process, store and record one claimed image."""
     done = attempt(work, retries_done=retries_done, max_retries=max_retries)
-    if isinstance(done, RetryLater):
+    if isinstance(done, FetchLater):
         return done
     return record([done])[0]
 
@@ -218,18 +219,18 @@ class Produced:
 
 def attempt(
     work: service.ItemWork, *, retries_done: int, max_retries: int
-) -> Produced | RetryLater:
+) -> Produced | FetchLater:
     """Fetch, process and store one claimed image; record nothing."""
     settings = get_settings()
     try:
         result = _produce(settings, work)
     except FetchError as exc:
         if exc.kind == "busy":  # not the image's fault: wait for the host, however long
-            return RetryLater(countdown=_jitter(5.0))
+            return FetchLater(countdown=_jitter(5.0))
         if exc.retryable and retries_done < max_retries:
             delay = exc.retry_after or min(300.0, 5.0 * 2**retries_done)
             log.info("image_fetch_retry", item_id=work.item_id, reason=exc.message, delay=delay)
-            return RetryLater(countdown=_jitter(delay))
+            return FetchLater(countdown=_jitter(delay))
         return Produced(work.item_id, work.batch_id, failure=(exc.kind, exc.message))
     except ImageError as exc:
         return Produced(work.item_id, work.batch_id, failure=(exc.kind, exc.message))
@@ -342,7 +343,7 @@ def deliver_webhook(batch_id: str) -> WebhookAttemptOutcome:
     """One delivery attempt; raises core.jobs.RetryLater when another one is due later."""
     outcome = attempt_webhook(batch_id)
     if outcome.retry_in is not None:
-        raise RetryJobLater(outcome.retry_in)
+        raise RetryLater(outcome.retry_in)
     return outcome
 
 
