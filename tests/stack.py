@@ -365,11 +365,13 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
+    def start(self, *, same_port: bool = False) -> None:
+        """Start on a free port, or (a restart) on the port it had, so URLs stay valid."""
         self.root.mkdir(mode=0o700, exist_ok=True)
-        attempts = 3
+        attempts = 1 if same_port else 3
         for attempt in range(1, attempts + 1):
-            self.port = free_port()
+            if not (same_port and self.port):
+                self.port = free_port()
             self.process = subprocess.Popen(
                 [
                     str(self.binary),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,8 +13,6 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from opsdeck import __version__
-from opsdeck.accounts.api import auth_router, users_router
-from opsdeck.audit.api import router as audit_router
 from opsdeck.core.control_chars import ControlCharacterMiddleware
 from opsdeck.core.db import ensure_at_head, make_engine, make_sessionmaker
 from opsdeck.core.errors import install_error_handlers
@@ -26,21 +23,12 @@ from opsdeck.core.http import (
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
 )
+from opsdeck.core.jobs import Relay
 from opsdeck.core.queue import configure_celery
 from opsdeck.core.security import Passwords
 from opsdeck.core.spa import default_dist_dir, mount_spa
-from opsdeck.images.api import media_router
-from opsdeck.images.api import router as images_router
+from opsdeck.modules import MODULES, task_modules
 from opsdeck.settings import Settings, get_settings
-
-TASK_MODULES = ("opsdeck.accounts.tasks", "opsdeck.images.tasks")
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
-    "accounts-purge-expired": {"task": "accounts.purge_expired", "schedule": 3600.0},
-    "images-purge-expired-outputs": {"task": "images.purge_expired_outputs", "schedule": 86400.0},
-    "images-requeue-stalled": {"task": "images.requeue_stalled", "schedule": 60.0},
-}
-# Uploads: a CSV up to OPSDECK_MAX_FILE_SIZE, and up to this many image files of that size.
-UPLOAD_FILES_PER_REQUEST = 20
 
 DOCS_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>OpsDeck API</title>
@@ -71,15 +59,21 @@ def serve_app() -> FastAPI:
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> FastAPI:
     settings = (settings or get_settings()).prepare()
-    configure_celery(settings, TASK_MODULES, BEAT_SCHEDULE)
+    configure_celery(settings, task_modules())
     engine = make_engine(settings.database_url_resolved, pool_size=settings.database_pool_size)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if check_migrations:
             ensure_at_head(engine)
-        yield
-        engine.dispose()
+        # Publishes the jobs whose broker was unreachable when their transaction committed.
+        relay = Relay(engine)
+        relay.start()
+        try:
+            yield
+        finally:
+            relay.stop()
+            engine.dispose()
 
     app = FastAPI(
         title="OpsDeck",
@@ -101,22 +95,20 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
 
     install_error_handlers(app)
     app.include_router(health_router)
-    for router in (auth_router, users_router, audit_router, images_router, media_router):
-        app.include_router(router)
+    for module in MODULES:
+        for router in module.routers():
+            app.include_router(router)
     _mount_docs(app)
     mount_spa(app, settings.frontend_dist or default_dist_dir())
 
     # Added innermost first: the request-context middleware wraps everything, so even a 413
     # or a CORS refusal carries a request id, security headers and a metric.
-    multipart_overhead = 64 * 1024
-    upload_limits = {
-        f"{API_PREFIX}/images/batches": settings.max_file_size + multipart_overhead,
-        f"{API_PREFIX}/images/uploads": settings.max_file_size * UPLOAD_FILES_PER_REQUEST
-        + multipart_overhead,
+    body_limits = {
+        path: limit for module in MODULES for path, limit in module.body_limits(settings).items()
     }
     app.add_middleware(ControlCharacterMiddleware)  # reads bodies the limit below has bounded
     app.add_middleware(
-        BodySizeLimitMiddleware, default_limit=settings.max_request_bytes, limits=upload_limits
+        BodySizeLimitMiddleware, default_limit=settings.max_request_bytes, limits=body_limits
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from opsdeck import __version__
 from opsdeck.core.shutdown import PARENT_PID_ENV
-from opsdeck.images.commands import images
+from opsdeck.modules import MODULES
 from opsdeck.settings import Settings, get_settings
 
 
@@ -66,7 +66,7 @@ def _require_head(settings: Settings) -> None:
 @click.group()
 @click.version_option(__version__, prog_name="opsdeck")
 def main() -> None:
-    """OpsDeck: images, incidents and chat on one self-hosted platform."""
+    """OpsDeck: a self-hosted operations platform; each module adds its commands below."""
 
 
 def _run_web(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
@@ -132,13 +132,13 @@ def worker(concurrency: int | None, beat: bool, metrics_port: int | None) -> Non
     settings = _settings()
     _use_metrics_dir(settings, wipe=False)
     _configure_logging(settings)
-    from opsdeck.app import BEAT_SCHEDULE, TASK_MODULES
     from opsdeck.core.queue import configure_celery, queue_depths
     from opsdeck.core.shutdown import die_with_parent, install_worker_stop
+    from opsdeck.modules import task_modules
 
     die_with_parent()
     install_worker_stop(settings.worker_stop_timeout_seconds)
-    app = configure_celery(settings, TASK_MODULES, BEAT_SCHEDULE)
+    app = configure_celery(settings, task_modules())
     port = settings.worker_metrics_port if metrics_port is None else metrics_port
     if port:
         from opsdeck.core.metrics import serve_metrics
@@ -153,10 +153,10 @@ def beat() -> None:
     """Run the Celery beat scheduler (one per deployment)."""
     settings = _settings()
     _configure_logging(settings)
-    from opsdeck.app import BEAT_SCHEDULE, TASK_MODULES
     from opsdeck.core.queue import configure_celery
+    from opsdeck.modules import task_modules
 
-    app = configure_celery(settings, TASK_MODULES, BEAT_SCHEDULE)
+    app = configure_celery(settings, task_modules())
     schedule = settings.data_dir / "celerybeat-schedule"
     app.start(["beat", f"--loglevel={settings.log_level}", f"--schedule={schedule}"])
 
@@ -373,4 +373,6 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
-main.add_command(images)
+for _module in MODULES:
+    if _module.cli is not None:
+        main.add_command(_module.cli(), name=_module.name)

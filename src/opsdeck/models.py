@@ -1,10 +1,10 @@
-"""Every module's tables, imported so `Base.metadata` is complete (Alembic, tests)."""
+"""Every table, imported so `Base.metadata` is complete (Alembic, tests): the registry's
+modules' models and the kernel's own."""
 
-from opsdeck.accounts import models as accounts_models
-from opsdeck.audit import models as audit_models
 from opsdeck.core.db import Base
-from opsdeck.images import models as images_models
+from opsdeck.modules import import_models
 
+import_models()
 metadata = Base.metadata
 
-__all__ = ["accounts_models", "audit_models", "images_models", "metadata"]
+__all__ = ["metadata"]

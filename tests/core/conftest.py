@@ -20,11 +20,12 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from opsdeck.app import TASK_MODULES, create_app
-from opsdeck.core.db import after_commit
+from opsdeck.app import create_app
 from opsdeck.core.deps import SessionDep
+from opsdeck.core.jobs import enqueue
 from opsdeck.core.observability import configure_logging
-from opsdeck.core.queue import celery_app, configure_celery
+from opsdeck.core.queue import configure_celery
+from opsdeck.modules import task_modules
 from opsdeck.settings import Settings
 from tests.conftest import make_settings
 from tests.stack import TestStack, free_port
@@ -77,10 +78,10 @@ def add_kernel_routes(app: FastAPI) -> Probe:
         return {"ok": "yes"}
 
     @router.post("/jobs", status_code=202)
-    def enqueue(session: SessionDep) -> dict[str, str]:
+    def send_job(session: SessionDep) -> dict[str, str]:
         session.execute(text("SELECT 1"))
         # As the house rules require: the job leaves only once the transaction committed.
-        after_commit(session, lambda: celery_app.send_task(PURGE_TASK))
+        enqueue(session, PURGE_TASK)
         return {"queued": PURGE_TASK}
 
     app.include_router(router)
@@ -126,7 +127,7 @@ def app_with(settings: Settings) -> Iterator[AppFactory]:
         return app
 
     yield factory
-    configure_celery(settings, TASK_MODULES)
+    configure_celery(settings, task_modules())
 
 
 def closed_port_database_url() -> str:

@@ -11,6 +11,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsdeck.core.db import utcnow
+from opsdeck.core.jobs import RELAY_INTERVAL_SECONDS, JobOutbox
 from opsdeck.core.observability import REQUEST_ID_HEADER
-from opsdeck.images import service, tasks, webhooks
+from opsdeck.core.queue import celery_app
+from opsdeck.images import service, webhooks
 from opsdeck.images.formats import sniff
-from opsdeck.images.models import ImageItem
+from opsdeck.images.models import ImageBatch, ImageItem
 from tests.conftest import STRONG_PASSWORD, UserFactory
 from tests.images.servers import LocalServer, Route
-from tests.stack import wait_until
+from tests.stack import TestStack, wait_until
 
 API = "/api/v1/images"
 FINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
@@ -277,8 +280,8 @@ def test_worker_processes_killed_mid_batch_lose_and_duplicate_nothing(
     # for images stuck past the task time limit; here it runs once with a short cutoff.
     time.sleep(1)
     stalled = service.stalled_items(db, utcnow() - timedelta(seconds=0.5))
+    service.enqueue_items(db, stalled)
     db.commit()
-    tasks.enqueue_items(stalled)
 
     batch = _finished(client, owner, request_id)
 
@@ -300,3 +303,79 @@ def test_worker_processes_killed_mid_batch_lose_and_duplicate_nothing(
     wait_until(lambda: server.deliveries, timeout=60, message="the webhook")
     time.sleep(1)
     assert len(server.deliveries) == 1
+
+
+def _worker_idle() -> bool:
+    inspect = celery_app.control.inspect(timeout=1.0)
+    active, reserved = inspect.active(), inspect.reserved()
+    if active is None or reserved is None:  # no answer yet
+        return False
+    busy = [task for tasks in (*active.values(), *reserved.values()) for task in tasks]
+    return not busy
+
+
+@contextmanager
+def _broker_unreachable(test_stack: TestStack, tmp_path: Path) -> Iterator[None]:
+    """The broker cannot take a message. On the integration stack the test Redis is stopped
+    (every process loses it) and started again on its port; on the embedded stack this
+    process publishes into a broker folder that is a file (kombu refuses every message)."""
+    if test_stack.redis is not None:
+        # Celery's worker dies ("Unrecoverable error") when Redis goes while it holds an
+        # unacknowledged message; what is tested here is the POST, so the worker is idle first.
+        wait_until(_worker_idle, timeout=120, message="the worker to be idle")
+        test_stack.redis.stop()
+        try:
+            yield
+        finally:
+            test_stack.redis.start(same_port=True)
+        return
+    options = dict(celery_app.conf.broker_transport_options)
+    broken = tmp_path / "not-a-folder"
+    broken.write_text("a file where the broker's folder should be")
+    celery_app.conf.broker_transport_options = {**options, "data_folder_out": str(broken)}
+    try:
+        yield
+    finally:
+        celery_app.conf.broker_transport_options = options
+
+
+def _owed_jobs(db: Session) -> list[tuple[str, list[Any]]]:
+    rows = [(row.task, list(row.args)) for row in db.scalars(select(JobOutbox))]
+    db.commit()
+    return rows
+
+
+def test_a_batch_posted_while_the_broker_is_unreachable_is_accepted_once_and_runs_later(
+    client: TestClient,
+    owner: dict[str, str],
+    server: LocalServer,
+    images: Any,
+    db: Session,
+    test_stack: TestStack,
+    tmp_path: Path,
+) -> None:
+    url = server.serve("/during-outage.jpg", images.jpeg_bytes())
+    body = f"S. No.,Product Name,Input Image Urls\n1,Lamp,{url}\n".encode()
+
+    with _broker_unreachable(test_stack, tmp_path):
+        accepted = client.post(
+            f"{API}/batches", headers=owner, files={"file": ("p.csv", body, "text/csv")}
+        )
+        assert accepted.status_code == 202, accepted.text
+        request_id = accepted.json()["request_id"]
+        batches = db.scalars(select(ImageBatch.id)).all()
+        db.commit()
+        assert batches == [request_id]
+        if test_stack.redis is not None:
+            # Every relay (this app's, the worker's) fails too while Redis is down.
+            time.sleep(2 * RELAY_INTERVAL_SECONDS)
+            assert _owed_jobs(db) == [("images.start_batch", [request_id])]
+            assert server.hits.get("/during-outage.jpg") is None
+
+    batch = _finished(client, owner, request_id)
+
+    assert batch["status"] == "completed"
+    assert batch["processed_images"] == 1
+    assert db.scalars(select(ImageBatch.id)).all() == [request_id]
+    db.commit()
+    assert _owed_jobs(db) == []

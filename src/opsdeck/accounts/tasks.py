@@ -8,13 +8,13 @@ import structlog
 
 from opsdeck.accounts import service
 from opsdeck.core.db import utcnow
-from opsdeck.core.queue import celery_app, task_session
+from opsdeck.core.jobs import job
+from opsdeck.core.queue import task_session
 
 log = structlog.get_logger("opsdeck.accounts")
 
 
-# Celery ships no type information; the decorated function keeps its signature.
-@celery_app.task(name="accounts.purge_expired")  # type: ignore[untyped-decorator]
+@job("accounts.purge_expired", every=3600.0)
 def purge_expired() -> dict[str, int]:
     """Delete dead sessions and expired refresh tokens. Idempotent: a second run finds nothing
     left to delete."""

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from opsdeck.core.errors import AppError
 
@@ -79,11 +80,18 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), str: String()}
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> Engine:
+    """`pooled=False`: every checkout opens a new connection and closing it closes it (for a
+    thread in a process that forks later, so no child inherits an open connection)."""
+    extra: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **extra
+        )
         _configure_sqlite(engine)
         return engine
+    if not pooled:
+        return create_engine(url, **extra)
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 

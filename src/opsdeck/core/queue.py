@@ -5,6 +5,7 @@ tables, so there is no result backend."""
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -28,13 +29,24 @@ log = structlog.get_logger("opsdeck.queue")
 
 celery_app = Celery("opsdeck")
 _queues: set[str] = {DEFAULT_QUEUE}
+# Task name -> seconds between runs, declared by the jobs themselves (core.jobs.job(every=...)).
+_periodic: dict[str, float] = {}
 
 
-def configure_celery(
-    settings: Settings,
-    task_modules: Iterable[str] = (),
-    beat_schedule: dict[str, dict[str, Any]] | None = None,
-) -> Celery:
+def register_periodic(task_name: str, every: float) -> None:
+    _periodic[task_name] = every
+
+
+def beat_schedule() -> dict[str, dict[str, Any]]:
+    return {name: {"task": name, "schedule": every} for name, every in sorted(_periodic.items())}
+
+
+def configure_celery(settings: Settings, task_modules: Iterable[str] = ()) -> Celery:
+    """Configure the Celery app and import the task modules, so every task (and every periodic
+    one, for beat) is declared."""
+    modules = tuple(task_modules)
+    for module in modules:
+        importlib.import_module(module)
     transport_options: dict[str, Any]
     if settings.embedded:
         folder = str(settings.broker_dir / "queue")
@@ -68,8 +80,8 @@ def configure_celery(
         worker_redirect_stdouts=False,
         worker_enable_remote_control=not settings.embedded,
         worker_concurrency=settings.celery_concurrency,
-        imports=tuple(task_modules),
-        beat_schedule=beat_schedule or {},
+        imports=modules,
+        beat_schedule=beat_schedule(),
         timezone="UTC",
         enable_utc=True,
     )

@@ -9,13 +9,12 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from opsdeck.accounts.dependencies import CurrentUser
-from opsdeck.core.db import after_commit
 from opsdeck.core.deps import SessionDep, SettingsDep
 from opsdeck.core.errors import NotFound
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import MAX_QUERY_INT, PageParams, page_params
 from opsdeck.core.storage import media_store
-from opsdeck.images import intake, service, tasks
+from opsdeck.images import intake, service
 from opsdeck.images.models import ImageBatch
 from opsdeck.images.presenters import batch_out, batch_summary, output_csv_lines
 from opsdeck.images.schemas import BatchOut, BatchPage, BatchSummary, RetryOut
@@ -33,11 +32,8 @@ OperationsField = Annotated[
 ]
 
 
-def _accepted(
-    response: Response, settings: Settings, batch: ImageBatch, session: SessionDep
-) -> BatchSummary:
+def _accepted(response: Response, settings: Settings, batch: ImageBatch) -> BatchSummary:
     response.headers["Location"] = f"{API_PREFIX}/images/batches/{batch.id}"
-    after_commit(session, lambda: tasks.start_batch.delay(batch.id))
     return batch_summary(settings, batch, service.Counts(total=batch.total_images))
 
 
@@ -74,7 +70,7 @@ async def create_batch(
         )
 
     batch = await run_in_threadpool(create)
-    return _accepted(response, settings, batch, session)
+    return _accepted(response, settings, batch)
 
 
 @router.post(
@@ -104,7 +100,7 @@ async def create_upload(
             webhook_url=request.webhook_url,
         )
     )
-    return _accepted(response, settings, batch, session)
+    return _accepted(response, settings, batch)
 
 
 BatchPageParams = Annotated[
@@ -166,8 +162,6 @@ def output_csv(
 def retry_batch(request_id: str, session: SessionDep, user: CurrentUser) -> RetryOut:
     batch = service.get_batch(session, user, request_id)
     ids = service.retry_failed(session, batch)
-    if ids:
-        after_commit(session, lambda: tasks.enqueue_items(ids))
     return RetryOut(request_id=batch.id, retried_images=len(ids))
 
 

@@ -125,23 +125,19 @@ def process(
 def _submit(
     settings: Settings, factory: Any, csv_file: Path, operations: str, username: str | None
 ) -> str:
-    from sqlalchemy import select
-
-    from opsdeck.accounts.models import User
+    from opsdeck.accounts import service as accounts
     from opsdeck.core.queue import configure_celery
-    from opsdeck.images import intake, service, tasks
+    from opsdeck.images import intake, service
 
-    configure_celery(settings, ("opsdeck.images.tasks",))
+    configure_celery(settings)  # to publish the batch's first job once it is committed
     request = intake.parse_batch_request(settings, None, operations)
     products, columns = intake.parse_csv(settings, csv_file.read_bytes())
     with factory() as session:
-        query = select(User).where(User.is_active.is_(True))
-        query = (
-            query.where(User.username == username.lower())
+        owner = (
+            accounts.get_active_user_by_username(session, username)
             if username
-            else query.where(User.role == "admin").order_by(User.created_at)
+            else accounts.first_active_admin(session)
         )
-        owner = session.scalars(query.limit(1)).first()
         if owner is None:
             raise click.ClickException(
                 f"no active user {username!r}"
@@ -156,10 +152,8 @@ def _submit(
             operations=request.operations,
             webhook_url=None,
         )
-        session.commit()
-        request_id = batch.id
-    tasks.start_batch.delay(request_id)
-    return request_id
+        session.commit()  # its start_batch job is published once this commits
+        return batch.id
 
 
 def _embedded_worker(settings: Settings) -> subprocess.Popen[bytes] | None:

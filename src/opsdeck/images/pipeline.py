@@ -18,10 +18,11 @@ import httpx
 import structlog
 
 from opsdeck.core.db import utcnow
+from opsdeck.core.jobs import RetryLater, enqueue, enqueue_from_task
 from opsdeck.core.outbound.client import OutboundClient
 from opsdeck.core.outbound.errors import FetchError
 from opsdeck.core.outbound.slots import HostSlots
-from opsdeck.core.queue import task_session
+from opsdeck.core.queue import queued_tasks, task_session
 from opsdeck.core.storage import media_store
 from opsdeck.images import service, webhooks
 from opsdeck.images.metrics import IMAGE_BYTES, IMAGES, PHASE_SECONDS, WEBHOOKS
@@ -32,19 +33,17 @@ from opsdeck.settings import Settings, get_settings
 
 log = structlog.get_logger("opsdeck.images")
 
-PROCESS_ITEM_TASK = "images.process_item"
-PROCESS_ITEMS_TASK = "images.process_items"
-# Images per task: up to CHUNK_MAX, fewer in small batches so they still spread over every
-# worker (a batch of n images makes about n / CHUNK_SPREAD tasks before the cap). A chunk takes
-# no new image after CHUNK_SLICE_SECONDS.
-CHUNK_MAX = 8
-CHUNK_SPREAD = 32
+PROCESS_ITEM_TASK = service.PROCESS_ITEM_JOB
+PROCESS_ITEMS_TASK = service.PROCESS_ITEMS_JOB
+START_BATCH_TASK = service.START_BATCH_JOB
+# Fetch failures worth another try (timeouts, 5xx, 429) are retried this many times.
+MAX_FETCH_RETRIES = 4
+# A chunk (service.chunks) takes no new image after CHUNK_SLICE_SECONDS.
 CHUNK_SLICE_SECONDS = 0.5
 # A chunk records its finished images RECORD_EVERY at a time, or sooner when the oldest has
 # waited RECORD_SECONDS: one transaction (and one batch-row lock) for several images.
 RECORD_EVERY = 4
 RECORD_SECONDS = 0.25
-START_BATCH_TASK = "images.start_batch"
 # libvips reports each step of each operation at INFO (14 lines for one thumbnail), which at the
 # default level would be most of a worker's log; its warnings and errors still come through.
 logging.getLogger("pyvips").setLevel(logging.WARNING)
@@ -83,21 +82,22 @@ class _Bounded(OrderedDict[str, dict[str, Any]]):
 _started_batches = _Bounded(256)
 
 
-def chunks(item_ids: list[str]) -> list[list[str]]:
-    """The images in task-sized groups, in order: one per task for small batches, up to
-    CHUNK_MAX for big ones, where Celery's fixed cost per task (message, acknowledgement,
-    bookkeeping; a few ms) matters next to a few tens of ms of libvips per thumbnail."""
-    size = min(CHUNK_MAX, max(1, len(item_ids) // CHUNK_SPREAD))
-    return [item_ids[i : i + size] for i in range(0, len(item_ids), size)]
-
-
-def pending_items(batch_id: str) -> list[str]:
+def start_batch(batch_id: str) -> int:
+    """Send the batch's pending images to the queue, in tasks of one image or a few."""
     with task_session() as session:
-        return service.item_ids(session, batch_id)
+        return service.enqueue_items(session, service.item_ids(session, batch_id))
+
+
+def requeue(item_ids: list[str]) -> int:
+    """Send these images to the queue again (their claims are checked when they run)."""
+    with task_session() as session:
+        return service.enqueue_items(session, item_ids)
 
 
 @dataclass(frozen=True)
-class RetryLater:
+class FetchLater:
+    """Not done: fetch the image again in `countdown` seconds."""
+
     countdown: float
 
 
@@ -114,25 +114,91 @@ def claim(item_ids: list[str]) -> list[service.ItemWork]:
         return service.claim_items(session, item_ids, started_batches=_started_batches)
 
 
-def release(works: list[service.ItemWork]) -> None:
-    """Give claimed images back unstarted, for another task to take."""
-    with task_session() as session:
-        service.release_items(session, [work.item_id for work in works])
+def process_item(item_id: str, *, retries_done: int) -> str:
+    """One image as a task of its own; raises core.jobs.RetryLater to fetch again later."""
+    outcome = run_item(item_id, retries_done=retries_done, max_retries=MAX_FETCH_RETRIES)
+    if isinstance(outcome, FetchLater):
+        raise RetryLater(outcome.countdown)
+    return outcome.status
 
 
-def run_item(item_id: str, *, retries_done: int, max_retries: int) -> ItemOutcome | RetryLater:
+def run_item(item_id: str, *, retries_done: int, max_retries: int) -> ItemOutcome | FetchLater:
     works = claim([item_id])
     if not works:
         return ItemOutcome(status="skipped")
     return run_work(works[0], retries_done=retries_done, max_retries=max_retries)
 
 
+def process_chunk(item_ids: list[str]) -> int:
+    """A few images of a batch in one task, so Celery's cost per task is paid once for them;
+    the number of images it took on.
+
+    The chunk is claimed in one statement, so a worker dying anywhere in it leaves its
+    unfinished images `processing`: a redelivered chunk (Redis) claims them again and skips the
+    ones recorded; in embedded mode the stalled-image sweep hands them back. The first image is
+    recorded at once, the others a few at a time (RECORD_EVERY images or RECORD_SECONDS,
+    whichever comes first) in one transaction for them all, so progress still moves. The
+    chunk starts no new image once it has run CHUNK_SLICE_SECONDS and hands the rest back to
+    the queue, so big images do not pile up on one worker at the end of a batch and other
+    batches get their turn. An image to fetch again later gets a process_item task of its own,
+    with its countdown."""
+    started = time.monotonic()
+    works = claim(item_ids)
+    unrecorded: list[Produced] = []
+    oldest = 0.0
+
+    def flush() -> None:
+        record(unrecorded)
+        unrecorded.clear()
+
+    for index, work in enumerate(works):
+        if index and time.monotonic() - started > CHUNK_SLICE_SECONDS:
+            flush()
+            hand_back(works[index:])
+            return index
+        try:
+            done = attempt(work, retries_done=0, max_retries=MAX_FETCH_RETRIES)
+        except BaseException:
+            # This image stays claimed (the stalled-image sweep hands it back, as for a
+            # single task); the ones after it need not wait for that, nor those done. The
+            # error that got us here is the one to report, whatever these two meet.
+            try:
+                flush()
+                hand_back(works[index + 1 :])
+            except Exception:
+                log.exception("images_chunk_cleanup_failed", images=len(works) - index)
+            raise
+        if isinstance(done, FetchLater):
+            enqueue_from_task(PROCESS_ITEM_TASK, work.item_id, countdown=done.countdown, retries=1)
+            continue
+        if not unrecorded:
+            oldest = time.monotonic()
+        unrecorded.append(done)
+        if (
+            index == 0  # the chunk's first image at once: a new batch shows output early
+            or len(unrecorded) >= RECORD_EVERY
+            or time.monotonic() - oldest >= RECORD_SECONDS
+        ):
+            flush()
+    flush()
+    return len(works)
+
+
+def hand_back(works: list[service.ItemWork]) -> None:
+    """Give claimed images back unstarted and queue them again, in one unit of work."""
+    if works:
+        ids = [work.item_id for work in works]
+        with task_session() as session:
+            service.release_items(session, ids)
+            service.enqueue_items(session, ids)
+
+
 def run_work(
     work: service.ItemWork, *, retries_done: int, max_retries: int
-) -> ItemOutcome | RetryLater:
+) -> ItemOutcome | FetchLater:
     """Fetch, process, store and record one claimed image."""
     done = attempt(work, retries_done=retries_done, max_retries=max_retries)
-    if isinstance(done, RetryLater):
+    if isinstance(done, FetchLater):
         return done
     return record([done])[0]
 
@@ -149,18 +215,18 @@ class Produced:
 
 def attempt(
     work: service.ItemWork, *, retries_done: int, max_retries: int
-) -> Produced | RetryLater:
+) -> Produced | FetchLater:
     """Fetch, process and store one claimed image; record nothing."""
     settings = get_settings()
     try:
         result = _produce(settings, work)
     except FetchError as exc:
         if exc.kind == "busy":  # not the image's fault: wait for the host, however long
-            return RetryLater(countdown=_jitter(5.0))
+            return FetchLater(countdown=_jitter(5.0))
         if exc.retryable and retries_done < max_retries:
             delay = exc.retry_after or min(300.0, 5.0 * 2**retries_done)
             log.info("image_fetch_retry", item_id=work.item_id, reason=exc.message, delay=delay)
-            return RetryLater(countdown=_jitter(delay))
+            return FetchLater(countdown=_jitter(delay))
         return Produced(work.item_id, work.batch_id, failure=(exc.kind, exc.message))
     except ImageError as exc:
         return Produced(work.item_id, work.batch_id, failure=(exc.kind, exc.message))
@@ -222,6 +288,9 @@ def record(produced: list[Produced]) -> list[ItemOutcome]:
                 # Only a batch's last image needs the batch row: one SELECT, not one each.
                 batch = session.get(ImageBatch, batch_id)
                 finished[batch_id] = batch is not None and batch.webhook_status == "pending"
+                if finished[batch_id]:
+                    # Owed in the transaction that finished the batch: sent once, never lost.
+                    enqueue(session, service.DELIVER_WEBHOOK_JOB, batch_id)
     outcomes = []
     last_of_batch = {done.batch_id: index for index, done in enumerate(produced)}
     for index, done in enumerate(produced):
@@ -267,6 +336,14 @@ def webhook_payload(
 
 
 def deliver_webhook(batch_id: str) -> WebhookAttemptOutcome:
+    """One delivery attempt; raises core.jobs.RetryLater when another one is due later."""
+    outcome = attempt_webhook(batch_id)
+    if outcome.retry_in is not None:
+        raise RetryLater(outcome.retry_in)
+    return outcome
+
+
+def attempt_webhook(batch_id: str) -> WebhookAttemptOutcome:
     settings = get_settings()
     with task_session() as session:
         delivery_id = service.start_webhook_delivery(session, batch_id)
@@ -320,12 +397,24 @@ def deliver_webhook(batch_id: str) -> WebhookAttemptOutcome:
     return WebhookAttemptOutcome(status=result, retry_in=retry_in)
 
 
-def stalled_items() -> list[str]:
+def requeue_stalled() -> int:
+    """Hand images whose worker died back to the queue (beat runs this every minute)."""
     settings = get_settings()
     # A task runs at most task_time_limit seconds; past that (and a margin) nobody is on it.
     cutoff = utcnow() - timedelta(seconds=settings.task_time_limit_seconds + 60)
     with task_session() as session:
-        return service.stalled_items(session, cutoff)
+        return service.enqueue_items(session, service.stalled_items(session, cutoff))
+
+
+def recover_orphans() -> int:
+    """Re-queue the images a killed embedded worker took from the broker but never ran."""
+    settings = get_settings()
+    if not settings.embedded:
+        return 0  # Redis hands unacknowledged messages back (visibility timeout)
+    orphans = orphaned_items(orphan_candidates(), queued_tasks(settings))
+    if orphans:
+        log.warning("images_requeued_after_restart", images=len(orphans))
+    return requeue(orphans)
 
 
 def orphaned_items(

@@ -15,15 +15,15 @@ import secrets
 from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from psycopg.types.json import Json
 from sqlalchemy import JSON, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from opsdeck.accounts.models import User
 from opsdeck.core.db import new_id, utcnow
 from opsdeck.core.errors import Conflict, NotFound
+from opsdeck.core.jobs import enqueue, enqueue_many
 from opsdeck.core.pagination import Paged, PageParams, SortOrders, paginate
 from opsdeck.images.models import (
     ACTIVE_BATCH_STATUSES,
@@ -37,6 +37,26 @@ from opsdeck.images.models import (
     WebhookAttempt,
     WebhookStatus,
 )
+
+# The images jobs (declared in tasks.py), sent by name: tasks.py imports this module.
+START_BATCH_JOB = "images.start_batch"
+PROCESS_ITEM_JOB = "images.process_item"
+PROCESS_ITEMS_JOB = "images.process_items"
+DELIVER_WEBHOOK_JOB = "images.deliver_webhook"
+# Images per task: up to CHUNK_MAX, fewer in small batches so they still spread over every
+# worker (a batch of n images makes about n / CHUNK_SPREAD tasks before the cap).
+CHUNK_MAX = 8
+CHUNK_SPREAD = 32
+
+
+class User(Protocol):
+    """Who asks: an accounts user (this module reads its id and role, nothing else)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def is_admin(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -174,6 +194,7 @@ def _store_rows(
     session.flush()
     _bulk_insert(session, cast(Table, ImageProduct.__table__), product_rows)
     _bulk_insert(session, cast(Table, ImageItem.__table__), item_rows)
+    enqueue(session, START_BATCH_JOB, batch.id)
     return batch
 
 
@@ -296,7 +317,7 @@ def find_output(session: Session, token: str) -> ImageItem | None:
 
 
 def retry_failed(session: Session, batch: ImageBatch) -> list[str]:
-    """Failed images go back to pending; returns their ids for the caller to enqueue."""
+    """Failed images go back to pending and to the queue; returns their ids."""
     if batch.status == BatchStatus.CANCELLED:
         raise Conflict("This batch was cancelled; start a new one.", code="batch_cancelled")
     ids = list(
@@ -318,6 +339,7 @@ def retry_failed(session: Session, batch: ImageBatch) -> list[str]:
     if batch.webhook_url:
         batch.webhook_status = WebhookStatus.PENDING
         batch.webhook_delivery_id = None
+    enqueue_items(session, ids)
     return ids
 
 
@@ -347,6 +369,28 @@ def item_ids(session: Session, batch_id: str, *, status: str = ImageStatus.PENDI
             .order_by(ImageItem.product_id, ImageItem.position)
         )
     )
+
+
+def chunks(item_ids: list[str]) -> list[list[str]]:
+    """The images in task-sized groups, in order: one per task for small batches, up to
+    CHUNK_MAX for big ones, where Celery's fixed cost per task (message, acknowledgement,
+    bookkeeping; a few ms) matters next to a few tens of ms of libvips per thumbnail."""
+    size = min(CHUNK_MAX, max(1, len(item_ids) // CHUNK_SPREAD))
+    return [item_ids[i : i + size] for i in range(0, len(item_ids), size)]
+
+
+def enqueue_items(session: Session, item_ids: Sequence[str]) -> int:
+    """Send these images to the queue once the session commits: a process_item task for a
+    lone image, process_items for a chunk."""
+    ids = list(item_ids)
+    enqueue_many(
+        session,
+        [
+            (PROCESS_ITEM_JOB, (chunk[0],)) if len(chunk) == 1 else (PROCESS_ITEMS_JOB, (chunk,))
+            for chunk in chunks(ids)
+        ],
+    )
+    return len(ids)
 
 
 # -- worker state changes --------------------------------------------------------------------

@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from opsdeck.accounts.models import ROLES, User
+from opsdeck.accounts.models import ROLES, Role, User
 from opsdeck.accounts.policy import normalise_email, normalise_username, password_problem
 from opsdeck.accounts.service.api_tokens import revoke_all_api_tokens
 from opsdeck.accounts.service.sign_in import Principal, revoke_sessions
@@ -90,6 +90,23 @@ def get_user(session: Session, user_id: str) -> User:
     if user is None:
         raise NotFound(f"No user with id {user_id!r}.")
     return user
+
+
+def get_active_user_by_username(session: Session, username: str) -> User | None:
+    """For other modules' commands (`--as USER`): the active user of that name, or None."""
+    return session.scalar(
+        select(User).where(User.username == username.lower(), User.is_active.is_(True))
+    )
+
+
+def first_active_admin(session: Session) -> User | None:
+    """The oldest active admin, or None (a command's default owner)."""
+    return session.scalars(
+        select(User)
+        .where(User.role == Role.ADMIN, User.is_active.is_(True))
+        .order_by(User.created_at)
+        .limit(1)
+    ).first()
 
 
 USER_SORTS = SortOrders(

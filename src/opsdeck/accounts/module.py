@@ -1,0 +1,25 @@
+"""The accounts module in the registry (opsdeck/modules.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from opsdeck.core.modules import Module
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+
+def _routers() -> Sequence[APIRouter]:
+    from opsdeck.accounts.api import auth_router, users_router
+
+    return (auth_router, users_router)
+
+
+module = Module(
+    name="accounts",
+    models="opsdeck.accounts.models",
+    task_modules=("opsdeck.accounts.tasks",),
+    routers=_routers,
+)

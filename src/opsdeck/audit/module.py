@@ -1,0 +1,20 @@
+"""The audit module in the registry (opsdeck/modules.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from opsdeck.core.modules import Module
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+
+def _routers() -> Sequence[APIRouter]:
+    from opsdeck.audit.api import router
+
+    return (router,)
+
+
+module = Module(name="audit", models="opsdeck.audit.models", routers=_routers)

@@ -1,0 +1,232 @@
+"""Jobs: sent only once their transaction commits, through the outbox, by a relay that never
+publishes a row twice while another relay holds it."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from opsdeck.core import jobs
+from opsdeck.core.db import make_engine, make_sessionmaker
+from opsdeck.core.jobs import JobOutbox, Relay, enqueue, publish_owed
+from opsdeck.core.observability import bind_request_id, clear_request_id
+from opsdeck.core.queue import beat_schedule
+from opsdeck.modules import task_modules
+from tests.stack import ManagedProcess
+
+PURGE = "accounts.purge_expired"
+
+
+@pytest.fixture
+def engine(app: FastAPI, scratch_database_url: str) -> Iterator[Engine]:
+    """A database of its own holding just the outbox, so the relays of the test stack's
+    worker (which drain the test database's outbox) cannot take these tests' rows. Building
+    the app pointed Celery at the test stack's broker."""
+    engine = make_engine(scratch_database_url)
+    JobOutbox.__table__.create(engine)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[Any]]]:
+    """What the relays of this process publish, (task, args), recorded at the publishing
+    boundary instead of reaching the broker (these jobs' arguments are markers, not real
+    ones)."""
+    seen: list[tuple[str, list[Any]]] = []
+
+    def record(connection: Any, row: JobOutbox) -> None:
+        seen.append((row.task, list(row.args)))
+
+    monkeypatch.setattr(jobs, "_send", record)
+    return seen
+
+
+def _owed(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(JobOutbox)) or 0)
+
+
+def test_a_job_enqueued_in_a_rolled_back_transaction_is_never_sent(
+    sessions: sessionmaker[Session], sent: list[tuple[str, list[Any]]]
+) -> None:
+    marker = uuid.uuid4().hex
+    with sessions() as session:
+        enqueue(session, PURGE, marker)
+        session.rollback()
+
+    assert _owed(sessions) == 0
+    assert sent == []
+
+
+def test_a_job_enqueued_in_a_rolled_back_savepoint_is_never_sent(
+    sessions: sessionmaker[Session], sent: list[tuple[str, list[Any]]]
+) -> None:
+    with sessions() as session:
+        savepoint = session.begin_nested()
+        enqueue(session, PURGE, "in the failed savepoint")
+        savepoint.rollback()
+        with session.begin_nested():
+            enqueue(session, PURGE, "in the kept savepoint")
+        assert sent == []  # releasing a savepoint commits nothing yet
+        session.commit()
+
+    assert sent == [(PURGE, ["in the kept savepoint"])]
+    assert _owed(sessions) == 0  # published, so no longer owed
+
+
+@pytest.mark.integration
+def test_a_committed_job_runs_on_the_worker_with_the_request_id(
+    sessions: sessionmaker[Session], celery_worker: ManagedProcess
+) -> None:
+    trace = f"jobs-{uuid.uuid4().hex}"
+    bind_request_id(trace)
+    try:
+        with sessions() as session:
+            enqueue(session, PURGE)
+            session.commit()
+    finally:
+        clear_request_id()
+
+    record = celery_worker.wait_for_record(
+        lambda r: r.get("event") == "task_finished" and r.get("request_id") == trace,
+        message="the job's task_finished line carrying the request id",
+    )
+    assert record["task"] == PURGE
+    assert record["state"] == "SUCCESS"
+    assert _owed(sessions) == 0
+
+
+def test_a_job_whose_publish_fails_stays_owed_and_the_relay_sends_it_later(
+    sessions: sessionmaker[Session],
+    engine: Engine,
+    sent: list[tuple[str, list[Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The commit succeeds whatever the broker says; the row waits for a relay."""
+
+    def broker_down(connection: Any, row: JobOutbox) -> None:
+        raise ConnectionError("broker unreachable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(jobs, "_send", broker_down)
+        with sessions() as session:
+            enqueue(session, PURGE, "owed")
+            session.commit()  # does not raise
+        assert _owed(sessions) == 1
+
+    assert Relay(engine).run_once() == 1
+    assert sent == [(PURGE, ["owed"])]
+    assert _owed(sessions) == 0
+
+
+def test_two_relays_never_publish_the_same_row(
+    sessions: sessionmaker[Session], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two relays draining at once, each publish slow: every row goes out exactly once.
+    PostgreSQL: the second relay skips the rows the first holds (SKIP LOCKED); SQLite: it waits
+    for the first one's transaction, then finds them gone."""
+    with sessions() as session:
+        session.add_all(JobOutbox(task=PURGE, args=[n]) for n in range(20))
+        session.commit()
+    published: list[int] = []
+    lock = threading.Lock()
+
+    def slow_send(connection: Any, row: JobOutbox) -> None:
+        time.sleep(0.02)  # a publish in flight while the other relay looks
+        with lock:
+            published.append(int(row.args[0]))
+
+    monkeypatch.setattr(jobs, "_send", slow_send)
+    counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            # One row at a time, so the two relays interleave over the whole run.
+            total = 0
+            while (one := publish_owed(engine, limit=1)) or _owed(sessions):
+                total += one
+            counts.append(total)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    relays = [threading.Thread(target=drain) for _ in range(2)]
+    for relay in relays:
+        relay.start()
+    for relay in relays:
+        relay.join(timeout=120)
+
+    assert errors == []
+    assert sorted(published) == list(range(20))
+    assert sum(counts) == 20
+    assert _owed(sessions) == 0
+
+
+def test_a_relay_holding_a_row_keeps_the_other_one_off_it(
+    sessions: sessionmaker[Session], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one relay holds a row (mid-publish), another publishes nothing of it."""
+    with sessions() as session:
+        session.add(JobOutbox(task=PURGE, args=["held"]))
+        session.commit()
+    published: list[str] = []
+    holding = threading.Event()
+    release = threading.Event()
+
+    def held_send(connection: Any, row: JobOutbox) -> None:
+        if threading.current_thread().name == "first-relay":
+            holding.set()
+            release.wait(30)
+        published.append(threading.current_thread().name)
+
+    monkeypatch.setattr(jobs, "_send", held_send)
+    first = threading.Thread(target=lambda: publish_owed(engine), name="first-relay")
+    first.start()
+    assert holding.wait(30)
+    second_result: list[int] = []
+    second = threading.Thread(
+        target=lambda: second_result.append(publish_owed(engine)), name="second-relay"
+    )
+    second.start()
+    # PostgreSQL: the second relay skips the held row and returns at once. SQLite: it waits
+    # for the first one's write lock. Either way it has published nothing while the row is held.
+    second.join(timeout=1.0)
+    assert published == []
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=60)
+
+    assert published == ["first-relay"]
+    assert second_result == [0]
+    assert _owed(sessions) == 0
+
+
+def test_periodic_jobs_are_declared_by_their_modules() -> None:
+    for name in task_modules():
+        importlib.import_module(name)
+
+    schedule = beat_schedule()
+    assert schedule["accounts.purge_expired"] == {
+        "task": "accounts.purge_expired",
+        "schedule": 3600.0,
+    }
+    assert schedule["images.requeue_stalled"]["schedule"] == 60.0
+    assert schedule["images.purge_expired_outputs"]["schedule"] == 86400.0
