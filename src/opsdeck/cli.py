@@ -15,22 +15,12 @@ import time
 from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from opsdeck import __version__
+from opsdeck.core.commands import load_settings, require_head
 from opsdeck.core.shutdown import PARENT_PID_ENV
 from opsdeck.modules import MODULES
-from opsdeck.settings import Settings, get_settings
-
-
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        messages = [
-            f"  - {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
-        ]
-        raise click.ClickException("invalid configuration:\n" + "\n".join(messages)) from exc
+from opsdeck.settings import Settings
 
 
 def _use_metrics_dir(settings: Settings, *, wipe: bool) -> None:
@@ -49,18 +39,6 @@ def _configure_logging(settings: Settings) -> None:
     from opsdeck.core.observability import configure_logging_for
 
     configure_logging_for(settings)
-
-
-def _require_head(settings: Settings) -> None:
-    from opsdeck.core.db import DatabaseNotAtHead, ensure_at_head, make_engine
-
-    engine = make_engine(settings.database_url_resolved)
-    try:
-        ensure_at_head(engine)
-    except DatabaseNotAtHead as exc:
-        raise click.ClickException(str(exc)) from exc
-    finally:
-        engine.dispose()
 
 
 @click.group()
@@ -91,10 +69,10 @@ def _run_web(settings: Settings, host: str | None, port: int | None, workers: in
 @click.option("--workers", type=int, default=1, show_default=True, help="Web processes.")
 def web(host: str | None, port: int | None, workers: int) -> None:
     """Serve the web application and API (no worker)."""
-    settings = _settings()
+    settings = load_settings()
     _use_metrics_dir(settings, wipe=False)
     _configure_logging(settings)
-    _require_head(settings)
+    require_head(settings)
     _run_web(settings, host, port, workers)
 
 
@@ -129,7 +107,7 @@ def _worker_argv(
 )
 def worker(concurrency: int | None, beat: bool, metrics_port: int | None) -> None:
     """Run a Celery worker for every module's tasks."""
-    settings = _settings()
+    settings = load_settings()
     _use_metrics_dir(settings, wipe=False)
     _configure_logging(settings)
     from opsdeck.core.queue import configure_celery, queue_depths
@@ -151,7 +129,7 @@ def worker(concurrency: int | None, beat: bool, metrics_port: int | None) -> Non
 @main.command()
 def beat() -> None:
     """Run the Celery beat scheduler (one per deployment)."""
-    settings = _settings()
+    settings = load_settings()
     _configure_logging(settings)
     from opsdeck.core.queue import configure_celery
     from opsdeck.modules import task_modules
@@ -166,10 +144,10 @@ def beat() -> None:
 @click.option("--port", type=int, default=None, help="Port (default OPSDECK_PORT, 8004).")
 def serve(host: str | None, port: int | None) -> None:
     """Web server and an embedded worker in one command; Ctrl-C stops both."""
-    settings = _settings()
+    settings = load_settings()
     _use_metrics_dir(settings, wipe=True)
     _configure_logging(settings)
-    _require_head(settings)
+    require_head(settings)
     bound = f"http://{host or settings.host}:{port or settings.port}"
     click.echo(f"OpsDeck {__version__} listening on {bound}", err=True)
     click.echo(
@@ -196,8 +174,8 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 class _Supervised:
     """A child process started again whenever it dies (say, killed for memory), after a pause
-    that grows while it keeps dying young. On restart the worker re-queues what the dead one
-    had taken (images.tasks.recover_orphans).
+    that grows while it keeps dying young. On restart the modules' start-up hooks re-queue what
+    the dead worker had taken.
 
     The child leads a process group of its own, so a signal to `serve`'s group does not reach
     it (or its pool) behind the supervisor's back: `stop` sends it SIGTERM, waits
@@ -270,7 +248,7 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""
-    settings = _settings()
+    settings = load_settings()
     from opsdeck.core.db import head_revision, upgrade_database
 
     upgrade_database(settings.database_url_resolved)
@@ -285,94 +263,13 @@ main.add_command(db_upgrade, name="migrate")
 @db.command("check")
 def db_check() -> None:
     """Exit 0 when the database is at head, 1 (with the revisions) when it is not."""
-    settings = _settings()
-    _require_head(settings)
+    settings = load_settings()
+    require_head(settings)
     from opsdeck.core.db import head_revision
 
     click.echo(f"database at head ({head_revision()})")
 
 
-@main.group()
-def users() -> None:
-    """User accounts."""
-
-
-@users.command("create")
-@click.option("--username", required=True)
-@click.option("--email", required=True)
-@click.option("--display-name", default="", help="Shown instead of the username.")
-@click.option("--admin", is_flag=True, help="Give the user the admin role.")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-def users_create(
-    username: str, email: str, display_name: str, admin: bool, password_stdin: bool
-) -> None:
-    """Create a user (prompts for the password unless --password-stdin)."""
-    settings = _settings()
-    _require_head(settings)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-
-    from opsdeck.accounts import service
-    from opsdeck.core.db import make_engine, make_sessionmaker, transaction
-    from opsdeck.core.errors import AppError
-    from opsdeck.core.security import Passwords
-
-    passwords = Passwords(
-        time_cost=settings.password_hash_time_cost,
-        memory_kib=settings.password_hash_memory_kib,
-        parallelism=settings.password_hash_parallelism,
-    )
-    engine = make_engine(settings.database_url_resolved)
-    try:
-        with transaction(make_sessionmaker(engine)) as session:
-            user = service.create_user(
-                session,
-                passwords,
-                username=username,
-                email=email,
-                password=password,
-                display_name=display_name,
-                role="admin" if admin else "member",
-                actor_name="cli",
-            )
-            click.echo(f"created {user.role} {user.username} ({user.id})")
-    except AppError as exc:
-        raise click.ClickException(exc.message) from exc
-    finally:
-        engine.dispose()
-
-
-@main.group()
-def audit() -> None:
-    """The tamper-evident audit log."""
-
-
-@audit.command("verify")
-def audit_verify() -> None:
-    """Exit 0 when the hash chain is intact; 1 naming the first broken entry otherwise."""
-    settings = _settings()
-    from opsdeck.audit.service import verify_chain
-    from opsdeck.core.db import make_engine, make_sessionmaker
-
-    engine = make_engine(settings.database_url_resolved)
-    try:
-        with make_sessionmaker(engine)() as session:
-            report = verify_chain(session)
-    finally:
-        engine.dispose()
-    if report.ok:
-        click.echo(f"audit chain intact: {report.checked} entries verified")
-        return
-    click.echo(
-        f"audit chain BROKEN at entry {report.first_broken_id}: {report.reason} "
-        f"({report.checked} entries before it verified)",
-        err=True,
-    )
-    sys.exit(1)
-
-
 for _module in MODULES:
     if _module.cli is not None:
-        main.add_command(_module.cli(), name=_module.name)
+        main.add_command(_module.cli())  # under the group's own name, not the module's

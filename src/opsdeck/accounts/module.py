@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from opsdeck.core.modules import Module
 
 if TYPE_CHECKING:
+    import click
     from fastapi import APIRouter
 
 
@@ -17,9 +18,16 @@ def _routers() -> Sequence[APIRouter]:
     return (auth_router, users_router)
 
 
+def _cli() -> click.Group:
+    from opsdeck.accounts.commands import users
+
+    return users
+
+
 module = Module(
     name="accounts",
     models="opsdeck.accounts.models",
     task_modules=("opsdeck.accounts.tasks",),
     routers=_routers,
+    cli=_cli,
 )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from opsdeck.core.modules import Module
 
 if TYPE_CHECKING:
+    import click
     from fastapi import APIRouter
 
 
@@ -17,4 +18,10 @@ def _routers() -> Sequence[APIRouter]:
     return (router,)
 
 
-module = Module(name="audit", models="opsdeck.audit.models", routers=_routers)
+def _cli() -> click.Group:
+    from opsdeck.audit.commands import audit
+
+    return audit
+
+
+module = Module(name="audit", models="opsdeck.audit.models", routers=_routers, cli=_cli)

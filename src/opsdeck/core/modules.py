@@ -32,7 +32,8 @@ class Module:
     # Modules declaring Celery tasks (core.jobs.job), periodic ones included.
     task_modules: tuple[str, ...] = ()
     routers: Callable[[], Sequence[APIRouter]] = _nothing
-    # `opsdeck <name> ...`, when the module has commands.
+    # Its command group, when it has commands (added under the group's own name: accounts
+    # brings `opsdeck users ...`).
     cli: Callable[[], click.Group] | None = None
     # Request paths that may carry more than OPSDECK_MAX_REQUEST_BYTES: {path: max bytes}.
     body_limits: Callable[[Settings], Mapping[str, int]] = _no_limits
