@@ -15,7 +15,7 @@ from swagger_ui_bundle import swagger_ui_path
 from opsdeck import __version__
 from opsdeck.core.control_chars import ControlCharacterMiddleware
 from opsdeck.core.db import ensure_at_head, make_engine, make_sessionmaker
-from opsdeck.core.errors import install_error_handlers
+from opsdeck.core.errors import error_responses, install_error_handlers
 from opsdeck.core.health import router as health_router
 from opsdeck.core.http import (
     API_PREFIX,
@@ -97,7 +97,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     app.include_router(health_router)
     for module in MODULES:
         for router in module.routers():
-            app.include_router(router)
+            # Any route may find the database not answering (core.errors: 503 with Retry-After).
+            app.include_router(router, responses=error_responses(503))
     _mount_docs(app)
     mount_spa(app, settings.frontend_dist or default_dist_dir())
 

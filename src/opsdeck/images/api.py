@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from opsdeck.accounts.dependencies import CurrentUser
 from opsdeck.core.deps import SessionDep, SettingsDep
-from opsdeck.core.errors import NotFound
+from opsdeck.core.errors import NotFound, error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import MAX_QUERY_INT, PageParams, page_params
 from opsdeck.core.storage import media_store
@@ -42,6 +42,7 @@ def _accepted(response: Response, settings: Settings, batch: ImageBatch) -> Batc
     name="images-create-batch",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BatchSummary,
+    responses=error_responses(400, 401, 403, 413, 415, 422),
     summary="Start a batch from a CSV of products and image URLs",
 )
 async def create_batch(
@@ -78,6 +79,7 @@ async def create_batch(
     name="images-create-upload",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BatchSummary,
+    responses=error_responses(400, 401, 403, 413, 415, 422),
     summary="Start a batch from uploaded image files",
 )
 async def create_upload(
@@ -108,7 +110,12 @@ BatchPageParams = Annotated[
 ]
 
 
-@router.get("/batches", name="images-list-batches", response_model=BatchPage)
+@router.get(
+    "/batches",
+    name="images-list-batches",
+    response_model=BatchPage,
+    responses=error_responses(401, 422),
+)
 def list_batches(
     session: SessionDep, settings: SettingsDep, user: CurrentUser, page: BatchPageParams
 ) -> BatchPage:
@@ -120,7 +127,12 @@ def list_batches(
     )
 
 
-@router.get("/batches/{request_id}", name="images-get-batch", response_model=BatchOut)
+@router.get(
+    "/batches/{request_id}",
+    name="images-get-batch",
+    response_model=BatchOut,
+    responses=error_responses(401, 404, 422),
+)
 def get_batch(
     request_id: str,
     session: SessionDep,
@@ -144,7 +156,7 @@ def get_batch(
     "/batches/{request_id}/output.csv",
     name="images-output-csv",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **error_responses(401, 404)},
 )
 def output_csv(
     request_id: str, session: SessionDep, settings: SettingsDep, user: CurrentUser
@@ -158,7 +170,12 @@ def output_csv(
     )
 
 
-@router.post("/batches/{request_id}/retry", name="images-retry-batch", response_model=RetryOut)
+@router.post(
+    "/batches/{request_id}/retry",
+    name="images-retry-batch",
+    response_model=RetryOut,
+    responses=error_responses(401, 403, 404, 409),
+)
 def retry_batch(request_id: str, session: SessionDep, user: CurrentUser) -> RetryOut:
     batch = service.get_batch(session, user, request_id)
     ids = service.retry_failed(session, batch)
@@ -166,7 +183,10 @@ def retry_batch(request_id: str, session: SessionDep, user: CurrentUser) -> Retr
 
 
 @router.post(
-    "/batches/{request_id}/cancel", name="images-cancel-batch", response_model=BatchSummary
+    "/batches/{request_id}/cancel",
+    name="images-cancel-batch",
+    response_model=BatchSummary,
+    responses=error_responses(401, 403, 404, 409),
 )
 def cancel_batch(
     request_id: str, session: SessionDep, settings: SettingsDep, user: CurrentUser
