@@ -48,7 +48,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "fetch_allowed_networks": ["127.0.0.0/8"],
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values).prepare()  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values).prepare()
 
 
 @pytest.fixture(scope="session")

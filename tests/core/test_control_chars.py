@@ -6,10 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
-
-from tests.conftest import STRONG_PASSWORD, UserFactory
 
 
 def _refused(response: Any, *fields: str) -> None:
@@ -21,15 +18,6 @@ def _refused(response: Any, *fields: str) -> None:
     assert (
         "Control characters (such as NUL) are not allowed here." in error["details"][0]["message"]
     )
-
-
-@pytest.fixture
-def admin_headers(client: TestClient, make_user: UserFactory) -> dict[str, str]:
-    make_user("root", role="admin")
-    token = client.post(
-        "/api/v1/auth/token", data={"username": "root", "password": STRONG_PASSWORD}
-    )
-    return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
 
 def test_signed_out_requests_with_nul_are_422_naming_the_field(client: TestClient) -> None:

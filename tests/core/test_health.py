@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from opsdeck.accounts.models import User
 from opsdeck.settings import Settings
-from tests.conftest import STRONG_PASSWORD, UserFactory
+from tests.conftest import UserFactory, login, sign_in
 from tests.core.conftest import AppFactory, closed_port_database_url, closed_port_redis_url
 from tests.stack import TestStack, current_stack, wait_until
 
@@ -169,18 +169,13 @@ if current_stack().postgres is not None:
     ) -> None:
         cluster = test_stack.postgres
         assert cluster is not None
-        make_user("outage", password=STRONG_PASSWORD)
-        signed_in = client.post(
-            "/api/v1/auth/token", data={"username": "outage", "password": STRONG_PASSWORD}
-        )
-        headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+        make_user("outage")
+        headers = sign_in(client, "outage")
 
         cluster.stop()
         try:
             reading = client.get("/api/v1/users/me", headers=headers)
-            signing_in = client.post(
-                "/api/v1/auth/token", data={"username": "outage", "password": STRONG_PASSWORD}
-            )
+            signing_in = login(client, "outage")
         finally:
             cluster.start()
 

@@ -83,7 +83,7 @@ def test_hsts_only_over_https(kernel_app: tuple[FastAPI, Probe]) -> None:
 
 
 def _preflight(client: TestClient, origin: str) -> httpx.Response:
-    return client.options(
+    response: httpx.Response = client.options(
         f"{TEST_PREFIX}/echo",
         headers={
             "Origin": origin,
@@ -91,6 +91,7 @@ def _preflight(client: TestClient, origin: str) -> httpx.Response:
             "Access-Control-Request-Headers": "Content-Type, X-CSRF-Token",
         },
     )
+    return response
 
 
 def test_cors_is_closed_by_default(kernel_client: TestClient) -> None:
@@ -224,7 +225,11 @@ def _asgi_post(app: ASGIApp, path: str, headers: list[tuple[bytes, bytes]], body
             statuses.append(message["status"])
 
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
-    asyncio.run(app(scope, receive, send))
+
+    async def call() -> None:
+        await app(scope, receive, send)
+
+    asyncio.run(call())
     return statuses[0]
 
 

@@ -33,7 +33,7 @@ def engine(app: FastAPI, scratch_database_url: str) -> Iterator[Engine]:
     worker (which drain the test database's outbox) cannot take these tests' rows. Building
     the app pointed Celery at the test stack's broker."""
     engine = make_engine(scratch_database_url)
-    JobOutbox.__table__.create(engine)
+    JobOutbox.metadata.create_all(engine, tables=[JobOutbox.__table__])  # type: ignore[list-item]
     try:
         yield engine
     finally:

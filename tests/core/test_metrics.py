@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -144,13 +145,16 @@ def test_worker_task_metrics_reach_the_web_process_scrape(
         # A producer sending arguments the task does not take: a real failure in the worker.
         failed = celery_app.send_task(PURGE_TASK, kwargs={"no_such_argument": 1})
         for result, state in ((succeeded, "SUCCESS"), (failed, "FAILURE")):
-            celery_worker.wait_for_record(
-                lambda r, task_id=result.id, state=state: (
+
+            def finished(r: dict[str, Any], task_id: str = result.id, state: str = state) -> bool:
+                return bool(
                     r.get("event") == "task_finished"
                     and r.get("task_id") == task_id
                     and r.get("state") == state
-                ),
-                message=f"task {result.id} to finish with {state}",
+                )
+
+            celery_worker.wait_for_record(
+                finished, message=f"task {result.id} to finish with {state}"
             )
         http.get(f"{base_url}/health")
         after = scrape(http, base_url)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from opsdeck.images.models import ImageBatch, ImageItem, ImageProduct
-from tests.conftest import STRONG_PASSWORD, UserFactory, make_settings
+from tests.conftest import UserFactory, make_settings, sign_in
 
 API = "/api/v1/images"
 # Port 9 on loopback refuses connections: if a worker is running it retries these for a while,
@@ -25,18 +25,10 @@ CSV = (
 )
 
 
-def _token(client: TestClient, username: str) -> dict[str, str]:
-    response = client.post(
-        "/api/v1/auth/token", data={"username": username, "password": STRONG_PASSWORD}
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
 @pytest.fixture
 def alice(client: TestClient, make_user: UserFactory) -> dict[str, str]:
     make_user("alice")
-    return _token(client, "alice")
+    return sign_in(client, "alice")
 
 
 def _upload(client: TestClient, headers: dict[str, str], data: bytes = CSV, **fields: str) -> Any:
@@ -189,7 +181,7 @@ def test_file_over_the_limit_is_413(
     small_client: TestClient, make_user: UserFactory, db: Session
 ) -> None:
     make_user("alice")
-    headers = _token(small_client, "alice")
+    headers = sign_in(small_client, "alice")
     big = CSV + b"".join(
         f"{n},p{n},https://img.example.com/{n}.jpg\n".encode() for n in range(3, 200)
     )
@@ -207,7 +199,7 @@ def test_batches_are_private_to_their_owner_and_admins(
     request_id = _upload(client, alice).json()["request_id"]
     make_user("bob")
     make_user("root", role="admin")
-    bob, root = _token(client, "bob"), _token(client, "root")
+    bob, root = sign_in(client, "bob"), sign_in(client, "root")
 
     assert client.get(f"{API}/batches/{request_id}", headers=bob).status_code == 404
     assert client.get(f"{API}/batches/{request_id}/output.csv", headers=bob).status_code == 404

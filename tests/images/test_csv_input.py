@@ -812,8 +812,8 @@ def test_a_cell_of_plain_urls_takes_the_fast_path() -> None:
     # Any port from 1 to 65535 is plain; 0, 65536 and up are left to the full check.
     for port in (1, 8080, 34691, 59999, 65535):
         assert _PLAIN_URL.fullmatch(f"http://127.0.0.1:{port}/a.jpg") is not None
-    for port in ("0", "65536", "70000", "99999", "123456"):
-        assert _PLAIN_URL.fullmatch(f"http://127.0.0.1:{port}/a.jpg") is None
+    for outside in ("0", "65536", "70000", "99999", "123456"):
+        assert _PLAIN_URL.fullmatch(f"http://127.0.0.1:{outside}/a.jpg") is None
 
 
 # -- property: a CSV written by the csv module parses back to what was written ---------------

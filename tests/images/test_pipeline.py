@@ -28,7 +28,7 @@ from opsdeck.core.queue import celery_app
 from opsdeck.images import service, webhooks
 from opsdeck.images.formats import sniff
 from opsdeck.images.models import ImageBatch, ImageItem
-from tests.conftest import STRONG_PASSWORD, UserFactory
+from tests.conftest import UserFactory, sign_in
 from tests.images.servers import LocalServer, Route
 from tests.stack import TestStack, wait_until
 
@@ -47,10 +47,7 @@ def server() -> Iterator[LocalServer]:
 @pytest.fixture
 def owner(client: TestClient, make_user: UserFactory, celery_worker: Any) -> dict[str, str]:
     make_user("shop")
-    response = client.post(
-        "/api/v1/auth/token", data={"username": "shop", "password": STRONG_PASSWORD}
-    )
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return sign_in(client, "shop")
 
 
 def _finished(client: TestClient, headers: dict[str, str], request_id: str) -> dict[str, Any]:

@@ -133,6 +133,6 @@ def test_a_worker_killed_whole_under_serve_is_restarted_and_loses_nothing(
 def _ready(base: str) -> bool:
     try:
         with urllib.request.urlopen(f"{base}/ready", timeout=5) as response:  # noqa: S310
-            return response.status == 200
+            return bool(response.status == 200)
     except OSError:
         return False
