@@ -68,7 +68,7 @@ lint: install $(FRONTEND_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
-	$(BIN)/lint-imports
+	PYTHONPATH=scripts/lint $(BIN)/lint-imports
 	npm --prefix frontend run lint
 	npm --prefix frontend run check:api
 
