@@ -4,16 +4,18 @@ publishes a row twice while another relay holds it."""
 from __future__ import annotations
 
 import importlib
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -243,7 +245,9 @@ def test_periodic_jobs_are_declared_by_their_modules() -> None:
     assert schedule["images.purge_expired_outputs"]["schedule"] == 86400.0
 
 
-def test_a_database_that_does_not_answer_is_told_from_other_errors(app: FastAPI) -> None:
+def test_a_database_that_does_not_answer_is_told_from_other_errors(
+    app: FastAPI, tmp_path: Path
+) -> None:
     """What makes a job run again later instead of failing (and the API answer 503)."""
     url = closed_port_database_url()
     unreachable = make_engine(url)
@@ -260,11 +264,28 @@ def test_a_database_that_does_not_answer_is_told_from_other_errors(app: FastAPI)
         raise RuntimeError("wrapped") from refused.value
     except RuntimeError as exc:
         wrapped = exc
+    # SQLite: held by another connection (an outage of sorts), or asked about a missing table.
+    path = tmp_path / "held.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    waiting = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.1})
+    try:
+        with pytest.raises(DBAPIError) as locked, waiting.connect() as connection:
+            connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+        holder.execute("ROLLBACK")
+        with pytest.raises(DBAPIError) as missing, waiting.connect() as connection:
+            connection.exec_driver_sql("SELECT * FROM no_such_table")
+    finally:
+        holder.close()
+        waiting.dispose()
 
     assert is_database_unavailable(refused.value)
     assert is_database_unavailable(raw.value)
     assert is_database_unavailable(wrapped)
+    assert is_database_unavailable(locked.value)
     assert not is_database_unavailable(bad_sql.value)  # a mistake, not an outage
+    assert not is_database_unavailable(missing.value)
     assert not is_database_unavailable(ValueError("no"))
     assert not is_database_unavailable(None)
 

@@ -11,6 +11,7 @@ answers they can give with `responses=error_responses(401, 403, ...)`, so the Op
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, cast
@@ -245,6 +246,8 @@ def is_database_unavailable(exc: BaseException | None) -> bool:
     for _ in range(5):  # an explicit `raise ... from` chain, not any context
         if exc is None:
             return False
+        if isinstance(exc, OperationalError) and isinstance(exc.orig, sqlite3.Error):
+            return _sqlite_unavailable(exc.orig)
         if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
             return True
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
@@ -253,6 +256,24 @@ def is_database_unavailable(exc: BaseException | None) -> bool:
             return True
         exc = exc.__cause__
     return False
+
+
+# SQLite says "OperationalError" for a mistake in a statement too (no such table, a syntax
+# error); these result codes are the ones of a database that cannot serve right now.
+_SQLITE_UNAVAILABLE = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+)
+
+
+def _sqlite_unavailable(error: sqlite3.Error) -> bool:
+    name = str(getattr(error, "sqlite_errorname", ""))
+    if name:
+        return name.startswith(_SQLITE_UNAVAILABLE)
+    return "locked" in str(error)  # before Python 3.11 only the message says it
 
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
@@ -288,7 +309,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # OperationalError is DB-API's class for a server that went away or cannot serve; a pool
     # with no connection to give within its timeout is the same from the client's side.
-    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
     app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(DBAPIError, _database_error)
