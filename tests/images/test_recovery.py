@@ -135,7 +135,7 @@ def test_retry_re_dispatches_failed_and_stuck_images(
 
     assert retried.status_code == 200, retried.text
     assert retried.json() == {"request_id": batch_id, "retried_images": 4}
-    statuses = dict(db.execute(select(ImageItem.id, ImageItem.status)).tuples().all())
+    statuses = dict(db.execute(select(ImageItem.id, ImageItem.status)).all())
     db.commit()
     # The failed image is pending again; the others were sent as they were (their claims are
     # checked when they run); the running one and the finished one were left alone.
