@@ -4,24 +4,37 @@ publishes a row twice while another relay holds it."""
 from __future__ import annotations
 
 import importlib
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from opsdeck.core import jobs
 from opsdeck.core.db import make_engine, make_sessionmaker
-from opsdeck.core.jobs import JobOutbox, Relay, enqueue, publish_owed
+from opsdeck.core.errors import is_database_unavailable
+from opsdeck.core.jobs import (
+    DATABASE_RETRY_MAX_SECONDS,
+    JobOutbox,
+    Relay,
+    database_retry_delay,
+    enqueue,
+    publish_owed,
+)
 from opsdeck.core.observability import bind_request_id, clear_request_id
 from opsdeck.core.queue import beat_schedule
 from opsdeck.modules import task_modules
+from tests.core.conftest import closed_port_database_url
 from tests.stack import ManagedProcess
 
 PURGE = "accounts.purge_expired"
@@ -230,3 +243,57 @@ def test_periodic_jobs_are_declared_by_their_modules() -> None:
     }
     assert schedule["images.requeue_stalled"]["schedule"] == 60.0
     assert schedule["images.purge_expired_outputs"]["schedule"] == 86400.0
+
+
+def test_a_database_that_does_not_answer_is_told_from_other_errors(
+    app: FastAPI, tmp_path: Path
+) -> None:
+    """What makes a job run again later instead of failing (and the API answer 503)."""
+    url = closed_port_database_url()
+    unreachable = make_engine(url)
+    try:
+        with pytest.raises(DBAPIError) as refused:
+            unreachable.connect()
+    finally:
+        unreachable.dispose()
+    with pytest.raises(psycopg.OperationalError) as raw:
+        psycopg.connect(url.replace("postgresql+psycopg", "postgresql"))
+    with app.state.sessionmaker() as session, pytest.raises(DBAPIError) as bad_sql:
+        session.execute(text("SELECT * FROM no_such_table"))
+    try:
+        raise RuntimeError("wrapped") from refused.value
+    except RuntimeError as exc:
+        wrapped = exc
+    # SQLite: held by another connection (an outage of sorts), or asked about a missing table.
+    path = tmp_path / "held.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    waiting = create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.1})
+    try:
+        with pytest.raises(DBAPIError) as locked, waiting.connect() as connection:
+            connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+        holder.execute("ROLLBACK")
+        with pytest.raises(DBAPIError) as missing, waiting.connect() as connection:
+            connection.exec_driver_sql("SELECT * FROM no_such_table")
+    finally:
+        holder.close()
+        waiting.dispose()
+
+    assert is_database_unavailable(refused.value)
+    assert is_database_unavailable(raw.value)
+    assert is_database_unavailable(wrapped)
+    assert is_database_unavailable(locked.value)
+    assert not is_database_unavailable(bad_sql.value)  # a mistake, not an outage
+    assert not is_database_unavailable(missing.value)
+    assert not is_database_unavailable(ValueError("no"))
+    assert not is_database_unavailable(None)
+
+
+def test_jobs_meeting_a_database_outage_back_off_to_a_cap() -> None:
+    delays = [database_retry_delay(attempt) for attempt in range(10)]
+
+    for attempt, delay in enumerate(delays[:5]):
+        assert 2**attempt <= delay <= 1.25 * 2**attempt
+    assert all(delay == DATABASE_RETRY_MAX_SECONDS for delay in delays[5:])
+    assert database_retry_delay(10_000) == DATABASE_RETRY_MAX_SECONDS

@@ -11,17 +11,19 @@ answers they can give with `responses=error_responses(401, 403, ...)`, so the Op
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, cast
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -236,6 +238,52 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
 DATABASE_RETRY_AFTER_SECONDS = 5
 
 
+def is_database_unavailable(exc: BaseException | None) -> bool:
+    """Whether `exc` (or an error it was raised from) says the database did not answer: the
+    server stopped, restarted or cannot be reached, a connection died under us, the pool had
+    none to give, a lock was not granted in time. Such an error is transient: the request may be
+    tried again (503), a job runs again later (core.jobs), nothing is anybody's failure."""
+    for _ in range(5):  # an explicit `raise ... from` chain, not any context
+        if exc is None:
+            return False
+        if isinstance(exc, OperationalError) and isinstance(exc.orig, sqlite3.Error):
+            return _sqlite_unavailable(exc.orig)
+        if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+            return True
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+# SQLite says "OperationalError" for a mistake in a statement too (no such table, a syntax
+# error); these result codes are the ones of a database that cannot serve right now.
+_SQLITE_UNAVAILABLE = (
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_CANTOPEN",
+    "SQLITE_IOERR",
+    "SQLITE_FULL",
+)
+
+
+def _sqlite_unavailable(error: sqlite3.Error) -> bool:
+    name = str(getattr(error, "sqlite_errorname", ""))
+    if name:
+        return name.startswith(_SQLITE_UNAVAILABLE)
+    return "locked" in str(error)  # before Python 3.11 only the message says it
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    """Any other database error: a 503 when it says the database did not answer (a connection
+    invalidated mid-query), a 500 otherwise."""
+    if is_database_unavailable(exc):
+        return await _database_unavailable(request, exc)
+    return await _unhandled_error(request, exc)
+
+
 async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     """The database did not answer (stopped, restarting, unreachable, out of connections): a
     503 the client may retry, not a 500; nothing was committed."""
@@ -261,6 +309,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # OperationalError is DB-API's class for a server that went away or cannot serve; a pool
     # with no connection to give within its timeout is the same from the client's side.
-    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(OperationalError, _database_error)
     app.add_exception_handler(PoolTimeout, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(psycopg.OperationalError, _database_unavailable)
     app.add_exception_handler(Exception, _unhandled_error)

@@ -11,6 +11,14 @@ Declaring a job::
 A job asks to run again later by raising `RetryLater(countdown)`; `job_retries()` says how
 many times it has been retried so far.
 
+A job that meets a database that does not answer (core.errors.is_database_unavailable: the
+server stopped or restarting, a connection lost, no connection to be had) is not a failure:
+it is sent again, with the same arguments and retry count, after a back-off of 1, 2, 4 ... up
+to DATABASE_RETRY_MAX_SECONDS, for as long as the outage lasts, and its message is
+acknowledged only once the new one is with the broker. That goes through Celery, not the
+outbox: the outbox needs the database. Every job re-reads its state when it runs, so a job cut
+anywhere by the outage finishes what it had started (see images.pipeline for the claims).
+
 Sending a job, from a service, inside the caller's transaction::
 
     enqueue(session, deliver_webhook, batch.id)
@@ -30,6 +38,7 @@ second run changes nothing more.
 
 from __future__ import annotations
 
+import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -39,11 +48,13 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 import structlog
 from celery import signals
+from celery.exceptions import Reject, Retry
 from sqlalchemy import JSON, BigInteger, Integer, String, delete, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from opsdeck.core.db import Base, after_commit, make_engine, utcnow
+from opsdeck.core.errors import is_database_unavailable
 from opsdeck.core.observability import current_request_id, request_id_var
 from opsdeck.core.queue import celery_app, register_periodic, task_session
 from opsdeck.settings import get_settings
@@ -58,6 +69,11 @@ log = structlog.get_logger("opsdeck.jobs")
 PUBLISH_TIMEOUT_SECONDS = 1.0
 RELAY_INTERVAL_SECONDS = 1.0
 RELAY_BATCH = 500
+# A job that met a database outage runs again after 1, 2, 4 ... seconds, at most this long.
+DATABASE_RETRY_MAX_SECONDS = 30.0
+# The message header counting those runs (it sets the back-off; Celery's retry count, which
+# jobs read with job_retries(), is left as it was).
+DATABASE_RETRY_HEADER = "opsdeck_database_retries"
 
 
 class JobOutbox(Base):
@@ -125,16 +141,51 @@ class Job(Generic[P, R]):
 
     def _run(self, task: Any, *args: Any) -> Any:
         try:
-            return cast(Callable[..., Any], self.function)(*args)
-        except RetryLater as retry:
-            retries = int(task.request.retries or 0) + 1
-            if self.max_retries is not None and retries > self.max_retries:
-                raise TooManyRetries(f"{self.name}: gave up after {retries - 1} retries") from None
-            # Through the outbox, not Celery's retry: a broker blink must not lose it.
-            with task_session() as session:
-                enqueue(session, self.name, *args, countdown=retry.countdown, retries=retries)
-            log.info("job_retry_later", countdown=retry.countdown, retries=retries)
-            return None
+            try:
+                return cast(Callable[..., Any], self.function)(*args)
+            except RetryLater as retry:
+                retries = int(task.request.retries or 0) + 1
+                if self.max_retries is not None and retries > self.max_retries:
+                    raise TooManyRetries(
+                        f"{self.name}: gave up after {retries - 1} retries"
+                    ) from None
+                # Through the outbox, not Celery's retry: a broker blink must not lose it.
+                with task_session() as session:
+                    enqueue(session, self.name, *args, countdown=retry.countdown, retries=retries)
+                log.info("job_retry_later", countdown=retry.countdown, retries=retries)
+                return None
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            self._again_after_database_error(task, args, exc)
+
+    def _again_after_database_error(self, task: Any, args: tuple[Any, ...], exc: Exception) -> None:
+        """Send this job again after a back-off, then end this run as a Celery RETRY (its
+        message acknowledged: the new one is with the broker). When even that send fails (the
+        broker is down too), the message is handed back to the broker unacknowledged."""
+        request = task.request
+        attempt = int(getattr(request, DATABASE_RETRY_HEADER, None) or 0)
+        countdown = database_retry_delay(attempt)
+        error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        log.warning(
+            "job_database_unavailable",
+            retry_in=round(countdown, 2),
+            attempt=attempt + 1,
+            error=error,
+        )
+        try:
+            celery_app.send_task(
+                self.name,
+                args=list(args),
+                countdown=countdown,
+                retries=int(request.retries or 0),
+                headers={DATABASE_RETRY_HEADER: attempt + 1},
+                add_to_parent=False,
+            )
+        except Exception as send_error:
+            log.warning("job_database_retry_not_sent", error=f"{type(send_error).__name__}")
+            raise Reject(error, requeue=True) from exc
+        raise Retry(error, exc, when=countdown) from exc
 
 
 def job(
@@ -147,6 +198,15 @@ def job(
         return Job(function, name, max_retries=max_retries, every=every)
 
     return declare
+
+
+def database_retry_delay(attempt: int) -> float:
+    """Seconds before the run after `attempt` runs met a database outage (0 for the first):
+    1, 2, 4, 8, 16, then DATABASE_RETRY_MAX_SECONDS, each up to a quarter more at random so
+    the jobs of one outage do not all come back at the same moment."""
+    base = min(DATABASE_RETRY_MAX_SECONDS, 2.0 ** min(attempt, 16))
+    # Jitter only spreads retries out; it needs no cryptographic randomness.
+    return min(DATABASE_RETRY_MAX_SECONDS, base * random.uniform(1.0, 1.25))  # noqa: S311  # nosec B311
 
 
 def job_retries() -> int:

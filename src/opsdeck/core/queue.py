@@ -129,22 +129,49 @@ def check_broker(settings: Settings) -> None:
 
 
 def queued_tasks(settings: Settings) -> Iterator[tuple[str, list[Any]]]:
-    """(task name, positional arguments) of every message waiting in the embedded broker's
-    folder. Only the filesystem broker can be read this way; Redis hands unacknowledged
-    messages back by itself."""
-    if not settings.embedded:
-        raise RuntimeError("queued_tasks reads the embedded (filesystem) broker only")
-    for path in (settings.broker_dir / "queue").glob("*.msg"):
-        try:
-            message = json.loads(path.read_bytes())
-            name = str(message["headers"]["task"])
-            body = message["body"]
-            if message.get("properties", {}).get("body_encoding") == "base64":
-                body = base64.b64decode(body)
-            args = json.loads(body)[0]
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            continue  # taken by a worker while we read it, or not a Celery task message
-        yield name, list(args)
+    """(task name, positional arguments) of every message the broker holds: waiting in a
+    queue, and (Redis) taken by a worker but not yet acknowledged, countdowns included. A
+    message a worker of the filesystem broker (embedded mode) has taken is in that worker's
+    memory only, and not listed."""
+    if settings.embedded:
+        for path in (settings.broker_dir / "queue").glob("*.msg"):
+            try:
+                found = _task_of(json.loads(path.read_bytes()))
+            except (OSError, ValueError):
+                continue  # taken by a worker while we read it
+            if found is not None:
+                yield found
+        return
+    client = redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=2)
+    try:
+        raw: list[Any] = []
+        for queue in sorted(_queues):
+            raw.extend(client.lrange(queue, 0, -1))
+        # kombu keeps each unacknowledged message as [message, exchange, routing key].
+        unacked = [json.loads(value)[0] for value in client.hvals(REDIS_UNACKED_KEY)]
+    finally:
+        client.close()
+    for message in [*(json.loads(value) for value in raw), *unacked]:
+        found = _task_of(message)
+        if found is not None:
+            yield found
+
+
+# The hash where kombu's Redis transport keeps the messages workers hold unacknowledged.
+REDIS_UNACKED_KEY = "unacked"
+
+
+def _task_of(message: Any) -> tuple[str, list[Any]] | None:
+    """(task name, arguments) of a Celery message as the broker stores it; None otherwise."""
+    try:
+        name = str(message["headers"]["task"])
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return name, list(args)
 
 
 def queue_depths(settings: Settings) -> dict[str, int]:

@@ -176,9 +176,13 @@ def output_csv(
     response_model=RetryOut,
     responses=error_responses(401, 403, 404, 409),
 )
-def retry_batch(request_id: str, session: SessionDep, user: CurrentUser) -> RetryOut:
+def retry_batch(
+    request_id: str, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> RetryOut:
+    # The batch's failed images run again, and so do its stuck ones (`pending` with no task
+    # left to run them, `processing` past their deadline); `retried_images` counts both.
     batch = service.get_batch(session, user, request_id)
-    ids = service.retry_failed(session, batch)
+    ids = service.retry_batch(session, batch, settings)
     return RetryOut(request_id=batch.id, retried_images=len(ids))
 
 

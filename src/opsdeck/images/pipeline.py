@@ -398,12 +398,16 @@ def attempt_webhook(batch_id: str) -> WebhookAttemptOutcome:
 
 
 def requeue_stalled() -> int:
-    """Hand images whose worker died back to the queue (beat runs this every minute)."""
+    """Hand back to the queue the images nothing will run (beat runs this every minute, in
+    embedded mode too: `opsdeck serve` runs beat in its worker): `processing` past any task's
+    deadline (their worker died), `pending` with no message owed or waiting for them (their
+    message was lost). See service.stuck_now."""
     settings = get_settings()
-    # A task runs at most task_time_limit seconds; past that (and a margin) nobody is on it.
-    cutoff = utcnow() - timedelta(seconds=settings.task_time_limit_seconds + 60)
     with task_session() as session:
-        return service.enqueue_items(session, service.stalled_items(session, cutoff))
+        stuck = service.stuck_now(session, settings)
+        if stuck:
+            log.warning("images_requeued_stuck", images=len(stuck))
+        return service.enqueue_items(session, stuck)
 
 
 def recover_orphans() -> int:
@@ -428,19 +432,11 @@ def orphaned_items(
     loses the task it was running and those it had taken but not started; their images stay
     `pending` or `processing` with nothing queued for them. Asked when the embedded worker
     starts: embedded mode runs one worker, so nothing else can be working on them then."""
-    waiting_items: set[str] = set()
-    waiting_batches: set[str] = set()
-    for name, args in queued:
-        if name == PROCESS_ITEM_TASK and args:
-            waiting_items.add(str(args[0]))
-        elif name == PROCESS_ITEMS_TASK and args and isinstance(args[0], list):
-            waiting_items.update(str(item_id) for item_id in args[0])
-        elif name == START_BATCH_TASK and args:
-            waiting_batches.add(str(args[0]))
+    waiting = service.waiting_for(queued)
     return [
         item_id
         for item_id, batch_id in candidates
-        if item_id not in waiting_items and batch_id not in waiting_batches
+        if item_id not in waiting.items and batch_id not in waiting.batches
     ]
 
 

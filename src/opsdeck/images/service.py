@@ -17,14 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
+import structlog
 from psycopg.types.json import Json
 from sqlalchemy import JSON, Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from opsdeck.core.db import new_id, utcnow
 from opsdeck.core.errors import Conflict, NotFound
-from opsdeck.core.jobs import enqueue, enqueue_many
+from opsdeck.core.jobs import JobOutbox, enqueue, enqueue_many
 from opsdeck.core.pagination import Paged, PageParams, SortOrders, paginate
+from opsdeck.core.queue import queued_tasks
 from opsdeck.images.models import (
     ACTIVE_BATCH_STATUSES,
     ACTIVE_ITEM_STATUSES,
@@ -37,6 +39,9 @@ from opsdeck.images.models import (
     WebhookAttempt,
     WebhookStatus,
 )
+from opsdeck.settings import Settings
+
+log = structlog.get_logger("opsdeck.images")
 
 # The images jobs (declared in tasks.py), sent by name: tasks.py imports this module.
 START_BATCH_JOB = "images.start_batch"
@@ -316,29 +321,33 @@ def find_output(session: Session, token: str) -> ImageItem | None:
 # -- user actions ----------------------------------------------------------------------------
 
 
-def retry_failed(session: Session, batch: ImageBatch) -> list[str]:
-    """Failed images go back to pending and to the queue; returns their ids."""
+def retry_batch(session: Session, batch: ImageBatch, settings: Settings | None = None) -> list[str]:
+    """`POST .../retry`: the batch's failed images go back to pending and to the queue, and
+    (given `settings`) so do its stuck ones, those nothing will run (stuck_now); returns the
+    ids re-dispatched."""
     if batch.status == BatchStatus.CANCELLED:
         raise Conflict("This batch was cancelled; start a new one.", code="batch_cancelled")
-    ids = list(
+    # Before the failed ones turn pending (they would look stuck too).
+    stuck = stuck_now(session, settings, batch_id=batch.id) if settings is not None else []
+    failed = list(
         session.scalars(
             select(ImageItem.id).where(
                 ImageItem.batch_id == batch.id, ImageItem.status == ImageStatus.FAILED
             )
         )
     )
-    if not ids:
-        return []
-    session.execute(
-        update(ImageItem)
-        .where(ImageItem.id.in_(ids), ImageItem.status == ImageStatus.FAILED)
-        .values(status=ImageStatus.PENDING, error=None, error_kind=None, finished_at=None)
-    )
-    batch.status = BatchStatus.PROCESSING
-    batch.finished_at = None
-    if batch.webhook_url:
-        batch.webhook_status = WebhookStatus.PENDING
-        batch.webhook_delivery_id = None
+    if failed:
+        session.execute(
+            update(ImageItem)
+            .where(ImageItem.id.in_(failed), ImageItem.status == ImageStatus.FAILED)
+            .values(status=ImageStatus.PENDING, error=None, error_kind=None, finished_at=None)
+        )
+        batch.status = BatchStatus.PROCESSING
+        batch.finished_at = None
+        if batch.webhook_url:
+            batch.webhook_status = WebhookStatus.PENDING
+            batch.webhook_delivery_id = None
+    ids = [*failed, *stuck]
     enqueue_items(session, ids)
     return ids
 
@@ -624,20 +633,124 @@ def record_webhook_attempt(
     return batch.webhook_attempts
 
 
+# A batch's `pending` images count as stuck only once the batch is this old: its fan-out
+# (start_batch) may still be on its way.
+PENDING_GRACE_SECONDS = 120.0
+
+
+def stuck_now(session: Session, settings: Settings, *, batch_id: str | None = None) -> list[str]:
+    """stuck_items as of now: `processing` past any task's deadline (the task time limit and a
+    minute), `pending` with no message owed in the outbox or held by the broker. The outbox
+    is read before the broker, and both before the images, so a message on its way from one
+    to the other is seen in one of them. When the broker cannot be read, pending images are
+    left alone (better late than sent twice)."""
+    now = utcnow()
+    processing_before = now - timedelta(seconds=settings.task_time_limit_seconds + 60)
+    owed = owed_jobs(session)
+    try:
+        queued = list(queued_tasks(settings))
+    except Exception as exc:
+        log.warning("images_broker_unreadable", error=f"{type(exc).__name__}: {exc}")
+        return stuck_items(session, processing_before=processing_before, batch_id=batch_id)
+    return stuck_items(
+        session,
+        processing_before=processing_before,
+        pending_before=now - timedelta(seconds=PENDING_GRACE_SECONDS),
+        waiting=waiting_for([*owed, *queued]),
+        batch_id=batch_id,
+    )
+
+
 def stalled_items(session: Session, started_before: datetime) -> list[str]:
     """Images still `processing` long after their task should have ended: their worker died
     and the broker could not hand the task back (Celery's filesystem transport cannot)."""
-    return list(
+    return stuck_items(session, processing_before=started_before)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """What messages (owed in the outbox, or held by the broker) will still run: their images,
+    and the batches whose fan-out (start_batch) is still to run."""
+
+    items: frozenset[str] = frozenset()
+    batches: frozenset[str] = frozenset()
+
+
+def waiting_for(messages: Iterable[tuple[str, Sequence[Any]]]) -> Waiting:
+    """The images and batches that these messages (task name, arguments) are about."""
+    items: set[str] = set()
+    batches: set[str] = set()
+    for name, args in messages:
+        if name == PROCESS_ITEM_JOB and args:
+            items.add(str(args[0]))
+        elif name == PROCESS_ITEMS_JOB and args and isinstance(args[0], list):
+            items.update(str(item_id) for item_id in args[0])
+        elif name == START_BATCH_JOB and args:
+            batches.add(str(args[0]))
+    return Waiting(frozenset(items), frozenset(batches))
+
+
+def owed_jobs(session: Session) -> list[tuple[str, list[Any]]]:
+    """(task, arguments) of the images jobs owed in the outbox (not yet with the broker)."""
+    return [
+        (task, list(args))
+        for task, args in session.execute(
+            select(JobOutbox.task, JobOutbox.args).where(
+                JobOutbox.task.in_([PROCESS_ITEM_JOB, PROCESS_ITEMS_JOB, START_BATCH_JOB])
+            )
+        )
+    ]
+
+
+def stuck_items(
+    session: Session,
+    *,
+    processing_before: datetime,
+    pending_before: datetime | None = None,
+    waiting: Waiting | None = None,
+    batch_id: str | None = None,
+) -> list[str]:
+    """Images of live batches that nothing will run:
+    - `processing` since before `processing_before` (past any task's deadline: its worker died
+      or its message was lost);
+    - with `pending_before` and `waiting`: `pending` in a batch created before
+      `pending_before` (a grace period for a fan-out in flight) with no message owed or held
+      for it or its batch's fan-out (the message was lost: a whole-worker kill in embedded mode,
+      a task acknowledged by a version that did not retry a database outage)."""
+    live = ImageBatch.status.in_(ACTIVE_BATCH_STATUSES)
+    scope = [ImageBatch.id == batch_id] if batch_id is not None else []
+    found = list(
         session.scalars(
             select(ImageItem.id)
             .join(ImageBatch, ImageBatch.id == ImageItem.batch_id)
             .where(
                 ImageItem.status == ImageStatus.PROCESSING,
-                ImageItem.started_at < started_before,
-                ImageBatch.status.in_(ACTIVE_BATCH_STATUSES),
+                ImageItem.started_at < processing_before,
+                live,
+                *scope,
             )
+            .order_by(ImageItem.product_id, ImageItem.position)
         )
     )
+    if pending_before is None or waiting is None:
+        return found
+    pending = session.execute(
+        select(ImageItem.id, ImageItem.batch_id)
+        .join(ImageBatch, ImageBatch.id == ImageItem.batch_id)
+        .where(
+            ImageItem.status == ImageStatus.PENDING,
+            ImageBatch.created_at < pending_before,
+            live,
+            *scope,
+        )
+        .order_by(ImageItem.batch_id, ImageItem.product_id, ImageItem.position)
+    ).all()
+    found.extend(
+        item_id
+        for item_id, item_batch in pending
+        if item_id not in waiting.items and item_batch not in waiting.batches
+    )
+    return found
 
 
 def orphan_candidates(session: Session) -> list[tuple[str, str]]:
