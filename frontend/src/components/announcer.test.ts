@@ -1,5 +1,6 @@
+import { renderHook } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
-import { INITIAL_ANNOUNCER, nextAnnouncement, type Progress } from './announcer';
+import { INITIAL_ANNOUNCER, nextAnnouncement, type Progress, useProgressAnnouncement } from './announcer';
 
 function run(polls: Progress[]): string[] {
   const said: string[] = [];
@@ -60,5 +61,26 @@ describe('the throttled progress announcer', () => {
       { status: 'Processing', done: 5, total: 10 },
     ]);
     expect(said).toHaveLength(1);
+  });
+});
+
+describe('useProgressAnnouncement', () => {
+  it('keeps its message across re-renders until there is news', () => {
+    const { result, rerender } = renderHook(
+      ({ done }: { done: number }) => useProgressAnnouncement({ status: 'Processing', done, total: 100 }),
+      { initialProps: { done: 0 } },
+    );
+    expect(result.current).toBe('Processing: 0 of 100 processed (0%).');
+    for (const done of [1, 5, 9]) {
+      rerender({ done });
+      expect(result.current).toBe('Processing: 0 of 100 processed (0%).');
+    }
+    rerender({ done: 12 });
+    expect(result.current).toBe('Processing: 12 of 100 processed (12%).');
+  });
+
+  it('says nothing before the first reading', () => {
+    const { result } = renderHook(() => useProgressAnnouncement(undefined));
+    expect(result.current).toBe('');
   });
 });
