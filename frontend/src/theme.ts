@@ -1,4 +1,4 @@
-import { createTheme, Menu, Modal, type CSSVariablesResolver, type MantineTheme } from '@mantine/core';
+import { createTheme, type CSSVariablesResolver, type MantineTheme } from '@mantine/core';
 
 export const theme = createTheme({
   primaryColor: 'indigo',
@@ -11,11 +11,13 @@ export const theme = createTheme({
   // Progress bars, loaders and transitions stand still under prefers-reduced-motion.
   respectReducedMotion: true,
   components: {
-    // Every dialog's close button gets a name (axe button-name).
-    Modal: Modal.extend({ defaultProps: { closeButtonProps: { 'aria-label': 'Close' } } }),
+    // Every dialog's and dismissable alert's close button gets a name (axe button-name).
+    // (Plain objects, not Modal.extend(): the theme must not pull Modal into the first load.)
+    Modal: { defaultProps: { closeButtonProps: { 'aria-label': 'Close' } } },
+    Alert: { defaultProps: { closeButtonLabel: 'Dismiss' } },
     // The focus placeholder is a role="presentation" child of role="menu", which ARIA does
     // not allow (axe aria-required-children); arrow keys work from the menu itself.
-    Menu: Menu.extend({ defaultProps: { withInitialFocusPlaceholder: false } }),
+    Menu: { defaultProps: { withInitialFocusPlaceholder: false } },
   },
 });
 
