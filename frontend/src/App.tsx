@@ -10,7 +10,7 @@ import { MODULES } from './modules';
 import { HomePage } from './pages/HomePage';
 import { NotFoundPage } from './pages/NotFoundPage';
 import { SignInPage } from './pages/SignInPage';
-import { theme } from './theme';
+import { cssVariablesResolver, theme } from './theme';
 
 // Split off so the first load carries only the shell, sign-in and Home.
 const AccountPage = lazy(() => import('./pages/account/AccountPage'));
@@ -46,7 +46,7 @@ const queryClient = createQueryClient();
 
 export function App() {
   return (
-    <MantineProvider theme={theme} defaultColorScheme="auto">
+    <MantineProvider theme={theme} defaultColorScheme="auto" cssVariablesResolver={cssVariablesResolver}>
       <QueryClientProvider client={queryClient}>
         <AuthProvider>
           <AppRoutes />

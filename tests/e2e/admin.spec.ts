@@ -1,3 +1,4 @@
+import { expectAccessible } from './a11y';
 import { expect, signIn, signOut, test } from './fixtures';
 import { USERS } from './users';
 
@@ -21,6 +22,7 @@ test('an admin creates a user who then signs in', async ({ page }) => {
   await dialog.getByLabel('Initial password').fill(newUser.password);
   await dialog.getByRole('button', { name: 'Create user' }).click();
   await expect(page.getByText(`User ${newUser.username} created.`)).toBeVisible();
+  await expectAccessible(page, 'admin users, user created');
   await page.getByRole('searchbox', { name: 'Search' }).fill('new-hire');
   await expect(table.locator('tbody tr')).toHaveCount(1);
   await expect(table.getByText('New Hire')).toBeVisible();

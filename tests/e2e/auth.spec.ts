@@ -1,4 +1,5 @@
 import * as OTPAuth from 'otpauth';
+import { expectAccessible } from './a11y';
 import { expect, signIn, signOut, test } from './fixtures';
 import { USERS } from './users';
 
@@ -66,6 +67,7 @@ test('a new admin enables 2FA, then signs in with a TOTP code and with a recover
   await section.getByLabel('Confirm your password').fill(password);
   await section.getByRole('button', { name: 'Continue' }).click();
   await expect(section.getByRole('img', { name: /QR code/ })).toBeVisible();
+  await expectAccessible(page, 'account, two-factor set-up');
   const secret = await section.getByTestId('totp-secret').getAttribute('data-secret');
   expect(secret).toMatch(/^[A-Z2-7]+=*$/);
   const totp = new OTPAuth.TOTP({ secret: OTPAuth.Secret.fromBase32(secret ?? ''), digits: 6, period: 30 });
@@ -74,6 +76,7 @@ test('a new admin enables 2FA, then signs in with a TOTP code and with a recover
   await section.getByRole('button', { name: 'Confirm and turn on' }).click();
   const codes = section.getByTestId('recovery-codes').getByRole('listitem');
   await expect(codes).toHaveCount(10);
+  await expectAccessible(page, 'account, recovery codes');
   const recoveryCode = (await codes.first().innerText()).trim();
   await section.getByRole('button', { name: 'I have saved them' }).click();
   await expect(section.getByTestId('totp-status')).toHaveText('On');
@@ -85,6 +88,7 @@ test('a new admin enables 2FA, then signs in with a TOTP code and with a recover
   await codeField.fill('000000');
   await page.getByRole('button', { name: 'Verify and sign in' }).click();
   await expect(page.getByRole('alert')).toContainText(/code/i);
+  await expectAccessible(page, 'sign-in, second factor refused');
   // The confirming code's time step is spent; the next step's code is within the server's
   // one-step drift window and unused.
   await page.getByLabel('Authentication code').fill(totp.generate({ timestamp: Date.now() + 30_000 }));

@@ -1,4 +1,5 @@
 import { test as base, expect, type ConsoleMessage, type Page } from '@playwright/test';
+import { accessibilityReport } from './a11y';
 
 /**
  * Chromium logs every non-2xx fetch as a console error. Only the answers the app expects as
@@ -18,17 +19,20 @@ function expected(message: ConsoleMessage, allowed: string[]): boolean {
 interface Options {
   /** More failed responses a test provokes on purpose, as "STATUS /path". */
   allowedFailures: string[];
+  /** Run the accessibility check (a11y.ts) on the page a test ends on. On by default. */
+  checkA11yAtEnd: boolean;
 }
 
 export const test = base.extend<Options>({
   allowedFailures: [[], { option: true }],
+  checkA11yAtEnd: [true, { option: true }],
   // eslint-disable-next-line no-empty-pattern
   baseURL: async ({}, use) => {
     const url = process.env.OPSDECK_E2E_BASE_URL;
     if (!url) throw new Error('OPSDECK_E2E_BASE_URL is not set: global-setup.ts did not run');
     await use(url);
   },
-  page: async ({ page, allowedFailures }, use) => {
+  page: async ({ page, allowedFailures, checkA11yAtEnd }, use, testInfo) => {
     const problems: string[] = [];
     page.on('console', (message) => {
       if (message.type() === 'error' && !expected(message, allowedFailures)) {
@@ -42,6 +46,12 @@ export const test = base.extend<Options>({
     });
     await use(page);
     expect(problems, 'the browser reported errors').toEqual([]);
+    // Whatever page a test ends on passes the accessibility check too (when the test passed;
+    // a failed test's page is no reliable state to check).
+    if (checkA11yAtEnd && testInfo.status === testInfo.expectedStatus && page.url().startsWith('http')) {
+      const report = await accessibilityReport(page, `last page of the test, ${new URL(page.url()).pathname}`);
+      expect(report, report).toBe('');
+    }
   },
 });
 

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { Page } from '@playwright/test';
+import { expectAccessible } from './a11y';
 import { expect, signIn, test } from './fixtures';
 import { makePng, startImageServer, type ImageServer } from './image-server';
 import { USERS } from './users';
@@ -111,6 +112,7 @@ test.describe('images', () => {
     await expect(rows.first()).toContainText('32 × 21');
     await expect(rows.first()).toContainText('WebP');
     await expect(rows.first()).toContainText(/→ .*(smaller|larger|same size)/);
+    await expectAccessible(page, 'batch detail, CSV batch completed');
     await expect(page.getByRole('button', { name: /Retry failed images/ })).toHaveCount(0);
     await expect(page.getByRole('button', { name: 'Cancel batch' })).toHaveCount(0);
 
@@ -172,6 +174,7 @@ test.describe('images', () => {
     await page.getByRole('button', { name: 'Start batch' }).click();
     await expect(page.getByTestId('batch-status')).toHaveText('Completed with errors', { timeout: 90_000 });
     await expect(page.getByTestId('image-error')).toContainText('404');
+    await expectAccessible(page, 'batch detail with a failed image');
     await page.locator('label', { hasText: 'Failed only' }).click();
     await expect(page.getByTestId('image-row')).toHaveCount(1);
 
@@ -215,6 +218,7 @@ test.describe('images', () => {
       await expect(problems.locator('tbody tr')).toHaveCount(3);
       await expect(problems.locator('tbody tr').first().locator('td').first()).toHaveText('3');
       await expect(problems).toContainText('not-a-url');
+      await expectAccessible(page, 'new batch, CSV refused');
       await expect(page).toHaveURL(/\/images\/new$/);
       expect(await batchCount()).toBe(before);
     });

@@ -114,8 +114,11 @@ export function AppLayout() {
             </Group>
             <Menu position="bottom-end" width={220} withinPortal>
               <Menu.Target>
-                <UnstyledButton aria-label={`Account menu for ${displayName(user)}`}>
-                  <Group gap="xs" wrap="nowrap">
+                {/* The name comes from the content, not aria-label, so it contains the
+                    visible text (WCAG 2.5.3 label in name) at every width. */}
+                <UnstyledButton className="account-menu-button">
+                  <span className="visually-hidden">Account menu for {displayName(user)}</span>
+                  <Group gap="xs" wrap="nowrap" aria-hidden="true">
                     <Avatar size="sm" radius="xl" color="indigo" name={displayName(user)} />
                     <Text size="sm" visibleFrom="xs" maw={180} truncate="end">
                       {displayName(user)}
@@ -131,7 +134,7 @@ export function AppLayout() {
                   Account settings
                 </Menu.Item>
                 <Menu.Divider />
-                <Menu.Item color="red" onClick={() => void handleSignOut()}>
+                <Menu.Item color="var(--mantine-color-red-text)" onClick={() => void handleSignOut()}>
                   Sign out
                 </Menu.Item>
               </Menu.Dropdown>

@@ -31,7 +31,8 @@ import {
 import { type ApiError, toApiError } from '../../api/errors';
 import { POLL_INTERVAL_MS } from '../../api/query';
 import type { Batch, BatchImage, BatchProduct } from '../../api/types';
-import { StatusBadge } from './BatchStatusBadge';
+import { batchStatusLabel, StatusBadge } from './BatchStatusBadge';
+import { useProgressAnnouncement } from '../../components/announcer';
 import { formatBytes, formatDateTime, formatSaving } from '../../components/format';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { BatchProgress } from './BatchProgress';
@@ -423,6 +424,22 @@ export default function BatchDetailPage({ requestId }: { requestId: string }) {
   const [acting, setActing] = useState<'retry' | 'cancel' | null>(null);
   const [actionError, setActionError] = useState<ApiError | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+  // Screen readers hear status changes and every 10 %, not every poll.
+  const announcement = useProgressAnnouncement(
+    batch
+      ? {
+          status: batchStatusLabel(batch.status),
+          done: batch.processed_images,
+          total: batch.total_images,
+          failed: batch.failed_images,
+        }
+      : undefined,
+  );
+  const liveRegion = (
+    <div role="status" aria-live="polite" aria-atomic="true" className="visually-hidden" data-testid="batch-announcer">
+      {announcement}
+    </div>
+  );
 
   function changePage(next: number) {
     setPage(next);
@@ -471,6 +488,7 @@ export default function BatchDetailPage({ requestId }: { requestId: string }) {
     return (
       <Stack gap="lg">
         {header}
+        {liveRegion}
         {query.isPending ? (
           <Stack gap="xs" aria-busy="true" aria-label="Loading the batch">
             <Skeleton height={120} />
@@ -493,6 +511,7 @@ export default function BatchDetailPage({ requestId }: { requestId: string }) {
   return (
     <Stack gap="lg">
       {header}
+      {liveRegion}
       <Group gap="sm" wrap="wrap">
         <Button component="a" href={outputCsvPath(batch)} download variant="default">
           Download output CSV

@@ -1,4 +1,5 @@
 import { Group, Progress, Stack, Text } from '@mantine/core';
+import { useReducedMotion } from '@mantine/hooks';
 import type { BatchSummary } from '../../api/types';
 
 type Counts = Pick<BatchSummary, 'total_images' | 'processed_images' | 'failed_images' | 'status'>;
@@ -20,7 +21,9 @@ export function BatchProgress({
   const total = batch.total_images;
   const failed = batch.failed_images;
   const succeeded = Math.max(0, batch.processed_images - failed);
-  const active = batch.status === 'pending' || batch.status === 'processing';
+  // Stripes that move only while work goes on, and never under prefers-reduced-motion.
+  const reduceMotion = useReducedMotion();
+  const active = (batch.status === 'pending' || batch.status === 'processing') && !reduceMotion;
   return (
     <Stack gap={4} miw={160}>
       <div
