@@ -93,6 +93,65 @@ def register_queue(name: str) -> None:
     _queues.add(name)
 
 
+# -- a kombu Redis channel that outlives its connection's transport ------------------------
+
+
+def _keep_redis_channels_connectable() -> None:
+    """Let a kombu Redis channel reconnect after kombu detached its transport from the
+    connection.
+
+    When Redis goes away, Celery's consumer closes the broken connection: kombu's
+    `Connection.collect()` / `_close()` set `transport.client = None`
+    (`Connection._do_close_transport`), and `Channel.close()` drops the channel's pools
+    (`_disconnect_pools`). A channel of that transport that is used afterwards (a late task
+    acknowledged on the channel it came from, unacknowledged messages restored on close)
+    rebuilds its pool from `self.connection.client`, which is now None: `_connparams` raises
+    `AttributeError: 'NoneType' object has no attribute 'hostname'`, which is not one of the
+    connection errors Celery expects there, so the worker stops with "Unrecoverable error"
+    (kombu 5.7, kombu/transport/redis.py `Channel._connparams` and
+    `Transport.supports_batch_publish`; the same detach makes Celery log "Error on restarting
+    Gossip: ... no attribute 'connection_errors'"). Each channel keeps the connection it was
+    made for and reconnects through it, so the late acknowledgement or restore reaches Redis
+    (or fails with a ConnectionError Celery handles). Remove once kombu does not read the
+    detached client."""
+    from kombu.transport import redis as kombu_redis
+
+    channel_class: Any = kombu_redis.Channel
+    transport_class: Any = kombu_redis.Transport
+    if getattr(channel_class, "_opsdeck_keeps_conninfo", False):
+        return
+    original_init = channel_class.__init__
+    original_connparams = channel_class._connparams
+    original_batch = transport_class.supports_batch_publish
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self._opsdeck_conninfo = self.connection.client
+
+    def _connparams(self: Any, asynchronous: bool = False) -> Any:
+        transport = self.connection
+        if transport is None or transport.client is not None:
+            return original_connparams(self, asynchronous=asynchronous)
+        transport.client = self._opsdeck_conninfo
+        try:
+            return original_connparams(self, asynchronous=asynchronous)
+        finally:
+            transport.client = None
+
+    def supports_batch_publish(self: Any) -> bool:
+        if self.client is None:  # detached: publish one message at a time
+            return False
+        return bool(original_batch.fget(self))
+
+    channel_class.__init__ = init
+    channel_class._connparams = _connparams
+    channel_class._opsdeck_keeps_conninfo = True
+    transport_class.supports_batch_publish = property(supports_batch_publish)
+
+
+_keep_redis_channels_connectable()
+
+
 # -- worker-side database access -----------------------------------------------------------
 
 
