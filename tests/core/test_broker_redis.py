@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import redis
-import kombu
+from kombu.connection import Connection
 
 import opsdeck.core.queue  # noqa: F401  (applies the kombu fix on import)
 from tests.stack import TestStack
@@ -26,7 +26,7 @@ def test_a_message_is_acknowledged_on_its_channel_after_kombu_detached_the_trans
 ) -> None:
     name = f"detached-{uuid.uuid4().hex}"
     # kombu ships no type information.
-    connect: Any = kombu.Connection
+    connect: Any = Connection
     with connect(redis_url) as producer:
         producer.SimpleQueue(name).put({"n": 1})
     connection: Any = connect(redis_url)
