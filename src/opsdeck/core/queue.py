@@ -8,9 +8,10 @@ import base64
 import importlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -195,15 +196,58 @@ def queued_tasks(settings: Settings) -> Iterator[tuple[str, list[Any]]]:
         raise RuntimeError("queued_tasks reads the embedded (filesystem) broker only")
     for path in (settings.broker_dir / "queue").glob("*.msg"):
         try:
-            message = json.loads(path.read_bytes())
-            name = str(message["headers"]["task"])
-            body = message["body"]
-            if message.get("properties", {}).get("body_encoding") == "base64":
-                body = base64.b64decode(body)
-            args = json.loads(body)[0]
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            continue  # taken by a worker while we read it, or not a Celery task message
-        yield name, list(args)
+            task = _task_of(path.read_bytes())
+        except OSError:
+            continue  # taken by a worker while we read it
+        if task is not None:
+            yield task
+
+
+def _task_of(raw: bytes) -> tuple[str, list[Any]] | None:
+    """(task name, positional arguments) of a kombu message as the broker stores it."""
+    try:
+        message = json.loads(raw)
+        name = str(message["headers"]["task"])
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+        return name, list(args)
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None  # not a Celery task message
+
+
+def discard_queued(matches: Callable[[str, list[Any]], bool]) -> int:
+    """Delete the messages waiting in the broker (not those a worker has taken) for which
+    `matches(task name, positional arguments)` is true; how many. For work that has become
+    pointless (a cancelled batch's chunks): each would cost a task for nothing. Best effort:
+    a message taken meanwhile runs (and finds nothing to do)."""
+    conf = celery_app.conf
+    url = str(conf.broker_url or "")
+    removed = 0
+    if url.startswith("filesystem"):
+        folder = Path(conf.broker_transport_options["data_folder_in"])
+        for path in folder.glob("*.msg"):
+            try:
+                task = _task_of(path.read_bytes())
+                if task is not None and matches(*task):
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue  # taken by a worker meanwhile
+        return removed
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        for queue in sorted(_queues):
+            with client.pipeline(transaction=False) as pipe:
+                for raw in client.lrange(queue, 0, -1):
+                    task = _task_of(raw)
+                    if task is not None and matches(*task):
+                        pipe.lrem(queue, 1, raw)
+                removed += sum(int(count) for count in pipe.execute())
+    finally:
+        client.close()
+    return removed
 
 
 def queue_depths(settings: Settings) -> dict[str, int]:
