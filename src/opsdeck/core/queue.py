@@ -8,6 +8,7 @@ import base64
 import importlib
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -151,6 +152,43 @@ def _keep_redis_channels_connectable() -> None:
 
 
 _keep_redis_channels_connectable()
+
+
+def _write_filesystem_messages_atomically() -> None:
+    """Make kombu's filesystem broker (embedded mode) publish a message file whole.
+
+    kombu 5.7's `filesystem.Channel._put` creates `<name>.<queue>.msg` under its final name,
+    then writes the message into it; a worker polling the folder can take the file in
+    between (`_get` moves it away without the lock), read it empty and stop with
+    `Unrecoverable error: JSONDecodeError('Expecting value: line 1 column 1 (char 0)')`, while
+    the message is written into the moved file and lost. Here the message is written to a
+    name `_get` does not take (`.msg.part`) and renamed into place, which is atomic in one
+    folder. Remove once kombu writes its message files atomically."""
+    from kombu.exceptions import ChannelError
+    from kombu.transport import filesystem
+    from kombu.utils import json as kombu_json
+
+    channel_class: Any = filesystem.Channel
+    dumps: Any = kombu_json.dumps  # kombu's JSON (dates, UUIDs), as its own _put uses
+    if getattr(channel_class, "_opsdeck_atomic_put", False):
+        return
+
+    def _put(self: Any, queue: str, payload: Any, **_: Any) -> None:
+        name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = Path(self.data_folder_out) / name
+        partial = final.with_name(name + ".part")
+        try:
+            partial.write_bytes(str(dumps(payload)).encode())
+            partial.rename(final)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise ChannelError(f"Cannot add file {str(final)!r} to directory") from exc
+
+    channel_class._put = _put
+    channel_class._opsdeck_atomic_put = True
+
+
+_write_filesystem_messages_atomically()
 
 
 # -- worker-side database access -----------------------------------------------------------
