@@ -195,14 +195,14 @@ def test_a_big_batch_cancelled_at_once_leaves_no_work_for_the_queue(
         message="the queue to be empty",
     )
 
-    def settled() -> int | None:
-        # The worker's tasks for the batch have stopped coming.
+    def settled() -> tuple[int] | None:
+        # The worker's tasks for the batch have stopped coming (none at all is the best case).
         before = _tasks_of(celery_worker, trace)
         time.sleep(2)
         after = _tasks_of(celery_worker, trace)
-        return after if after == before else None
+        return (after,) if after == before else None
 
-    tasks_run = wait_until(settled, timeout=120, message="the batch's tasks to stop")
+    (tasks_run,) = wait_until(settled, timeout=120, message="the batch's tasks to stop")
     # start_batch, and the few chunks the worker took before their messages were deleted,
     # instead of the batch's 375 chunks.
     assert tasks_run <= FEW_TASKS, tasks_run
