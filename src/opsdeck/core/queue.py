@@ -234,14 +234,14 @@ def queued_tasks(settings: Settings) -> Iterator[tuple[str, list[Any]]]:
         raise RuntimeError("queued_tasks reads the embedded (filesystem) broker only")
     for path in (settings.broker_dir / "queue").glob("*.msg"):
         try:
-            task = _task_of(path.read_bytes())
+            task = _task_from_bytes(path.read_bytes())
         except OSError:
             continue  # taken by a worker while we read it
         if task is not None:
             yield task
 
 
-def _task_of(raw: bytes) -> tuple[str, list[Any]] | None:
+def _task_from_bytes(raw: bytes) -> tuple[str, list[Any]] | None:
     """(task name, positional arguments) of a kombu message as the broker stores it."""
     try:
         message = json.loads(raw)
@@ -267,7 +267,7 @@ def discard_queued(matches: Callable[[str, list[Any]], bool]) -> int:
         folder = Path(conf.broker_transport_options["data_folder_in"])
         for path in folder.glob("*.msg"):
             try:
-                task = _task_of(path.read_bytes())
+                task = _task_from_bytes(path.read_bytes())
                 if task is not None and matches(*task):
                     path.unlink()
                     removed += 1
@@ -279,7 +279,7 @@ def discard_queued(matches: Callable[[str, list[Any]], bool]) -> int:
         for queue in sorted(_queues):
             with client.pipeline(transaction=False) as pipe:
                 for raw in client.lrange(queue, 0, -1):
-                    task = _task_of(raw)
+                    task = _task_from_bytes(raw)
                     if task is not None and matches(*task):
                         pipe.lrem(queue, 1, raw)
                 removed += sum(int(count) for count in pipe.execute())
