@@ -381,8 +381,12 @@ class RedisServer:
                     str(self.port),
                     "--save",
                     "",
+                    # Append-only, as in production (compose.yaml): a restart keeps the queued
+                    # and unacknowledged messages (the Redis outage tests restart it).
                     "--appendonly",
-                    "no",
+                    "yes",
+                    "--appendfsync",
+                    "everysec",
                     "--dir",
                     str(self.root),
                     "--logfile",

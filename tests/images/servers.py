@@ -18,6 +18,10 @@ class Route:
     content_type: str = "application/octet-stream"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    # The first `fail_first` requests get `fail_status` (with `fail_headers`) instead.
+    fail_first: int = 0
+    fail_status: int = 503
+    fail_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,7 +63,12 @@ class LocalServer:
             def do_GET(self) -> None:
                 with outer._lock:
                     outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
+                    hit = outer.hits[self.path]
                 route = outer.routes.get(self.path, Route(status=404, body=b"not found"))
+                if hit <= route.fail_first:
+                    route = Route(
+                        status=route.fail_status, body=b"try later", headers=route.fail_headers
+                    )
                 if route.delay:
                     time.sleep(route.delay)
                 self.send_response(route.status)

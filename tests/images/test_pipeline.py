@@ -317,8 +317,8 @@ def _broker_unreachable(test_stack: TestStack, tmp_path: Path) -> Iterator[None]
     (every process loses it) and started again on its port; on the embedded stack this
     process publishes into a broker folder that is a file (kombu refuses every message)."""
     if test_stack.redis is not None:
-        # Celery's worker dies ("Unrecoverable error") when Redis goes while it holds an
-        # unacknowledged message; what is tested here is the POST, so the worker is idle first.
+        # What is tested here is the POST, so the worker is idle first (a batch losing Redis
+        # mid-way is tests/images/test_outages.py).
         wait_until(_worker_idle, timeout=120, message="the worker to be idle")
         test_stack.redis.stop()
         try:

@@ -8,9 +8,11 @@ import base64
 import importlib
 import json
 import time
-from collections.abc import Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -93,6 +95,102 @@ def register_queue(name: str) -> None:
     _queues.add(name)
 
 
+# -- a kombu Redis channel that outlives its connection's transport ------------------------
+
+
+def _keep_redis_channels_connectable() -> None:
+    """Let a kombu Redis channel reconnect after kombu detached its transport from the
+    connection.
+
+    When Redis goes away, Celery's consumer closes the broken connection: kombu's
+    `Connection.collect()` / `_close()` set `transport.client = None`
+    (`Connection._do_close_transport`), and `Channel.close()` drops the channel's pools
+    (`_disconnect_pools`). A channel of that transport that is used afterwards (a late task
+    acknowledged on the channel it came from, unacknowledged messages restored on close)
+    rebuilds its pool from `self.connection.client`, which is now None: `_connparams` raises
+    `AttributeError: 'NoneType' object has no attribute 'hostname'`, which is not one of the
+    connection errors Celery expects there, so the worker stops with "Unrecoverable error"
+    (kombu 5.7, kombu/transport/redis.py `Channel._connparams` and
+    `Transport.supports_batch_publish`; the same detach makes Celery log "Error on restarting
+    Gossip: ... no attribute 'connection_errors'"). Each channel keeps the connection it was
+    made for and reconnects through it, so the late acknowledgement or restore reaches Redis
+    (or fails with a ConnectionError Celery handles). Remove once kombu does not read the
+    detached client."""
+    from kombu.transport import redis as kombu_redis
+
+    channel_class: Any = kombu_redis.Channel
+    transport_class: Any = kombu_redis.Transport
+    if getattr(channel_class, "_opsdeck_keeps_conninfo", False):
+        return
+    original_init = channel_class.__init__
+    original_connparams = channel_class._connparams
+    original_batch = transport_class.supports_batch_publish
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self._opsdeck_conninfo = self.connection.client
+
+    def _connparams(self: Any, asynchronous: bool = False) -> Any:
+        transport = self.connection
+        if transport is None or transport.client is not None:
+            return original_connparams(self, asynchronous=asynchronous)
+        transport.client = self._opsdeck_conninfo
+        try:
+            return original_connparams(self, asynchronous=asynchronous)
+        finally:
+            transport.client = None
+
+    def supports_batch_publish(self: Any) -> bool:
+        if self.client is None:  # detached: publish one message at a time
+            return False
+        return bool(original_batch.fget(self))
+
+    channel_class.__init__ = init
+    channel_class._connparams = _connparams
+    channel_class._opsdeck_keeps_conninfo = True
+    transport_class.supports_batch_publish = property(supports_batch_publish)
+
+
+_keep_redis_channels_connectable()
+
+
+def _write_filesystem_messages_atomically() -> None:
+    """Make kombu's filesystem broker (embedded mode) publish a message file whole.
+
+    kombu 5.7's `filesystem.Channel._put` creates `<name>.<queue>.msg` under its final name,
+    then writes the message into it; a worker polling the folder can take the file in
+    between (`_get` moves it away without the lock), read it empty and stop with
+    `Unrecoverable error: JSONDecodeError('Expecting value: line 1 column 1 (char 0)')`, while
+    the message is written into the moved file and lost. Here the message is written to a
+    name `_get` does not take (`.msg.part`) and renamed into place, which is atomic in one
+    folder. Remove once kombu writes its message files atomically."""
+    from kombu.exceptions import ChannelError
+    from kombu.transport import filesystem
+    from kombu.utils import json as kombu_json
+
+    channel_class: Any = filesystem.Channel
+    dumps: Any = kombu_json.dumps  # kombu's JSON (dates, UUIDs), as its own _put uses
+    if getattr(channel_class, "_opsdeck_atomic_put", False):
+        return
+
+    def _put(self: Any, queue: str, payload: Any, **_: Any) -> None:
+        name = f"{round(time.monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        final = Path(self.data_folder_out) / name
+        partial = final.with_name(name + ".part")
+        try:
+            partial.write_bytes(str(dumps(payload)).encode())
+            partial.rename(final)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise ChannelError(f"Cannot add file {str(final)!r} to directory") from exc
+
+    channel_class._put = _put
+    channel_class._opsdeck_atomic_put = True
+
+
+_write_filesystem_messages_atomically()
+
+
 # -- worker-side database access -----------------------------------------------------------
 
 
@@ -172,6 +270,47 @@ def _task_of(message: Any) -> tuple[str, list[Any]] | None:
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
     return name, list(args)
+
+
+def _task_from_bytes(raw: bytes) -> tuple[str, list[Any]] | None:
+    """(task name, positional arguments) of a kombu message as the broker stores it, raw."""
+    try:
+        return _task_of(json.loads(raw))
+    except ValueError:
+        return None  # not JSON: not a Celery task message
+
+
+def discard_queued(matches: Callable[[str, list[Any]], bool]) -> int:
+    """Delete the messages waiting in the broker (not those a worker has taken) for which
+    `matches(task name, positional arguments)` is true; how many. For work that has become
+    pointless (a cancelled batch's chunks): each would cost a task for nothing. Best effort:
+    a message taken meanwhile runs (and finds nothing to do)."""
+    conf = celery_app.conf
+    url = str(conf.broker_url or "")
+    removed = 0
+    if url.startswith("filesystem"):
+        folder = Path(conf.broker_transport_options["data_folder_in"])
+        for path in folder.glob("*.msg"):
+            try:
+                task = _task_from_bytes(path.read_bytes())
+                if task is not None and matches(*task):
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue  # taken by a worker meanwhile
+        return removed
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        for queue in sorted(_queues):
+            with client.pipeline(transaction=False) as pipe:
+                for raw in client.lrange(queue, 0, -1):
+                    task = _task_from_bytes(raw)
+                    if task is not None and matches(*task):
+                        pipe.lrem(queue, 1, raw)
+                removed += sum(int(count) for count in pipe.execute())
+    finally:
+        client.close()
+    return removed
 
 
 def queue_depths(settings: Settings) -> dict[str, int]:

@@ -9,7 +9,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -85,7 +85,7 @@ _started_batches = _Bounded(256)
 def start_batch(batch_id: str) -> int:
     """Send the batch's pending images to the queue, in tasks of one image or a few."""
     with task_session() as session:
-        return service.enqueue_items(session, service.item_ids(session, batch_id))
+        return service.enqueue_units(session, service.same_url_units(session, batch_id))
 
 
 def requeue(item_ids: list[str]) -> int:
@@ -96,9 +96,11 @@ def requeue(item_ids: list[str]) -> int:
 
 @dataclass(frozen=True)
 class FetchLater:
-    """Not done: fetch the image again in `countdown` seconds."""
+    """Not done: fetch the image again in `countdown` seconds. `counts`: whether this was a
+    failed try (counted toward MAX_FETCH_RETRIES); waiting for a busy host is not."""
 
     countdown: float
+    counts: bool = True
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,13 @@ def process_item(item_id: str, *, retries_done: int) -> str:
     """One image as a task of its own; raises core.jobs.RetryLater to fetch again later."""
     outcome = run_item(item_id, retries_done=retries_done, max_retries=MAX_FETCH_RETRIES)
     if isinstance(outcome, FetchLater):
-        raise RetryLater(outcome.countdown)
+        if outcome.counts:
+            raise RetryLater(outcome.countdown)
+        # Waiting for a busy host uses up no retry: sent again with the count it had.
+        enqueue_from_task(
+            PROCESS_ITEM_TASK, item_id, countdown=outcome.countdown, retries=retries_done
+        )
+        return "waiting"
     return outcome.status
 
 
@@ -129,7 +137,7 @@ def run_item(item_id: str, *, retries_done: int, max_retries: int) -> ItemOutcom
     return run_work(works[0], retries_done=retries_done, max_retries=max_retries)
 
 
-def process_chunk(item_ids: list[str]) -> int:
+def process_chunk(item_ids: list[str], *, retries_done: int = 0) -> int:
     """A few images of a batch in one task, so Celery's cost per task is paid once for them;
     the number of images it took on.
 
@@ -140,40 +148,44 @@ def process_chunk(item_ids: list[str]) -> int:
     whichever comes first) in one transaction for them all, so progress still moves. The
     chunk starts no new image once it has run CHUNK_SLICE_SECONDS and hands the rest back to
     the queue, so big images do not pile up on one worker at the end of a batch and other
-    batches get their turn. An image to fetch again later gets a process_item task of its own,
-    with its countdown."""
+    batches get their turn. Images of one batch with the same URL (service.same_url_units
+    keeps them in one chunk) are fetched and processed once, and each gets the result. An
+    image to fetch again later is sent again with its countdown: alone as a process_item
+    task, with its same-URL images as a process_items task, carrying `retries_done`."""
     started = time.monotonic()
-    works = claim(item_ids)
+    units = same_url(claim(item_ids))
     unrecorded: list[Produced] = []
     oldest = 0.0
+    taken = 0
 
     def flush() -> None:
         record(unrecorded)
         unrecorded.clear()
 
-    for index, work in enumerate(works):
+    for index, unit in enumerate(units):
         if index and time.monotonic() - started > CHUNK_SLICE_SECONDS:
             flush()
-            hand_back(works[index:])
-            return index
+            hand_back(units[index:])
+            return taken
         try:
-            done = attempt(work, retries_done=0, max_retries=MAX_FETCH_RETRIES)
+            done = attempt(unit[0], retries_done=retries_done, max_retries=MAX_FETCH_RETRIES)
         except BaseException:
             # This image stays claimed (the stalled-image sweep hands it back, as for a
             # single task); the ones after it need not wait for that, nor those done. The
             # error that got us here is the one to report, whatever these two meet.
             try:
                 flush()
-                hand_back(works[index + 1 :])
+                hand_back(units[index + 1 :])
             except Exception:
-                log.exception("images_chunk_cleanup_failed", images=len(works) - index)
+                log.exception("images_chunk_cleanup_failed", images=len(item_ids) - taken)
             raise
+        taken += len(unit)
         if isinstance(done, FetchLater):
-            enqueue_from_task(PROCESS_ITEM_TASK, work.item_id, countdown=done.countdown, retries=1)
+            fetch_later(unit, done, retries_done=retries_done)
             continue
         if not unrecorded:
             oldest = time.monotonic()
-        unrecorded.append(done)
+        unrecorded.extend(replace(done, item_id=work.item_id) for work in unit)
         if (
             index == 0  # the chunk's first image at once: a new batch shows output early
             or len(unrecorded) >= RECORD_EVERY
@@ -181,16 +193,44 @@ def process_chunk(item_ids: list[str]) -> int:
         ):
             flush()
     flush()
-    return len(works)
+    return taken
 
 
-def hand_back(works: list[service.ItemWork]) -> None:
+def same_url(works: list[service.ItemWork]) -> list[list[service.ItemWork]]:
+    """Claimed images in units of one URL in one batch (an upload alone), in order."""
+    units: list[list[service.ItemWork]] = []
+    by_url: dict[tuple[str, str], list[service.ItemWork]] = {}
+    for work in works:
+        if work.input_url is None:
+            units.append([work])
+            continue
+        key = (work.batch_id, work.input_url)
+        if key in by_url:
+            by_url[key].append(work)
+        else:
+            by_url[key] = [work]
+            units.append(by_url[key])
+    return units
+
+
+def fetch_later(unit: list[service.ItemWork], later: FetchLater, *, retries_done: int) -> None:
+    """Send a unit of images again in `later.countdown` seconds; a failed try counts one retry
+    more, waiting for a busy host does not."""
+    retries = retries_done + 1 if later.counts else retries_done
+    ids = [work.item_id for work in unit]
+    if len(ids) == 1:
+        enqueue_from_task(PROCESS_ITEM_TASK, ids[0], countdown=later.countdown, retries=retries)
+    else:
+        enqueue_from_task(PROCESS_ITEMS_TASK, ids, countdown=later.countdown, retries=retries)
+
+
+def hand_back(units: list[list[service.ItemWork]]) -> None:
     """Give claimed images back unstarted and queue them again, in one unit of work."""
-    if works:
-        ids = [work.item_id for work in works]
+    if units:
+        ids = [[work.item_id for work in unit] for unit in units]
         with task_session() as session:
-            service.release_items(session, ids)
-            service.enqueue_items(session, ids)
+            service.release_items(session, [item_id for unit in ids for item_id in unit])
+            service.enqueue_units(session, ids)
 
 
 def run_work(
@@ -222,7 +262,8 @@ def attempt(
         result = _produce(settings, work)
     except FetchError as exc:
         if exc.kind == "busy":  # not the image's fault: wait for the host, however long
-            return FetchLater(countdown=_jitter(5.0))
+            log.info("image_waiting_for_host", item_id=work.item_id, reason=exc.message)
+            return FetchLater(countdown=_jitter(5.0), counts=False)
         if exc.retryable and retries_done < max_retries:
             delay = exc.retry_after or min(300.0, 5.0 * 2**retries_done)
             log.info("image_fetch_retry", item_id=work.item_id, reason=exc.message, delay=delay)

@@ -19,14 +19,14 @@ from typing import Any, Protocol, cast
 
 import structlog
 from psycopg.types.json import Json
-from sqlalchemy import JSON, Table, func, insert, select, update
+from sqlalchemy import JSON, Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from opsdeck.core.db import new_id, utcnow
+from opsdeck.core.db import after_commit, new_id, utcnow
 from opsdeck.core.errors import Conflict, NotFound
 from opsdeck.core.jobs import JobOutbox, enqueue, enqueue_many
 from opsdeck.core.pagination import Paged, PageParams, SortOrders, paginate
-from opsdeck.core.queue import queued_tasks
+from opsdeck.core.queue import discard_queued, queued_tasks
 from opsdeck.images.models import (
     ACTIVE_BATCH_STATUSES,
     ACTIVE_ITEM_STATUSES,
@@ -348,7 +348,7 @@ def retry_batch(session: Session, batch: ImageBatch, settings: Settings | None =
             batch.webhook_status = WebhookStatus.PENDING
             batch.webhook_delivery_id = None
     ids = [*failed, *stuck]
-    enqueue_items(session, ids)
+    enqueue_units(session, same_url_units(session, batch.id, ids))
     return ids
 
 
@@ -368,6 +368,44 @@ def cancel(session: Session, batch: ImageBatch) -> None:
         raise Conflict(
             f"This batch is already {batch.status.replace('_', ' ')}.", code="batch_finished"
         )
+    _drop_dispatch(session, batch.id)
+
+
+def _drop_dispatch(session: Session, batch_id: str) -> None:
+    """A cancelled batch leaves no work for the queue: its jobs still owed in the outbox go
+    with the cancel's transaction, and once that commits its chunks waiting in the broker
+    are deleted. Those a worker already holds find the batch cancelled and return at once."""
+    ids = set(session.scalars(select(ImageItem.id).where(ImageItem.batch_id == batch_id)))
+
+    def of_batch(task: str, args: list[Any]) -> bool:
+        if not args:
+            return False
+        if task == START_BATCH_JOB:
+            return bool(args[0] == batch_id)
+        if task == PROCESS_ITEM_JOB:
+            return args[0] in ids
+        if task == PROCESS_ITEMS_JOB:
+            return isinstance(args[0], list) and set(args[0]) <= ids
+        return False
+
+    owed = session.execute(
+        select(JobOutbox.id, JobOutbox.task, JobOutbox.args).where(
+            JobOutbox.task.in_([START_BATCH_JOB, PROCESS_ITEM_JOB, PROCESS_ITEMS_JOB])
+        )
+    ).all()
+    dropped = [row_id for row_id, task, args in owed if of_batch(task, list(args))]
+    if dropped:
+        session.execute(delete(JobOutbox).where(JobOutbox.id.in_(dropped)))
+
+    def discard() -> None:
+        try:
+            discarded = discard_queued(of_batch)
+        except Exception as exc:  # the chunks left cost a no-op task each, nothing more
+            log.warning("images_cancel_discard_failed", batch_id=batch_id, error=str(exc))
+            return
+        log.info("images_cancel_discarded", batch_id=batch_id, tasks=discarded)
+
+    after_commit(session, discard)
 
 
 def item_ids(session: Session, batch_id: str, *, status: str = ImageStatus.PENDING) -> list[str]:
@@ -380,26 +418,78 @@ def item_ids(session: Session, batch_id: str, *, status: str = ImageStatus.PENDI
     )
 
 
+def same_url_units(
+    session: Session, batch_id: str, item_ids: Sequence[str] | None = None
+) -> list[list[str]]:
+    """The `pending` images of a batch not finished or cancelled (or those of `item_ids`
+    among its images, in any status) as
+    units that go to the queue together: the images of one URL form one unit, fetched and
+    processed once for them all (a batch has one set of operations); an upload is a unit of
+    its own. In input order, by each unit's first image."""
+    # The batch row locked, so a cancel is either committed before (nothing is sent) or waits
+    # for this transaction (and then drops what it sent: see cancel).
+    status = session.scalar(
+        select(ImageBatch.status).where(ImageBatch.id == batch_id).with_for_update()
+    )
+    if status not in ACTIVE_BATCH_STATUSES:
+        return []
+    query = select(ImageItem.id, ImageItem.input_url).where(ImageItem.batch_id == batch_id)
+    if item_ids is None:
+        query = query.where(ImageItem.status == ImageStatus.PENDING)
+    else:
+        query = query.where(ImageItem.id.in_(list(item_ids)))
+    units: list[list[str]] = []
+    by_url: dict[str, list[str]] = {}
+    for item_id, url in session.execute(query.order_by(ImageItem.product_id, ImageItem.position)):
+        if url is None:
+            units.append([item_id])
+        elif url in by_url:
+            by_url[url].append(item_id)
+        else:
+            by_url[url] = [item_id]
+            units.append(by_url[url])
+    return units
+
+
 def chunks(item_ids: list[str]) -> list[list[str]]:
     """The images in task-sized groups, in order: one per task for small batches, up to
     CHUNK_MAX for big ones, where Celery's fixed cost per task (message, acknowledgement,
     bookkeeping; a few ms) matters next to a few tens of ms of libvips per thumbnail."""
-    size = min(CHUNK_MAX, max(1, len(item_ids) // CHUNK_SPREAD))
-    return [item_ids[i : i + size] for i in range(0, len(item_ids), size)]
+    return pack([[item_id] for item_id in item_ids])
+
+
+def pack(units: Sequence[Sequence[str]]) -> list[list[str]]:
+    """`chunks` for units of images that must stay in one task (same_url_units): a unit is
+    never split, and one bigger than a chunk is a chunk of its own."""
+    size = min(CHUNK_MAX, max(1, sum(len(unit) for unit in units) // CHUNK_SPREAD))
+    packed: list[list[str]] = []
+    current: list[str] = []
+    for unit in units:
+        if current and len(current) + len(unit) > size:
+            packed.append(current)
+            current = []
+        current.extend(unit)
+    if current:
+        packed.append(current)
+    return packed
 
 
 def enqueue_items(session: Session, item_ids: Sequence[str]) -> int:
     """Send these images to the queue once the session commits: a process_item task for a
     lone image, process_items for a chunk."""
-    ids = list(item_ids)
+    return enqueue_units(session, [[item_id] for item_id in item_ids])
+
+
+def enqueue_units(session: Session, units: Sequence[Sequence[str]]) -> int:
+    """enqueue_items for units that must stay in one task (same_url_units)."""
     enqueue_many(
         session,
         [
             (PROCESS_ITEM_JOB, (chunk[0],)) if len(chunk) == 1 else (PROCESS_ITEMS_JOB, (chunk,))
-            for chunk in chunks(ids)
+            for chunk in pack(units)
         ],
     )
-    return len(ids)
+    return sum(len(unit) for unit in units)
 
 
 # -- worker state changes --------------------------------------------------------------------

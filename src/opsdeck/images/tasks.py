@@ -25,7 +25,7 @@ def process_item(item_id: str) -> str:
 @job(service.PROCESS_ITEMS_JOB)
 def process_items(item_ids: list[str]) -> int:
     """A few images of a batch in one task (see pipeline.process_chunk)."""
-    return pipeline.process_chunk(item_ids)
+    return pipeline.process_chunk(item_ids, retries_done=job_retries())
 
 
 @job(service.DELIVER_WEBHOOK_JOB)

@@ -1,0 +1,57 @@
+"""The embedded broker (kombu's filesystem transport) with a worker taking messages while they
+are published: every message arrives whole."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from kombu.connection import Connection
+
+import opsdeck.core.queue  # noqa: F401  (applies the kombu fix on import)
+
+MESSAGES = 1200
+
+
+def test_messages_taken_while_they_are_published_arrive_whole(tmp_path: Path) -> None:
+    folder = str(tmp_path / "queue")
+    Path(folder).mkdir()
+    options = {
+        "data_folder_in": folder,
+        "data_folder_out": folder,
+        "control_folder": str(tmp_path / "control"),
+        "polling_interval": 0.0,
+    }
+    connect: Any = Connection  # kombu ships no type information
+    received: list[int] = []
+    errors: list[BaseException] = []
+    published = threading.Event()
+
+    def consume() -> None:
+        with connect("filesystem://", transport_options=options) as connection:
+            queue = connection.SimpleQueue("q")
+            try:
+                while len(received) < MESSAGES:
+                    try:
+                        message = queue.get(timeout=0.05)
+                    except queue.Empty:
+                        if published.is_set() and not list(Path(folder).glob("*.msg")):
+                            return
+                        continue
+                    received.append(message.payload["n"])
+                    message.ack()
+            except BaseException as exc:  # a torn message: kombu fails to decode it
+                errors.append(exc)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    with connect("filesystem://", transport_options=options) as connection:
+        queue = connection.SimpleQueue("q")
+        for n in range(MESSAGES):
+            queue.put({"n": n, "padding": "x" * 2000})
+    published.set()
+    consumer.join(timeout=120)
+
+    assert errors == []
+    assert sorted(received) == list(range(MESSAGES))
