@@ -44,10 +44,14 @@ def test_messages_taken_while_they_are_published_arrive_whole(tmp_path: Path) ->
             except BaseException as exc:  # a torn message: kombu fails to decode it
                 errors.append(exc)
 
-    consumer = threading.Thread(target=consume, daemon=True)
-    consumer.start()
     with connect("filesystem://", transport_options=options) as connection:
+        # Declared (its exchange table written) before the consumer starts: the two
+        # connections share kombu's in-process binding state, and a consumer that declared
+        # first would have the publisher skip writing the table (one process here, where the
+        # web server and the worker are two).
         queue = connection.SimpleQueue("q")
+        consumer = threading.Thread(target=consume, daemon=True)
+        consumer.start()
         for n in range(MESSAGES):
             queue.put({"n": n, "padding": "x" * 2000})
     published.set()

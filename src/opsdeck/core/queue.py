@@ -5,8 +5,10 @@ tables, so there is no result backend."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -155,7 +157,8 @@ _keep_redis_channels_connectable()
 
 
 def _write_filesystem_messages_atomically() -> None:
-    """Make kombu's filesystem broker (embedded mode) publish a message file whole.
+    """Make kombu's filesystem broker (embedded mode) publish a message file, and create an
+    exchange table, whole.
 
     kombu 5.7's `filesystem.Channel._put` creates `<name>.<queue>.msg` under its final name,
     then writes the message into it; a worker polling the folder can take the file in
@@ -184,7 +187,31 @@ def _write_filesystem_messages_atomically() -> None:
             partial.unlink(missing_ok=True)
             raise ChannelError(f"Cannot add file {str(final)!r} to directory") from exc
 
+    def _queue_bind(self: Any, exchange: str, routing_key: str, pattern: str, queue: str) -> None:
+        # kombu creates a missing exchange table empty, then locks and fills it: a publisher
+        # reading the table in between (get_table) finds it empty and fails the same way. A new
+        # table is made whole under a private name and linked into place (link fails if the
+        # table appeared meanwhile: kombu's own locked update then adds to it).
+        table = self._exchange_file(exchange)
+        if not table.exists():
+            self.control_folder.mkdir(exist_ok=True)
+            partial = table.with_name(f"{table.name}.{uuid.uuid4().hex}.part")
+            try:
+                partial.write_bytes(
+                    str(dumps([[routing_key or "", pattern or "", queue or ""]])).encode()
+                )
+                with contextlib.suppress(FileExistsError):
+                    os.link(partial, table)
+                    return
+            except OSError as exc:
+                raise ChannelError(f"Cannot open {table}") from exc
+            finally:
+                partial.unlink(missing_ok=True)
+        original_bind(self, exchange, routing_key, pattern, queue)
+
+    original_bind = channel_class._queue_bind
     channel_class._put = _put
+    channel_class._queue_bind = _queue_bind
     channel_class._opsdeck_atomic_put = True
 
 
