@@ -17,7 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import redis
 import structlog
 from celery import Celery, signals
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from opsdeck.core.db import make_engine, make_sessionmaker, transaction
 from opsdeck.core.metrics import TASK_FAILURES, TASK_LATENCY, TASKS
 from opsdeck.core.observability import bind_request_id, clear_request_id, current_request_id
+from opsdeck.core.redis import redis_client
 from opsdeck.settings import Settings, get_settings
 
 DEFAULT_QUEUE = "opsdeck"
@@ -246,11 +246,7 @@ def check_broker(settings: Settings) -> None:
         probe.write_bytes(b"")
         probe.unlink()
         return
-    client = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        client.ping()
-    finally:
-        client.close()
+    redis_client(settings.broker_url, timeout=2).ping()
 
 
 def queued_tasks(settings: Settings) -> Iterator[tuple[str, list[Any]]]:
@@ -267,15 +263,12 @@ def queued_tasks(settings: Settings) -> Iterator[tuple[str, list[Any]]]:
             if found is not None:
                 yield found
         return
-    client = redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=2)
-    try:
-        raw: list[Any] = []
-        for queue in sorted(_queues):
-            raw.extend(client.lrange(queue, 0, -1))
-        # kombu keeps each unacknowledged message as [message, exchange, routing key].
-        unacked = [json.loads(value)[0] for value in client.hvals(REDIS_UNACKED_KEY)]
-    finally:
-        client.close()
+    client = redis_client(settings.broker_url)
+    raw: list[Any] = []
+    for queue in sorted(_queues):
+        raw.extend(client.lrange(queue, 0, -1))
+    # kombu keeps each unacknowledged message as [message, exchange, routing key].
+    unacked = [json.loads(value)[0] for value in client.hvals(REDIS_UNACKED_KEY)]
     for message in [*(json.loads(value) for value in raw), *unacked]:
         found = _task_of(message)
         if found is not None:
@@ -326,17 +319,14 @@ def discard_queued(matches: Callable[[str, list[Any]], bool]) -> int:
             except OSError:
                 continue  # taken by a worker meanwhile
         return removed
-    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        for queue in sorted(_queues):
-            with client.pipeline(transaction=False) as pipe:
-                for raw in client.lrange(queue, 0, -1):
-                    task = _task_from_bytes(raw)
-                    if task is not None and matches(*task):
-                        pipe.lrem(queue, 1, raw)
-                removed += sum(int(count) for count in pipe.execute())
-    finally:
-        client.close()
+    client = redis_client(url, timeout=2)
+    for queue in sorted(_queues):
+        with client.pipeline(transaction=False) as pipe:
+            for raw in client.lrange(queue, 0, -1):
+                task = _task_from_bytes(raw)
+                if task is not None and matches(*task):
+                    pipe.lrem(queue, 1, raw)
+            removed += sum(int(count) for count in pipe.execute())
     return removed
 
 
@@ -345,11 +335,8 @@ def queue_depths(settings: Settings) -> dict[str, int]:
         folder = settings.broker_dir / "queue"
         names = [path.name for path in folder.glob("*.msg")]
         return {queue: sum(1 for n in names if n.endswith(f".{queue}.msg")) for queue in _queues}
-    client = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
-    try:
-        return {queue: int(client.llen(queue)) for queue in _queues}
-    finally:
-        client.close()
+    client = redis_client(settings.broker_url, timeout=2)
+    return {queue: int(client.llen(queue)) for queue in _queues}
 
 
 # -- correlation ids and task metrics ------------------------------------------------------
