@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import pyvips
+from fastapi.testclient import TestClient
+
+from tests.conftest import UserFactory, sign_in
+from tests.images.servers import LocalServer
 
 VipsImage = Any
 
@@ -184,3 +189,17 @@ class ImageFactory:
 @pytest.fixture(scope="session")
 def images() -> ImageFactory:
     return ImageFactory()
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    """A local HTTP server the images tests fetch from (allowed by the test settings)."""
+    with LocalServer().running() as running:
+        yield running
+
+
+@pytest.fixture
+def owner(client: TestClient, make_user: UserFactory, celery_worker: Any) -> dict[str, str]:
+    """A signed-in member whose batches the real worker processes."""
+    make_user("shop")
+    return sign_in(client, "shop")

@@ -8,21 +8,12 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from opsdeck.images.formats import sniff
 from tests.conftest import STRONG_PASSWORD
 from tests.images.servers import LocalServer
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer().running() as running:
-        yield running
 
 
 def _env(data_dir: Path) -> dict[str, str]:

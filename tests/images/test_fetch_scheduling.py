@@ -8,7 +8,6 @@ import csv
 import io
 import time
 import uuid
-from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
 
@@ -24,7 +23,6 @@ from opsdeck.core.queue import DEFAULT_QUEUE, queue_depths
 from opsdeck.images.models import ImageItem
 from opsdeck.images.pipeline import MAX_FETCH_RETRIES
 from opsdeck.settings import Settings
-from tests.conftest import UserFactory, sign_in
 from tests.images.servers import LocalServer, Route
 from tests.stack import ManagedProcess, wait_until
 
@@ -35,18 +33,6 @@ FINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
 FEW_TASKS = 20
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer().running() as running:
-        yield running
-
-
-@pytest.fixture
-def owner(client: TestClient, make_user: UserFactory, celery_worker: Any) -> dict[str, str]:
-    make_user("shop")
-    return sign_in(client, "shop")
 
 
 def _post_csv(

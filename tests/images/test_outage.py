@@ -6,7 +6,6 @@ API says 503 (not 500) while the database is away."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,12 +24,6 @@ IMAGES = 48
 OUTAGE_SECONDS = 10.0
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer().running() as running:
-        yield running
 
 
 def _succeeded(app: FastAPI, batch_id: str) -> int:

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from opsdeck.images.models import ImageItem
 from opsdeck.settings import Settings
-from tests.conftest import UserFactory, sign_in
 from tests.images.servers import LocalServer, Route
 from tests.stack import ManagedProcess, TestStack, wait_until
 
@@ -26,18 +25,6 @@ FINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
 OUTAGE_SECONDS = 10.0
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer().running() as running:
-        yield running
-
-
-@pytest.fixture
-def owner(client: TestClient, make_user: UserFactory, celery_worker: Any) -> dict[str, str]:
-    make_user("shop")
-    return sign_in(client, "shop")
 
 
 def _batch(client: TestClient, headers: dict[str, str], request_id: str) -> dict[str, Any]:

@@ -28,7 +28,6 @@ from opsdeck.core.queue import celery_app
 from opsdeck.images import service, webhooks
 from opsdeck.images.formats import sniff
 from opsdeck.images.models import ImageBatch, ImageItem
-from tests.conftest import UserFactory, sign_in
 from tests.images.servers import LocalServer, Route
 from tests.stack import TestStack, wait_until
 
@@ -36,18 +35,6 @@ API = "/api/v1/images"
 FINAL = {"completed", "completed_with_errors", "failed", "cancelled"}
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def server() -> Iterator[LocalServer]:
-    with LocalServer().running() as running:
-        yield running
-
-
-@pytest.fixture
-def owner(client: TestClient, make_user: UserFactory, celery_worker: Any) -> dict[str, str]:
-    make_user("shop")
-    return sign_in(client, "shop")
 
 
 def _finished(client: TestClient, headers: dict[str, str], request_id: str) -> dict[str, Any]:
