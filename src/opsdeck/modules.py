@@ -9,8 +9,9 @@ from opsdeck.accounts.module import module as accounts
 from opsdeck.audit.module import module as audit
 from opsdeck.core.modules import Module
 from opsdeck.images.module import module as images
+from opsdeck.incidents.module import module as incidents
 
-MODULES: tuple[Module, ...] = (accounts, audit, images)
+MODULES: tuple[Module, ...] = (accounts, audit, images, incidents)
 
 # Tables every module relies on that live in the shared kernel (the job outbox).
 CORE_MODELS = ("opsdeck.core.jobs",)

@@ -1,0 +1,1 @@
+"""Incidents: declare, drive through a workflow, learn from (postmortems and follow-ups)."""
