@@ -214,9 +214,7 @@ class Comment(Base):
     __table_args__ = (Index("ix_incident_comments_incident", "incident_number", "id"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    incident_number: Mapped[int] = mapped_column(
-        ForeignKey("incidents.number", ondelete="CASCADE")
-    )
+    incident_number: Mapped[int] = mapped_column(ForeignKey("incidents.number", ondelete="CASCADE"))
     author_id: Mapped[str | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
@@ -238,9 +236,7 @@ class TimelineEvent(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    incident_number: Mapped[int] = mapped_column(
-        ForeignKey("incidents.number", ondelete="CASCADE")
-    )
+    incident_number: Mapped[int] = mapped_column(ForeignKey("incidents.number", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor_id: Mapped[str | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
@@ -292,9 +288,7 @@ class FollowUp(Base):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    incident_number: Mapped[int] = mapped_column(
-        ForeignKey("incidents.number", ondelete="CASCADE")
-    )
+    incident_number: Mapped[int] = mapped_column(ForeignKey("incidents.number", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(200))
     owner_id: Mapped[str | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), default=None
