@@ -55,6 +55,7 @@ from opsdeck.accounts.service.users import (
     list_users,
     update_profile,
     update_user,
+    users_by_id,
 )
 
 __all__ = [
@@ -101,4 +102,5 @@ __all__ = [
     "start_browser_session",
     "update_profile",
     "update_user",
+    "users_by_id",
 ]

@@ -3,7 +3,7 @@ and password."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +97,15 @@ def get_active_user_by_username(session: Session, username: str) -> User | None:
     return session.scalar(
         select(User).where(User.username == username.lower(), User.is_active.is_(True))
     )
+
+
+def users_by_id(session: Session, user_ids: Iterable[str]) -> dict[str, User]:
+    """For other modules showing people (an incident's commander, a comment's author): the
+    users with these ids, inactive ones included, in one query."""
+    wanted = {user_id for user_id in user_ids if user_id}
+    if not wanted:
+        return {}
+    return {user.id: user for user in session.scalars(select(User).where(User.id.in_(wanted)))}
 
 
 def first_active_admin(session: Session) -> User | None:

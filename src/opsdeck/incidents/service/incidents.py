@@ -1,0 +1,520 @@
+"""Declaring, editing and driving incidents; their people. Every change writes its timeline
+event and goes through hooks.changed (audit, search, webhooks, mail) in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Select, delete, exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from opsdeck.accounts import service as accounts
+from opsdeck.core.db import utcnow
+from opsdeck.core.errors import Conflict, ValidationFailed
+from opsdeck.core.markdown import render
+from opsdeck.core.pagination import Paged, PageParams, SortOrders, paginate
+from opsdeck.incidents.models import (
+    Category,
+    EventKind,
+    Incident,
+    IncidentSource,
+    IncidentStatus,
+    IncidentTag,
+    Participant,
+    ParticipantRole,
+    Severity,
+    Tag,
+    Visibility,
+)
+from opsdeck.incidents.service import catalog, timeline, workflow
+from opsdeck.incidents.service.access import (
+    Actor,
+    get_visible,
+    incident_label,
+    require_editor,
+    visible_clause,
+)
+from opsdeck.incidents.service.hooks import Change, IncidentEvent, changed
+
+INCIDENT_SORTS = SortOrders(
+    name="IncidentSort",
+    id_column=Incident.number,
+    keys={
+        "number": Incident.number,
+        "declared_at": Incident.declared_at,
+        "updated_at": Incident.updated_at,
+        "severity": Incident.severity,
+    },
+    default="-number",
+)
+
+
+def _user_named(session: Session, username: str, field: str) -> Actor:
+    user = accounts.get_active_user_by_username(session, username)
+    if user is None:
+        raise ValidationFailed(
+            f"There is no active user {username!r}.",
+            details=[{"field": field, "message": "no such user", "type": "unknown"}],
+        )
+    return user
+
+
+# -- declaring ----------------------------------------------------------------------------
+
+
+def declare(
+    session: Session,
+    actor: Actor | None,
+    *,
+    title: str,
+    description: str = "",
+    severity: Severity,
+    category: str | None = None,
+    tags: Sequence[str] = (),
+    visibility: Visibility = Visibility.PUBLIC,
+    source: IncidentSource = IncidentSource.MANUAL,
+    integration_id: str | None = None,
+    alert_group_key: str | None = None,
+    declared_at: datetime | None = None,
+) -> Incident:
+    """A new incident in triage; `actor` None is an integration declaring it."""
+    category_row = catalog.category_by_name(session, category) if category else None
+    tag_rows = catalog.tags_by_name(session, tags) if tags else []
+    incident = Incident(
+        title=title,
+        description=description,
+        description_html=render(description),
+        severity=severity,
+        status=IncidentStatus.TRIAGE,
+        visibility=visibility,
+        category_id=category_row.id if category_row else None,
+        reporter_id=actor.id if actor else None,
+        source=source,
+        integration_id=integration_id,
+        alert_group_key=alert_group_key,
+        declared_at=declared_at or utcnow(),
+    )
+    session.add(incident)
+    session.flush()
+    for tag in tag_rows:
+        session.add(IncidentTag(incident_number=incident.number, tag_id=tag.id))
+    if actor is not None:
+        # The reporter hears about what follows.
+        session.add(
+            Participant(
+                incident_number=incident.number, user_id=actor.id, role=ParticipantRole.WATCHER
+            )
+        )
+    timeline.record(
+        session,
+        incident.number,
+        EventKind.DECLARED,
+        actor_id=actor.id if actor else None,
+        new=incident.severity,
+        data={"title": title, "source": str(source)},
+    )
+    changed(
+        session,
+        incident,
+        Change(IncidentEvent.CREATED, actor, text_changed=True),
+    )
+    return incident
+
+
+# -- editing ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Edits:
+    """What a PATCH sent; None means "leave it". `commander` is a username; `clear_commander`
+    says the request sent `commander: null`."""
+
+    title: str | None = None
+    description: str | None = None
+    severity: Severity | None = None
+    category: str | None = None
+    tags: Sequence[str] | None = None
+    visibility: Visibility | None = None
+    commander: str | None = None
+    clear_commander: bool = False
+
+
+def update(session: Session, actor: Actor, number: int, edits: Edits) -> Incident:
+    incident = get_visible(session, actor, number, for_update=True)
+    require_editor(session, actor, incident)
+    text_changed = False
+    if edits.title is not None and edits.title != incident.title:
+        timeline.record(
+            session,
+            number,
+            EventKind.FIELD_CHANGED,
+            actor_id=actor.id,
+            old=incident.title,
+            new=edits.title,
+            data={"field": "title"},
+        )
+        incident.title = edits.title
+        text_changed = True
+    if edits.description is not None and edits.description != incident.description:
+        timeline.record(
+            session,
+            number,
+            EventKind.FIELD_CHANGED,
+            actor_id=actor.id,
+            data={"field": "description"},
+        )
+        incident.description = edits.description
+        incident.description_html = render(edits.description)
+        text_changed = True
+    if edits.severity is not None and edits.severity != incident.severity:
+        timeline.record(
+            session,
+            number,
+            EventKind.SEVERITY_CHANGED,
+            actor_id=actor.id,
+            old=incident.severity,
+            new=edits.severity,
+        )
+        incident.severity = edits.severity
+    if edits.category is not None:
+        category = catalog.category_by_name(session, edits.category)
+        if category.id != incident.category_id:
+            old = catalog.category_names(session, [incident.category_id]).get(
+                incident.category_id or ""
+            )
+            timeline.record(
+                session,
+                number,
+                EventKind.FIELD_CHANGED,
+                actor_id=actor.id,
+                old=old,
+                new=category.name,
+                data={"field": "category"},
+            )
+            incident.category_id = category.id
+    if edits.tags is not None:
+        _set_tags(session, actor, incident, edits.tags)
+    if edits.visibility is not None and edits.visibility != incident.visibility:
+        timeline.record(
+            session,
+            number,
+            EventKind.FIELD_CHANGED,
+            actor_id=actor.id,
+            old=incident.visibility,
+            new=edits.visibility,
+            data={"field": "visibility"},
+        )
+        incident.visibility = edits.visibility
+    if edits.clear_commander or edits.commander is not None:
+        new_commander = (
+            None
+            if edits.clear_commander
+            else _user_named(session, edits.commander or "", "commander")
+        )
+        _hand_over(session, actor, incident, new_commander)
+    incident.updated_at = utcnow()
+    changed(session, incident, Change(IncidentEvent.UPDATED, actor, text_changed=text_changed))
+    return incident
+
+
+def _set_tags(session: Session, actor: Actor, incident: Incident, names: Sequence[str]) -> None:
+    wanted = catalog.tags_by_name(session, names)
+    current = catalog.tag_names(session, [incident.number])[incident.number]
+    if sorted(tag.name for tag in wanted) == sorted(current):
+        return
+    session.execute(delete(IncidentTag).where(IncidentTag.incident_number == incident.number))
+    for tag in wanted:
+        session.add(IncidentTag(incident_number=incident.number, tag_id=tag.id))
+    timeline.record(
+        session,
+        incident.number,
+        EventKind.FIELD_CHANGED,
+        actor_id=actor.id,
+        old=", ".join(current),
+        new=", ".join(sorted(tag.name for tag in wanted)),
+        data={"field": "tags"},
+    )
+
+
+def _hand_over(session: Session, actor: Actor, incident: Incident, commander: Actor | None) -> None:
+    new_id = commander.id if commander else None
+    if new_id == incident.commander_id:
+        return
+    old_name = None
+    if incident.commander_id:
+        old = accounts.users_by_id(session, [incident.commander_id]).get(incident.commander_id)
+        old_name = old.username if old else None
+    timeline.record(
+        session,
+        incident.number,
+        EventKind.COMMANDER_CHANGED,
+        actor_id=actor.id,
+        old=old_name,
+        new=commander.username if commander else None,
+        data={"user_id": new_id},
+    )
+    incident.commander_id = new_id
+    if commander is not None:
+        changed(
+            session,
+            incident,
+            Change(
+                IncidentEvent.ASSIGNED,
+                actor,
+                data={"user_id": commander.id, "role": "commander"},
+            ),
+        )
+
+
+# -- the workflow -------------------------------------------------------------------------
+
+
+def transition(
+    session: Session,
+    actor: Actor | None,
+    number: int,
+    to: IncidentStatus,
+    *,
+    note: str | None = None,
+    incident: Incident | None = None,
+) -> Incident:
+    """Move an incident to `to`; a move the workflow does not allow is a 409 whose details list
+    the allowed next states. `actor` None (with `incident` given) is an integration."""
+    if incident is None:
+        if actor is None:
+            raise ValueError("an incident is needed when no actor is")
+        incident = get_visible(session, actor, number, for_update=True)
+        require_editor(session, actor, incident)
+    allowed = workflow.allowed_next(incident.status)
+    if to not in allowed:
+        raise Conflict(
+            f"{incident_label(incident.number)} is {incident.status}; it can move to "
+            f"{', '.join(allowed)}, not {to}.",
+            details=[
+                {"field": "to", "message": "allowed next state", "type": "allowed", "value": s}
+                for s in allowed
+            ],
+        )
+    old = incident.status
+    now = utcnow()
+    workflow.stamp(incident, to, now)
+    incident.status = to
+    incident.updated_at = now
+    actor_id = actor.id if actor else None
+    timeline.record(
+        session,
+        incident.number,
+        EventKind.STATUS_CHANGED,
+        actor_id=actor_id,
+        old=old,
+        new=to,
+        body=note or "",
+    )
+    event = (
+        IncidentEvent.RESOLVED if to == IncidentStatus.RESOLVED else IncidentEvent.STATUS_CHANGED
+    )
+    changed(session, incident, Change(event, actor, data={"from": old, "to": str(to)}))
+    return incident
+
+
+# -- people -------------------------------------------------------------------------------
+
+
+def _has_role(session: Session, number: int, user_id: str, role: ParticipantRole) -> bool:
+    return (
+        session.get(Participant, {"incident_number": number, "user_id": user_id, "role": role})
+        is not None
+    )
+
+
+def add_assignee(session: Session, actor: Actor, number: int, username: str) -> Incident:
+    incident = get_visible(session, actor, number, for_update=True)
+    require_editor(session, actor, incident)
+    user = _user_named(session, username, "username")
+    if not _has_role(session, number, user.id, ParticipantRole.ASSIGNEE):
+        session.add(
+            Participant(incident_number=number, user_id=user.id, role=ParticipantRole.ASSIGNEE)
+        )
+        timeline.record(
+            session,
+            number,
+            EventKind.ASSIGNEE_ADDED,
+            actor_id=actor.id,
+            new=user.username,
+            data={"user_id": user.id},
+        )
+        incident.updated_at = utcnow()
+        changed(
+            session,
+            incident,
+            Change(IncidentEvent.ASSIGNED, actor, data={"user_id": user.id, "role": "assignee"}),
+        )
+    return incident
+
+
+def remove_assignee(session: Session, actor: Actor, number: int, username: str) -> Incident:
+    incident = get_visible(session, actor, number, for_update=True)
+    require_editor(session, actor, incident)
+    user = _user_named(session, username, "username")
+    removed = session.execute(
+        delete(Participant).where(
+            Participant.incident_number == number,
+            Participant.user_id == user.id,
+            Participant.role == ParticipantRole.ASSIGNEE,
+        )
+    )
+    if removed.rowcount:  # type: ignore[attr-defined]
+        timeline.record(
+            session,
+            number,
+            EventKind.ASSIGNEE_REMOVED,
+            actor_id=actor.id,
+            old=user.username,
+            data={"user_id": user.id},
+        )
+        incident.updated_at = utcnow()
+        changed(session, incident, Change(IncidentEvent.UPDATED, actor))
+    return incident
+
+
+def watch(session: Session, actor: Actor, number: int, username: str | None = None) -> Incident:
+    """`actor` starts watching, or (editors only) makes `username` watch: on a restricted
+    incident that is how somebody is let in."""
+    incident = get_visible(session, actor, number)
+    user: Actor = actor
+    if username is not None and username.lower() != actor.username:
+        require_editor(session, actor, incident)
+        user = _user_named(session, username, "username")
+    if not _has_role(session, number, user.id, ParticipantRole.WATCHER):
+        session.add(
+            Participant(incident_number=number, user_id=user.id, role=ParticipantRole.WATCHER)
+        )
+        timeline.record(
+            session,
+            number,
+            EventKind.WATCHER_ADDED,
+            actor_id=actor.id,
+            new=user.username,
+            data={"user_id": user.id},
+        )
+        session.flush()
+    return incident
+
+
+def unwatch(session: Session, actor: Actor, number: int, username: str | None = None) -> Incident:
+    incident = get_visible(session, actor, number)
+    user: Actor = actor
+    if username is not None and username.lower() != actor.username:
+        require_editor(session, actor, incident)
+        user = _user_named(session, username, "username")
+    removed = session.execute(
+        delete(Participant).where(
+            Participant.incident_number == number,
+            Participant.user_id == user.id,
+            Participant.role == ParticipantRole.WATCHER,
+        )
+    )
+    if removed.rowcount:  # type: ignore[attr-defined]
+        timeline.record(
+            session,
+            number,
+            EventKind.WATCHER_REMOVED,
+            actor_id=actor.id,
+            old=user.username,
+            data={"user_id": user.id},
+        )
+    return incident
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """The list's filters; each one narrows (AND), values within one widen (OR)."""
+
+    status: Sequence[IncidentStatus] = ()
+    severity: Sequence[Severity] = ()
+    category: str | None = None
+    tag: str | None = None
+    commander: str | None = None
+    assignee: str | None = None
+    reporter: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    mine: bool = False
+    q: str | None = None
+
+
+def _user_id_or_none(session: Session, username: str) -> str | None:
+    user = accounts.get_active_user_by_username(session, username)
+    return user.id if user else None
+
+
+def filtered(
+    session: Session, actor: Actor | None, filters: IncidentFilter
+) -> Select[Incident]:
+    """The incidents `actor` may see that match `filters`, unordered. An unknown category,
+    tag or user matches nothing (it is a filter, not a reference)."""
+    query = select(Incident).where(visible_clause(actor))
+    if filters.status:
+        query = query.where(Incident.status.in_([str(s) for s in filters.status]))
+    if filters.severity:
+        query = query.where(Incident.severity.in_([str(s) for s in filters.severity]))
+    if filters.category:
+        query = query.where(
+            Incident.category_id.in_(
+                select(Category.id).where(
+                    func.lower(Category.name) == filters.category.strip().lower()
+                )
+            )
+        )
+    if filters.tag:
+        query = query.where(
+            exists().where(
+                IncidentTag.incident_number == Incident.number,
+                IncidentTag.tag_id
+                == select(Tag.id).where(Tag.name == filters.tag.strip().lower()).scalar_subquery(),
+            )
+        )
+    if filters.commander:
+        query = query.where(Incident.commander_id == _user_id_or_none(session, filters.commander))
+    if filters.reporter:
+        query = query.where(Incident.reporter_id == _user_id_or_none(session, filters.reporter))
+    if filters.assignee:
+        assignee_id = _user_id_or_none(session, filters.assignee)
+        query = query.where(
+            exists().where(
+                Participant.incident_number == Incident.number,
+                Participant.user_id == assignee_id,
+                Participant.role == ParticipantRole.ASSIGNEE,
+            )
+        )
+    if filters.since is not None:
+        query = query.where(Incident.declared_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Incident.declared_at < filters.until)
+    if filters.mine and actor is not None:
+        query = query.where(
+            or_(
+                Incident.commander_id == actor.id,
+                Incident.reporter_id == actor.id,
+                exists().where(
+                    Participant.incident_number == Incident.number,
+                    Participant.user_id == actor.id,
+                ),
+            )
+        )
+    return query
+
+
+def list_incidents(
+    session: Session, actor: Actor, filters: IncidentFilter, page: PageParams
+) -> Paged[Incident]:
+    return paginate(session, filtered(session, actor, filters), page)
+
+
+def get_incident(session: Session, actor: Actor, number: int) -> Incident:
+    return get_visible(session, actor, number)
