@@ -185,6 +185,14 @@ def test_without_a_host_messages_are_written_as_eml_files(tmp_path: Path) -> Non
     assert _parts(parsed)["text/plain"] == "INC-7 is resolved.\n"
 
 
+def test_an_unwritable_mail_folder_is_transient(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    settings.mail_dir.write_text("a file where the folder should be")
+    with pytest.raises(MailDeliveryError, match="cannot write") as failure:
+        send(settings, _message(settings))
+    assert failure.value.transient
+
+
 # -- SMTP --------------------------------------------------------------------------------------
 
 

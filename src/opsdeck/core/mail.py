@@ -145,7 +145,13 @@ def send(settings: Settings, message: EmailMessage) -> Path | None:
     the server refuses only some recipients the others still get it: that is logged, not
     raised (send one message per recipient to know each outcome)."""
     if not settings.smtp_host:
-        return write_eml(settings.mail_dir, message)
+        try:
+            return write_eml(settings.mail_dir, message)
+        except OSError as exc:  # a full disk, a read-only mount: may be over later
+            raise MailDeliveryError(
+                f"cannot write the message under {settings.mail_dir} ({exc.strerror or exc})",
+                transient=True,
+            ) from exc
     refused = _deliver(settings, message)
     if refused:
         log.warning(
