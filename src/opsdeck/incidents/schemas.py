@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -164,6 +164,23 @@ class TimelineEventOut(BaseModel):
 
 class TimelinePage(Page[TimelineEventOut]):
     pass
+
+
+# -- attachments -----------------------------------------------------------------------------
+
+
+class AttachmentOut(BaseModel):
+    id: str
+    name: str
+    content_type: str
+    size: int
+    uploader: UserRef | None
+    created_at: datetime
+    download_url: str
+    preview: Literal["none", "pending", "ready", "failed"] = Field(
+        description="Images get a small WebP preview from the images pipeline."
+    )
+    preview_url: str | None
 
 
 # -- categories and tags ----------------------------------------------------------------------
