@@ -8,4 +8,7 @@ from fastapi import APIRouter
 
 
 def routers() -> Sequence[APIRouter]:
-    return ()
+    # Static paths (/incidents/integrations...) before /incidents/{number}.
+    from opsdeck.incidents.api import integrations
+
+    return (integrations.router,)
