@@ -565,7 +565,7 @@ def assert_inert(html: str) -> None:
 
 
 def test_markup_in_labels_and_annotations_is_inert(
-    client: TestClient, token: str, db: Session
+    client: TestClient, token: str, member_headers: dict[str, str], db: Session
 ) -> None:
     payload = alertmanager_payload(
         receiver=XSS[1],
@@ -589,9 +589,20 @@ def test_markup_in_labels_and_annotations_is_inert(
     assert_inert(incident.description_html)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in incident.description_html
     assert "<p>[click](javascript:alert(1))</p>" in incident.description_html  # as text
-    [event] = events_of(db, incident.number, EventKind.ALERT_FIRING)
+    number = incident.number
+    [event] = events_of(db, number, EventKind.ALERT_FIRING)
     assert_inert(event.body_html)
     assert "x.example/%22%3E%3Cscript%3E" in event.body_html
+    # And so is what the API answers (an alert's incident is public: members see it).
+    shown = client.get(f"{API}/incidents/{number}", headers=member_headers)
+    assert shown.status_code == 200, shown.text
+    assert_inert(shown.json()["description_html"])
+    timeline = client.get(f"{API}/incidents/{number}/timeline", headers=member_headers)
+    assert timeline.status_code == 200, timeline.text
+    kinds = [item["kind"] for item in timeline.json()["items"]]
+    assert "alert_firing" in kinds
+    for item in timeline.json()["items"]:
+        assert_inert(item["body_html"])
 
 
 def test_a_malformed_notification_is_a_422_naming_the_field(
