@@ -255,3 +255,60 @@ def test_serve_runs_web_and_worker_and_stops_both_on_ctrl_c(tmp_path: Path) -> N
     while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in workers)
+
+
+def test_the_migration_seals_plain_seeds_and_keys_rotate_reseals_them(tmp_path: Path) -> None:
+    """Seeds stored before 0010 are sealed by the upgrade with the deployment's key; after a
+    key change, `opsdeck keys rotate` re-seals them with the new one."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from opsdeck.core.db import alembic_config
+    from opsdeck.core.security import SecretBox
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old_key, new_key = "o" * 40, "n" * 40
+    command.upgrade(alembic_config(url), "0009")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, username, email, display_name, role, is_active,"
+                    " password_hash, password_changed_at, totp_secret, created_at, updated_at)"
+                    " VALUES ('u1', 'ann', 'ann@example.com', '', 'member', 1, 'x',"
+                    " CURRENT_TIMESTAMP, 'JBSWY3DPEHPK3PXP', CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP)"
+                )
+            )
+        env = _isolated_env(tmp_path)
+        env.update(OPSDECK_DATABASE_URL=url, OPSDECK_SECRET_KEY=old_key)
+
+        def seed() -> str:
+            with engine.connect() as connection:
+                value: str = connection.execute(
+                    text("SELECT totp_secret FROM users WHERE id = 'u1'")
+                ).scalar_one()
+            return value
+
+        assert _opsdeck("db", "upgrade", env=env).returncode == 0
+        sealed = seed()
+        old_box = SecretBox(old_key.encode(), purpose="totp-secret")
+        assert sealed.startswith(f"v1.{old_box.current_kid}.")
+        assert old_box.open(sealed, bound_to="u1") == "JBSWY3DPEHPK3PXP"
+
+        env.update(OPSDECK_SECRET_KEY=new_key)
+        refused = _opsdeck("keys", "rotate", env=env)
+        assert refused.returncode == 1
+        assert "OPSDECK_PREVIOUS_SECRET_KEYS" in refused.stderr
+        assert seed() == sealed
+
+        env.update(OPSDECK_PREVIOUS_SECRET_KEYS=old_key)
+        rotated = _opsdeck("keys", "rotate", env=env)
+        assert rotated.returncode == 0, rotated.stderr
+        assert "re-sealed 1 TOTP seeds" in rotated.stdout
+        new_box = SecretBox(new_key.encode(), purpose="totp-secret")
+        assert new_box.open(seed(), bound_to="u1") == "JBSWY3DPEHPK3PXP"
+        assert seed().startswith(f"v1.{new_box.current_kid}.")
+    finally:
+        engine.dispose()

@@ -295,4 +295,6 @@ def db_revision(message: str) -> None:
 
 for _module in MODULES:
     if _module.cli is not None:
-        main.add_command(_module.cli())  # under the group's own name, not the module's
+        _groups = _module.cli()
+        for _group in (_groups,) if isinstance(_groups, click.Group) else _groups:
+            main.add_command(_group)  # under the group's own name, not the module's
