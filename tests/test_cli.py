@@ -312,3 +312,55 @@ def test_the_migration_seals_plain_seeds_and_keys_rotate_reseals_them(tmp_path: 
         assert seed().startswith(f"v1.{new_box.current_kid}.")
     finally:
         engine.dispose()
+
+
+def test_audit_checkpoints_reveal_a_truncated_chain(
+    cli_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting the newest entries leaves a chain that verifies on its own; against the
+    signed checkpoint taken before, `audit verify` fails naming what is missing."""
+    monkeypatch.setenv("OPSDECK_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    for name in ("ann", "bob", "cyd"):
+        created = runner.invoke(
+            main,
+            [
+                "users",
+                "create",
+                "--username",
+                name,
+                "--email",
+                f"{name}@example.com",
+                "--password-stdin",
+            ],
+            input=STRONG_PASSWORD + "\n",
+        )
+        assert created.exit_code == 0, created.output
+    taken = runner.invoke(main, ["audit", "checkpoint"])
+    assert taken.exit_code == 0, taken.output
+    # The last line is the checkpoint (the log line before it carries the same).
+    checkpoint = json.loads(taken.output.splitlines()[-1])
+    assert (checkpoint["last_id"], checkpoint["count"]) == (3, 3)
+    lines = (tmp_path / "audit-checkpoints.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1]) == checkpoint
+    intact = runner.invoke(main, ["audit", "verify"])
+    assert intact.exit_code == 0, intact.output
+    assert "reaches the checkpoint" in intact.output
+
+    engine = make_engine(cli_env.database_url_resolved)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE id >= 2"))
+    engine.dispose()
+    truncated = runner.invoke(main, ["audit", "verify"])
+    assert truncated.exit_code == 1
+    assert "TRUNCATED: entries 2..3 are missing" in truncated.output
+
+    # A checkpoint edited to match the shorter chain is refused: its signature breaks.
+    forged = {**checkpoint, "last_id": 1, "count": 1}
+    (tmp_path / "forged.jsonl").write_text(json.dumps(forged) + "\n")
+    refused = runner.invoke(
+        main, ["audit", "verify", "--checkpoint", str(tmp_path / "forged.jsonl")]
+    )
+    assert refused.exit_code == 1
+    assert "signature does not match" in refused.output
