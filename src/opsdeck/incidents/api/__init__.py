@@ -1,4 +1,7 @@
-"""The incidents routers, one file per resource; `routers()` is what module.py mounts."""
+"""The incidents routers, one file per resource; `routers()` is what module.py mounts.
+
+Routers with static paths (`/incidents/follow-ups`, `/incidents/postmortem-templates`) come
+before the one with `/incidents/{number}`, which would otherwise take them."""
 
 from __future__ import annotations
 
@@ -8,4 +11,6 @@ from fastapi import APIRouter
 
 
 def routers() -> Sequence[APIRouter]:
-    return ()
+    from opsdeck.incidents.api import follow_ups, postmortems
+
+    return (follow_ups.router, postmortems.router)
