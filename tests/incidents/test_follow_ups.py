@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from opsdeck.accounts.models import User
 from opsdeck.incidents.models import EventKind, FollowUp, Severity, TimelineEvent, Visibility
 from opsdeck.incidents.service import follow_ups, incidents
 from tests.conftest import API, UserFactory, error_of, fields_of, sign_in
@@ -306,6 +307,34 @@ def test_follow_ups_of_a_restricted_incident_stay_hidden(
     assert (
         client.get(f"{API}/incidents/999999/follow-ups", headers=member_headers).status_code == 404
     )
+
+
+def test_an_owner_must_be_able_to_see_a_restricted_incident(
+    client: TestClient, app: FastAPI, declare: Declare, carol_headers: dict[str, str], owen: Any
+) -> None:
+    secret = declare(restricted=True)
+    url = f"{API}/incidents/{secret}/follow-ups"
+    refused = client.post(url, json={"title": "x", "owner": "owen"}, headers=carol_headers)
+    assert refused.status_code == 422
+    assert fields_of(refused) == {"owner"}
+    assert "watcher" in error_of(refused)["message"]
+    item = _create(client, secret, carol_headers)
+    patched = client.patch(f"{LIST}/{item['id']}", json={"owner": "owen"}, headers=carol_headers)
+    assert fields_of(patched) == {"owner"}
+    # Let in as a watcher (by an editor), owen may own it, and then sees it and moves it.
+    session: Session = app.state.sessionmaker()
+    try:
+        carol = session.scalar(select(User).where(User.username == "carol"))
+        assert carol is not None
+        incidents.watch(session, carol, secret, "owen")
+        session.commit()
+    finally:
+        session.close()
+    owned = client.patch(f"{LIST}/{item['id']}", json={"owner": "owen"}, headers=carol_headers)
+    assert owned.status_code == 200
+    owen_headers = sign_in(client, owen.username)
+    moved = client.patch(f"{LIST}/{item['id']}", json={"status": "done"}, headers=owen_headers)
+    assert moved.status_code == 200
 
 
 def test_follow_up_titles_are_returned_as_text(

@@ -456,14 +456,16 @@ def _one_incident(
         elif status == IncidentStatus.IDENTIFIED and rng.random() < 0.6:
             note(NOTES[1].format(**words))
     if final in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
-        _aftermath(session, story, incident, people, commander, severity, final, words, counts)
+        # A follow-up's owner must see the incident: on a restricted one, one of its people.
+        owners = crew if restricted else list(people)
+        _aftermath(session, story, incident, owners, commander, severity, final, words, counts)
 
 
 def _aftermath(
     session: Session,
     story: _Story,
     incident: Incident,
-    people: Sequence[SeedActor],
+    owners: Sequence[SeedActor],
     commander: SeedActor,
     severity: Severity,
     final: IncidentStatus,
@@ -476,7 +478,7 @@ def _aftermath(
     resolved_on = story.at.date()
     today = follow_ups.today()
     for title in rng.sample(FOLLOW_UPS, k=rng.randint(0, 3)):
-        owner = rng.choice(people)
+        owner = rng.choice(owners)
         story.later(10, 120)
         row = story.step(
             partial(

@@ -2,8 +2,10 @@
 open | in_progress | done), listed per incident and across incidents.
 
 - Who: the incident's editors create, change and delete them; a follow-up's owner may also
-  move its status (their own work), nothing else. Everybody who sees the incident reads them;
-  the list across incidents shows only follow-ups of incidents the caller may see.
+  move its status (their own work), nothing else. An owner must be able to see the incident
+  (on a restricted one, make them a watcher first): owning a follow-up lets nobody in.
+  Everybody who sees the incident reads them; the list across incidents shows only
+  follow-ups of incidents the caller may see.
 - Dates: a due date is a calendar day; a new due date must be today or later (UTC). A
   follow-up is overdue when its due date is before today (UTC) and it is not done.
 
@@ -28,6 +30,7 @@ from opsdeck.incidents.service import timeline
 from opsdeck.incidents.service.access import (
     Actor,
     can_edit,
+    can_see,
     get_visible,
     incident_label,
     require_editor,
@@ -71,12 +74,20 @@ def _check_due(due_date: date) -> None:
         )
 
 
-def _owner(session: Session, username: str) -> Actor:
+def _owner(session: Session, username: str, incident: Incident) -> Actor:
+    """The active user named, who must be able to see the incident (on a restricted one, an
+    editor makes them a watcher first: ownership lets nobody in)."""
     user = accounts.get_active_user_by_username(session, username)
     if user is None:
         raise ValidationFailed(
             f"There is no active user {username!r}.",
             details=[{"field": "owner", "message": "no such user", "type": "unknown"}],
+        )
+    if not can_see(session, user, incident):
+        raise ValidationFailed(
+            f"{user.username} cannot see {incident_label(incident.number)}, which is "
+            "restricted; add them as a watcher first.",
+            details=[{"field": "owner", "message": "cannot see the incident", "type": "no_access"}],
         )
     return user
 
@@ -134,7 +145,7 @@ def create_follow_up(
     require_editor(session, actor, incident)
     if due_date is not None:
         _check_due(due_date)
-    owner_user = _owner(session, owner) if owner else None
+    owner_user = _owner(session, owner, incident) if owner else None
     now = utcnow()
     follow_up = FollowUp(
         incident_number=number,
@@ -203,7 +214,7 @@ def update_follow_up(
         follow_up.title = changes.title
         changed_fields.append("title")
     if changes.clear_owner or changes.owner is not None:
-        owner_id = _owner(session, changes.owner).id if changes.owner else None
+        owner_id = _owner(session, changes.owner, incident).id if changes.owner else None
         if owner_id != follow_up.owner_id:
             follow_up.owner_id = owner_id
             changed_fields.append("owner")
@@ -306,7 +317,7 @@ def incident_titles(session: Session, numbers: Sequence[int]) -> dict[int, str]:
     rows = session.execute(
         select(Incident.number, Incident.title).where(Incident.number.in_(set(numbers)))
     )
-    return dict(rows.tuples().all())
+    return {row[0]: row[1] for row in rows}
 
 
 __all__ = [
