@@ -371,6 +371,16 @@ def test_templates_are_managed_by_admins(
     assert "## What went badly" in fallback
     names = {t["name"]: t["is_default"] for t in client.get(url, headers=admin_headers).json()}
     assert names == {"Default": True, "Long": False}
+    audited = client.get(
+        f"{API}/audit?action=incident.postmortem_template.&sort=id&limit=50", headers=admin_headers
+    ).json()["items"]
+    assert [(e["action"], e["actor"]) for e in audited] == [
+        ("incident.postmortem_template.created", "root"),
+        ("incident.postmortem_template.created", "root"),
+        ("incident.postmortem_template.updated", "root"),
+        ("incident.postmortem_template.deleted", "root"),
+        ("incident.postmortem_template.updated", "root"),
+    ]
 
 
 def test_template_bodies_are_not_format_strings(

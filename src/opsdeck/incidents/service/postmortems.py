@@ -23,6 +23,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts import service as accounts
+from opsdeck.audit import service as audit
 from opsdeck.core.db import utcnow
 from opsdeck.core.errors import Conflict, NotFound, ValidationFailed
 from opsdeck.core.markdown import render
@@ -121,6 +122,17 @@ def _make_only_default(session: Session, template: PostmortemTemplate) -> None:
     template.is_default = True
 
 
+def _audit(session: Session, actor: Actor, action: str, template: PostmortemTemplate) -> None:
+    audit.record(
+        session,
+        f"incident.postmortem_template.{action}",
+        actor=actor,
+        target_type="postmortem_template",
+        target_id=template.id,
+        details={"name": template.name, "is_default": template.is_default},
+    )
+
+
 def default_template(session: Session) -> PostmortemTemplate:
     """The template new postmortems start from; the built-in one, created now, when none is
     marked default (a fresh deployment, or the default was deleted)."""
@@ -173,6 +185,7 @@ def create_template(
     if is_default:
         _make_only_default(session, template)
         session.flush()
+    _audit(session, actor, "created", template)
     return template
 
 
@@ -200,13 +213,16 @@ def update_template(
         template.is_default = False
     template.updated_at = utcnow()
     session.flush()
+    _audit(session, actor, "updated", template)
     return template
 
 
 def delete_template(session: Session, actor: Actor, template_id: str) -> None:
     """Postmortems started from it keep their text (a template is copied, not linked)."""
     require_admin(actor)
-    session.delete(get_template(session, template_id))
+    template = get_template(session, template_id)
+    _audit(session, actor, "deleted", template)
+    session.delete(template)
     session.flush()
 
 
