@@ -19,7 +19,7 @@ from opsdeck.incidents.models import EventKind, FollowUp, Severity, TimelineEven
 from opsdeck.incidents.service import follow_ups, incidents
 from tests.conftest import API, UserFactory, error_of, fields_of, sign_in
 
-Declare = Callable[..., int]
+NewIncident = Callable[..., int]
 LIST = f"{API}/incidents/follow-ups"
 
 
@@ -46,7 +46,7 @@ def owen_headers(client: TestClient, owen: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def declare(app: FastAPI, admin: Any, carol: Any) -> Declare:
+def new_incident(app: FastAPI, admin: Any, carol: Any) -> NewIncident:
     def factory(*, restricted: bool = False, title: str = "Checkout is down") -> int:
         session: Session = app.state.sessionmaker()
         try:
@@ -100,9 +100,13 @@ def _count(app: FastAPI, model: Any, *where: Any) -> int:
 
 
 def test_an_editor_adds_a_follow_up(
-    client: TestClient, app: FastAPI, declare: Declare, carol_headers: dict[str, str], owen: Any
+    client: TestClient,
+    app: FastAPI,
+    new_incident: NewIncident,
+    carol_headers: dict[str, str],
+    owen: Any,
 ) -> None:
-    number = declare()
+    number = new_incident()
     due = (follow_ups.today() + timedelta(days=14)).isoformat()
     item = _create(client, number, carol_headers, owner="owen", due_date=due)
     assert item["title"] == "Add an alert"
@@ -128,9 +132,9 @@ def test_an_editor_adds_a_follow_up(
 
 
 def test_bad_input_names_the_field_and_writes_nothing(
-    client: TestClient, app: FastAPI, declare: Declare, carol_headers: dict[str, str]
+    client: TestClient, app: FastAPI, new_incident: NewIncident, carol_headers: dict[str, str]
 ) -> None:
-    number = declare()
+    number = new_incident()
     url = f"{API}/incidents/{number}/follow-ups"
     yesterday = (follow_ups.today() - timedelta(days=1)).isoformat()
     past = client.post(url, json={"title": "x", "due_date": yesterday}, headers=carol_headers)
@@ -155,12 +159,12 @@ def test_bad_input_names_the_field_and_writes_nothing(
 def test_editors_change_and_delete_owners_move_the_status(
     client: TestClient,
     app: FastAPI,
-    declare: Declare,
+    new_incident: NewIncident,
     carol_headers: dict[str, str],
     owen_headers: dict[str, str],
     member_headers: dict[str, str],
 ) -> None:
-    number = declare()
+    number = new_incident()
     item = _create(client, number, carol_headers, owner="owen")
     url = f"{LIST}/{item['id']}"
 
@@ -209,12 +213,12 @@ def test_editors_change_and_delete_owners_move_the_status(
 def test_the_list_across_incidents_shows_overdue_ones_and_filters(
     client: TestClient,
     app: FastAPI,
-    declare: Declare,
+    new_incident: NewIncident,
     carol_headers: dict[str, str],
     member_headers: dict[str, str],
     owen: Any,
 ) -> None:
-    first, second = declare(title="First"), declare(title="Second")
+    first, second = new_incident(title="First"), new_incident(title="Second")
     late = _create(client, first, carol_headers, title="Late", owner="owen")
     _make_overdue(app, late["id"])
     done_late = _create(client, first, carol_headers, title="Done late")
@@ -275,12 +279,12 @@ def test_the_list_across_incidents_shows_overdue_ones_and_filters(
 
 def test_follow_ups_of_a_restricted_incident_stay_hidden(
     client: TestClient,
-    declare: Declare,
+    new_incident: NewIncident,
     carol_headers: dict[str, str],
     member_headers: dict[str, str],
     admin_headers: dict[str, str],
 ) -> None:
-    secret = declare(restricted=True, title="Leaked credentials")
+    secret = new_incident(restricted=True, title="Leaked credentials")
     item = _create(client, secret, carol_headers, title="Rotate every key")
     url = f"{LIST}/{item['id']}"
 
@@ -310,9 +314,13 @@ def test_follow_ups_of_a_restricted_incident_stay_hidden(
 
 
 def test_an_owner_must_be_able_to_see_a_restricted_incident(
-    client: TestClient, app: FastAPI, declare: Declare, carol_headers: dict[str, str], owen: Any
+    client: TestClient,
+    app: FastAPI,
+    new_incident: NewIncident,
+    carol_headers: dict[str, str],
+    owen: Any,
 ) -> None:
-    secret = declare(restricted=True)
+    secret = new_incident(restricted=True)
     url = f"{API}/incidents/{secret}/follow-ups"
     refused = client.post(url, json={"title": "x", "owner": "owen"}, headers=carol_headers)
     assert refused.status_code == 422
@@ -338,9 +346,9 @@ def test_an_owner_must_be_able_to_see_a_restricted_incident(
 
 
 def test_follow_up_titles_are_returned_as_text(
-    client: TestClient, declare: Declare, carol_headers: dict[str, str]
+    client: TestClient, new_incident: NewIncident, carol_headers: dict[str, str]
 ) -> None:
     """A title is plain text (no HTML is ever produced from it): it comes back as sent."""
     payload = "<img src=x onerror=alert(1)>"
-    item = _create(client, declare(), carol_headers, title=payload)
+    item = _create(client, new_incident(), carol_headers, title=payload)
     assert item["title"] == payload

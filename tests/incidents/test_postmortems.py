@@ -25,7 +25,7 @@ from opsdeck.incidents.schemas import MARKDOWN_MAX
 from opsdeck.incidents.service import comments, incidents
 from tests.conftest import API, UserFactory, error_of, sign_in
 
-Declare = Callable[..., int]
+NewIncident = Callable[..., int]
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def carol_headers(client: TestClient, carol: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def declare(app: FastAPI, admin: Any, carol: Any) -> Declare:
+def new_incident(app: FastAPI, admin: Any, carol: Any) -> NewIncident:
     """Declare an incident through the service with carol as its commander; its number."""
 
     def factory(
@@ -87,9 +87,9 @@ def _events(app: FastAPI, number: int, kind: EventKind) -> list[TimelineEvent]:
 
 
 def test_a_postmortem_starts_from_the_default_template_with_the_pinned_events(
-    client: TestClient, app: FastAPI, declare: Declare, carol_headers: dict[str, str]
+    client: TestClient, app: FastAPI, new_incident: NewIncident, carol_headers: dict[str, str]
 ) -> None:
-    number = declare(pins=("Rolled back the deploy", "Error rate back to normal"))
+    number = new_incident(pins=("Rolled back the deploy", "Error rate back to normal"))
 
     assert client.get(_url(number), headers=carol_headers).status_code == 404
 
@@ -131,9 +131,9 @@ def test_a_postmortem_starts_from_the_default_template_with_the_pinned_events(
 
 
 def test_without_pinned_events_the_timeline_says_how_to_fill_it(
-    client: TestClient, declare: Declare, carol_headers: dict[str, str]
+    client: TestClient, new_incident: NewIncident, carol_headers: dict[str, str]
 ) -> None:
-    number = declare()
+    number = new_incident()
     body = client.post(_url(number), headers=carol_headers).json()
     assert "pin the key events" in body["body"]
 
@@ -156,11 +156,11 @@ def test_the_built_in_template_is_created_on_first_use(
 def test_the_workflow_and_its_409s(
     client: TestClient,
     app: FastAPI,
-    declare: Declare,
+    new_incident: NewIncident,
     carol_headers: dict[str, str],
     admin_headers: dict[str, str],
 ) -> None:
-    number = declare()
+    number = new_incident()
     client.post(_url(number), headers=carol_headers)
 
     refused = client.post(
@@ -213,9 +213,9 @@ def test_the_workflow_and_its_409s(
 
 
 def test_bad_transition_and_body_input_is_refused(
-    client: TestClient, declare: Declare, carol_headers: dict[str, str]
+    client: TestClient, new_incident: NewIncident, carol_headers: dict[str, str]
 ) -> None:
-    number = declare()
+    number = new_incident()
     client.post(_url(number), headers=carol_headers)
     unknown = client.post(_url(number, "/transition"), json={"to": "bogus"}, headers=carol_headers)
     assert unknown.status_code == 422
@@ -230,7 +230,7 @@ def test_bad_transition_and_body_input_is_refused(
     )
     assert extra.status_code == 422
     unknown_template = client.post(
-        _url(declare()), json={"template_id": "nope"}, headers=carol_headers
+        _url(new_incident()), json={"template_id": "nope"}, headers=carol_headers
     )
     assert unknown_template.status_code == 422
     assert [d["field"] for d in error_of(unknown_template)["details"]] == ["template_id"]
@@ -238,11 +238,11 @@ def test_bad_transition_and_body_input_is_refused(
 
 def test_only_editors_write_and_everybody_who_sees_the_incident_reads(
     client: TestClient,
-    declare: Declare,
+    new_incident: NewIncident,
     carol_headers: dict[str, str],
     member_headers: dict[str, str],
 ) -> None:
-    number = declare()
+    number = new_incident()
     assert client.post(_url(number), headers=member_headers).status_code == 403
     client.post(_url(number), headers=carol_headers)
     read = client.get(_url(number), headers=member_headers)
@@ -261,12 +261,12 @@ def test_only_editors_write_and_everybody_who_sees_the_incident_reads(
 
 def test_a_restricted_incidents_postmortem_is_invisible_to_outsiders(
     client: TestClient,
-    declare: Declare,
+    new_incident: NewIncident,
     carol_headers: dict[str, str],
     member_headers: dict[str, str],
     admin_headers: dict[str, str],
 ) -> None:
-    number = declare(restricted=True)
+    number = new_incident(restricted=True)
     # Before it exists and after: the same 404 as a number that does not exist.
     assert client.post(_url(number), headers=member_headers).status_code == 404
     client.post(_url(number), headers=carol_headers)
@@ -293,9 +293,9 @@ XSS = (
 
 
 def test_a_postmortem_body_with_script_is_rendered_inert(
-    client: TestClient, declare: Declare, carol_headers: dict[str, str]
+    client: TestClient, new_incident: NewIncident, carol_headers: dict[str, str]
 ) -> None:
-    number = declare(pins=("<script>alert('pin')</script>",))
+    number = new_incident(pins=("<script>alert('pin')</script>",))
     created = client.post(_url(number), headers=carol_headers).json()
     assert "<script" not in created["body_html"]
     response = client.put(_url(number), json={"body": XSS}, headers=carol_headers)
@@ -312,7 +312,7 @@ def test_a_postmortem_body_with_script_is_rendered_inert(
 
 def test_templates_are_managed_by_admins(
     client: TestClient,
-    declare: Declare,
+    new_incident: NewIncident,
     admin_headers: dict[str, str],
     member_headers: dict[str, str],
     carol_headers: dict[str, str],
@@ -334,7 +334,7 @@ def test_templates_are_managed_by_admins(
         client.post(url, json={"name": "", "body": "x"}, headers=admin_headers).status_code == 422
     )
 
-    number = declare(title="Search is slow")
+    number = new_incident(title="Search is slow")
     body = client.post(_url(number), headers=carol_headers).json()["body"]
     assert body.startswith(f"# INC-{number} (SEV2)")
     assert body.endswith("Search is slow")
@@ -349,7 +349,9 @@ def test_templates_are_managed_by_admins(
     assert names == {"Short": False, "Long": True}
     # Chosen explicitly.
     chosen = client.post(
-        _url(declare(title="Picked")), json={"template_id": template["id"]}, headers=carol_headers
+        _url(new_incident(title="Picked")),
+        json={"template_id": template["id"]},
+        headers=carol_headers,
     )
     assert chosen.json()["body"].endswith("Picked")
 
@@ -367,7 +369,7 @@ def test_templates_are_managed_by_admins(
     assert client.put(item, json={"body": "x"}, headers=admin_headers).status_code == 404
     # No default left: the next postmortem brings the built-in one back.
     client.put(f"{url}/{other['id']}", json={"is_default": False}, headers=admin_headers)
-    fallback = client.post(_url(declare()), headers=carol_headers).json()["body"]
+    fallback = client.post(_url(new_incident()), headers=carol_headers).json()["body"]
     assert "## What went badly" in fallback
     names = {t["name"]: t["is_default"] for t in client.get(url, headers=admin_headers).json()}
     assert names == {"Default": True, "Long": False}
@@ -386,7 +388,7 @@ def test_templates_are_managed_by_admins(
 def test_template_bodies_are_not_format_strings(
     app: FastAPI,
     client: TestClient,
-    declare: Declare,
+    new_incident: NewIncident,
     admin_headers: dict[str, str],
     carol_headers: dict[str, str],
 ) -> None:
@@ -396,7 +398,7 @@ def test_template_bodies_are_not_format_strings(
     client.post(
         url, json={"name": "Weird", "body": weird, "is_default": True}, headers=admin_headers
     )
-    body = client.post(_url(declare(title="T")), headers=carol_headers).json()["body"]
+    body = client.post(_url(new_incident(title="T")), headers=carol_headers).json()["body"]
     assert body == "{0} {title} {{unknown}} {__class__} T"
     session: Session = app.state.sessionmaker()
     try:

@@ -1,7 +1,8 @@
 """The incidents routers, one file per resource; `routers()` is what module.py mounts.
 
-Routers with static paths (`/incidents/follow-ups`, `/incidents/postmortem-templates`) come
-before the one with `/incidents/{number}`, which would otherwise take them."""
+Routers with fixed paths under /incidents (categories, stats, follow-ups,
+postmortem-templates, ...) come before the one with `/incidents/{number}`, so a fixed path is
+never read as an incident number."""
 
 from __future__ import annotations
 
@@ -11,6 +12,20 @@ from fastapi import APIRouter
 
 
 def routers() -> Sequence[APIRouter]:
-    from opsdeck.incidents.api import follow_ups, postmortems
+    from opsdeck.incidents.api import (
+        attachments,
+        catalog,
+        follow_ups,
+        incidents,
+        integrations,
+        postmortems,
+    )
 
-    return (follow_ups.router, postmortems.router)
+    return (
+        integrations.router,
+        catalog.router,
+        follow_ups.router,
+        postmortems.router,
+        incidents.router,
+        attachments.router,
+    )

@@ -8,20 +8,19 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, status
 from sqlalchemy.orm import Session
 
-from opsdeck.accounts import service as accounts
 from opsdeck.accounts.dependencies import CurrentUser
 from opsdeck.core.deps import SessionDep
 from opsdeck.core.errors import error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import MAX_QUERY_INT, PageParams, page_params
 from opsdeck.incidents.models import FollowUp
+from opsdeck.incidents.presenters import People
 from opsdeck.incidents.schemas import (
     FollowUpCreate,
     FollowUpOut,
     FollowUpPage,
     FollowUpStatus,
     FollowUpUpdate,
-    UserRef,
 )
 from opsdeck.incidents.service import follow_ups as service
 from opsdeck.incidents.service.access import incident_label
@@ -43,11 +42,10 @@ OverdueFilter = Annotated[
 
 def _out(session: Session, rows: Sequence[FollowUp]) -> list[FollowUpOut]:
     titles = service.incident_titles(session, [row.incident_number for row in rows])
-    owners = accounts.users_by_id(session, [row.owner_id for row in rows if row.owner_id])
+    people = People(session, [row.owner_id for row in rows])
     today = service.today()
     items = []
     for row in rows:
-        owner = owners.get(row.owner_id or "")
         items.append(
             FollowUpOut(
                 id=row.id,
@@ -55,13 +53,7 @@ def _out(session: Session, rows: Sequence[FollowUp]) -> list[FollowUpOut]:
                 incident_key=incident_label(row.incident_number),
                 incident_title=titles.get(row.incident_number, ""),
                 title=row.title,
-                owner=UserRef(
-                    id=owner.id,
-                    username=owner.username,
-                    display_name=owner.display_name or owner.username,
-                )
-                if owner
-                else None,
+                owner=people.ref(row.owner_id),
                 due_date=row.due_date,
                 status=row.status,
                 overdue=service.is_overdue(row, today),

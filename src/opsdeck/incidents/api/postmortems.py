@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path, status
 from sqlalchemy.orm import Session
 
-from opsdeck.accounts import service as accounts
 from opsdeck.accounts.dependencies import AdminUser, CurrentUser
 from opsdeck.core.deps import SessionDep
 from opsdeck.core.errors import error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import MAX_QUERY_INT
 from opsdeck.incidents.models import Postmortem
+from opsdeck.incidents.presenters import People
 from opsdeck.incidents.schemas import (
     PostmortemCreate,
     PostmortemOut,
@@ -22,7 +22,6 @@ from opsdeck.incidents.schemas import (
     PostmortemTemplateUpdate,
     PostmortemTransitionIn,
     PostmortemUpdate,
-    UserRef,
 )
 from opsdeck.incidents.service import postmortems as service
 from opsdeck.incidents.service.access import Actor, incident_label
@@ -35,13 +34,7 @@ TemplateId = Annotated[str, Path(max_length=32)]
 
 def _postmortem_out(session: Session, actor: Actor, postmortem: Postmortem) -> PostmortemOut:
     can_edit, allowed = service.postmortem_permissions(session, actor, postmortem)
-    author = None
-    if postmortem.author_id:
-        user = accounts.users_by_id(session, [postmortem.author_id]).get(postmortem.author_id)
-        if user is not None:
-            author = UserRef(
-                id=user.id, username=user.username, display_name=user.display_name or user.username
-            )
+    author = People(session, [postmortem.author_id]).ref(postmortem.author_id)
     return PostmortemOut(
         incident_number=postmortem.incident_number,
         key=incident_label(postmortem.incident_number),
