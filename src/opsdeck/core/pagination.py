@@ -29,7 +29,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar, Unpack, cast
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 from fastapi import Query, Request
 from pydantic import BaseModel, Field
@@ -265,7 +265,7 @@ def _after(columns: Sequence[Any], key: tuple[Any, ...], desc: bool) -> Any:
 
 
 def paginate(
-    session: Session, statement: Select[Row, Unpack[tuple[Any, ...]]], params: PageParams
+    session: Session, statement: Select[Row, *tuple[Any, ...]], params: PageParams
 ) -> Paged[Row]:
     """Run `statement` (filtered, unordered) for the page `params` asks for. For a computed
     sort key, `statement` selects the row's entity first and the key as a labelled column."""
