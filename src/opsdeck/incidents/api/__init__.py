@@ -11,6 +11,6 @@ from fastapi import APIRouter
 
 
 def routers() -> Sequence[APIRouter]:
-    from opsdeck.incidents.api import catalog, incidents
+    from opsdeck.incidents.api import catalog, incidents, reports
 
-    return (catalog.router, incidents.router)
+    return (catalog.router, reports.router, incidents.router)
