@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from opsdeck.core.errors import ValidationFailed
@@ -24,7 +25,8 @@ from opsdeck.incidents.service.incidents import (
     list_incidents,
     update,
 )
-from tests.conftest import UserFactory
+from tests.conftest import API, UserFactory, error_of
+from tests.incidents.conftest import Declare
 
 HOSTILE = [
     "' OR 1=1 --",
@@ -240,3 +242,87 @@ def test_fts5_expressions_are_made_of_quoted_terms_only() -> None:
     )
     assert search.fts5_expression("% _ * \" ' --") is None
     assert search.fts5_expression("-only") is None
+
+
+# -- over HTTP: GET /incidents?q= ------------------------------------------------------------
+
+INCIDENTS = f"{API}/incidents"
+
+
+def test_the_list_searches_by_relevance_and_its_cursor_goes_on_in_that_order(
+    client: TestClient, member_headers: dict[str, str], declare: Declare
+) -> None:
+    numbers = [
+        declare(member_headers, title=f"Incident {i}", description="redis " * (1 + i % 3))["number"]
+        for i in range(5)
+    ]
+    best = declare(member_headers, title="Redis down", description="redis redis")["number"]
+    declare(member_headers, title="Other", description="postgres")
+
+    first = client.get(INCIDENTS, params={"q": "redis", "limit": 2}, headers=member_headers)
+    assert first.status_code == 200, first.text
+    seen = [item["number"] for item in first.json()["items"]]
+    cursor = first.json()["next_cursor"]
+    while cursor:
+        page = client.get(
+            INCIDENTS, params={"q": "redis", "limit": 2, "cursor": cursor}, headers=member_headers
+        )
+        assert page.status_code == 200, page.text
+        seen += [item["number"] for item in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+
+    assert seen[0] == best  # a title match first
+    assert sorted(seen) == sorted([*numbers, best])
+    by_number = client.get(
+        INCIDENTS, params={"q": "redis", "sort": "-number"}, headers=member_headers
+    ).json()
+    assert [item["number"] for item in by_number["items"]] == sorted(seen, reverse=True)
+
+
+@pytest.mark.parametrize("q", [*HOSTILE, "", "   "])
+def test_hostile_searches_over_http_are_answered(
+    client: TestClient, member_headers: dict[str, str], declare: Declare, q: str
+) -> None:
+    declare(member_headers, title="Payment failing")
+    for sort in (None, "-relevance", "-number"):
+        params = {"q": q} if sort is None else {"q": q, "sort": sort}
+        response = client.get(INCIDENTS, params=params, headers=member_headers)
+        if "\x00" in q:  # refused at the edge, naming the parameter
+            assert response.status_code == 422, response.text
+            assert error_of(response)["details"][0]["field"] == "query.q"
+            continue
+        if sort == "-relevance" and not q.strip():
+            assert response.status_code == 422, response.text
+            continue
+        assert response.status_code == 200, response.text
+        assert len(response.json()["items"]) == (1 if not q.strip() else 0)
+
+
+def test_a_long_search_is_a_422_naming_q(
+    client: TestClient, member_headers: dict[str, str]
+) -> None:
+    response = client.get(INCIDENTS, params={"q": "a" * 1000}, headers=member_headers)
+
+    assert response.status_code == 422
+    assert "query.q" in {detail["field"] for detail in error_of(response)["details"]}
+
+
+def test_a_second_member_never_finds_a_restricted_incident(
+    client: TestClient,
+    member_headers: dict[str, str],
+    outsider_headers: dict[str, str],
+    declare: Declare,
+) -> None:
+    secret = declare(member_headers, title="Zebra secret", visibility="restricted")
+    client.post(
+        f"{INCIDENTS}/{secret['number']}/comments",
+        json={"body": "quokka in the logs"},
+        headers=member_headers,
+    )
+
+    for q in ("zebra", "quokka", "secret"):
+        for params in ({"q": q}, {"q": q, "sort": "-number"}):
+            found = client.get(INCIDENTS, params=params, headers=outsider_headers).json()
+            assert found["items"] == []
+        mine = client.get(INCIDENTS, params={"q": q}, headers=member_headers).json()
+        assert [item["number"] for item in mine["items"]] == [secret["number"]]
