@@ -623,6 +623,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/incidents/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Incident stats over a period (open by severity, per day, MTTA and MTTR)
+         * @description At most 366 days; `since` must be before `until`. A time without a zone is UTC.
+         */
+        get: operations["incidents-stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/export.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The incident list as CSV (the list's filters), streamed */
+        get: operations["incidents-export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/incidents/follow-ups": {
         parameters: {
             query?: never;
@@ -1484,6 +1521,34 @@ export interface components {
          * @enum {string}
          */
         CommentSort: "created_at" | "-created_at";
+        /** DayCount */
+        DayCount: {
+            /**
+             * Day
+             * Format: date
+             * @description A UTC day.
+             */
+            day: string;
+            /** Count */
+            count: number;
+        };
+        /**
+         * DurationPercentiles
+         * @description A duration over the period's incidents that have it, in seconds; null when none does.
+         */
+        DurationPercentiles: {
+            /**
+             * Count
+             * @description How many incidents the percentiles are over.
+             */
+            count: number;
+            /** P50 Seconds */
+            p50_seconds: number | null;
+            /** P90 Seconds */
+            p90_seconds: number | null;
+            /** P95 Seconds */
+            p95_seconds: number | null;
+        };
         /**
          * ErrorBody
          * @description Every error answer of the API.
@@ -1806,12 +1871,46 @@ export interface components {
          * IncidentSort
          * @enum {string}
          */
-        IncidentSort: "number" | "-number" | "declared_at" | "-declared_at" | "updated_at" | "-updated_at" | "severity" | "-severity";
+        IncidentSort: "number" | "-number" | "declared_at" | "-declared_at" | "updated_at" | "-updated_at" | "severity" | "-severity" | "relevance" | "-relevance";
         /**
          * IncidentSource
          * @enum {string}
          */
         IncidentSource: "manual" | "alertmanager" | "generic";
+        /**
+         * IncidentStats
+         * @description Over the incidents the caller may see. `open_by_severity` is now; the rest is over the
+         *     period [since, until): incidents declared in it (by status, MTTA, MTTR), declared and
+         *     resolved per UTC day (every day listed, zero-filled).
+         */
+        IncidentStats: {
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /**
+             * Until
+             * Format: date-time
+             */
+            until: string;
+            /** Open By Severity */
+            open_by_severity: {
+                [key: string]: number;
+            };
+            /** By Status */
+            by_status: {
+                [key: string]: number;
+            };
+            /** Created Per Day */
+            created_per_day: components["schemas"]["DayCount"][];
+            /** Resolved Per Day */
+            resolved_per_day: components["schemas"]["DayCount"][];
+            /** @description Declared to acknowledged. */
+            mtta: components["schemas"]["DurationPercentiles"];
+            /** @description Declared to resolved. */
+            mttr: components["schemas"]["DurationPercentiles"];
+        };
         /**
          * IncidentStatus
          * @enum {string}
@@ -5107,6 +5206,146 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-stats": {
+        parameters: {
+            query?: {
+                /** @description Start (ISO 8601; default: 30 days before until). */
+                since?: string | null;
+                /** @description End, excluded (default: now). */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IncidentStats"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-export": {
+        parameters: {
+            query?: {
+                /** @description Any of these statuses. */
+                status?: components["schemas"]["IncidentStatus"][] | null;
+                /** @description Any of these severities. */
+                severity?: components["schemas"]["Severity"][] | null;
+                /** @description A category name. */
+                category?: string | null;
+                /** @description A tag name. */
+                tag?: string | null;
+                /** @description A username. */
+                commander?: string | null;
+                /** @description A username. */
+                assignee?: string | null;
+                /** @description A username. */
+                reporter?: string | null;
+                /** @description Declared at or after (ISO 8601). */
+                since?: string | null;
+                /** @description Declared before (ISO 8601). */
+                until?: string | null;
+                /** @description Only incidents I command, reported, am assigned or watch. */
+                mine?: boolean;
+                /** @description Full-text search: title, description, comments. */
+                q?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -19,11 +19,13 @@ def routers() -> Sequence[APIRouter]:
         incidents,
         integrations,
         postmortems,
+        reports,
     )
 
     return (
         integrations.router,
         catalog.router,
+        reports.router,
         follow_ups.router,
         postmortems.router,
         incidents.router,
