@@ -11,6 +11,6 @@ from fastapi import APIRouter
 
 
 def routers() -> Sequence[APIRouter]:
-    from opsdeck.incidents.api import catalog, incidents
+    from opsdeck.incidents.api import catalog, incidents, notifications, webhooks
 
-    return (catalog.router, incidents.router)
+    return (notifications.router, webhooks.router, catalog.router, incidents.router)
