@@ -24,8 +24,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from opsdeck.core.db import after_commit, transaction, utcnow
-from opsdeck.core.jobs import JobOutbox, RetryLater
+from opsdeck.core.db import transaction, utcnow
+from opsdeck.core.jobs import JobOutbox
 from opsdeck.core.security import sign_token
 from opsdeck.incidents.models import (
     DeliveryStatus,
@@ -34,7 +34,7 @@ from opsdeck.incidents.models import (
     IncidentStatus,
     Notification,
 )
-from opsdeck.incidents.service import incidents, notifications, outbound
+from opsdeck.incidents.service import incidents, notifications
 from opsdeck.settings import Settings
 from tests.conftest import (
     UserFactory,
@@ -44,58 +44,16 @@ from tests.conftest import (
     smtp_overrides,
 )
 from tests.incidents.conftest import INCIDENTS, Declare
+from tests.incidents.jobs import Jobs, capture_jobs
 from tests.mail_server import SmtpServer
 from tests.stack import ManagedProcess, wait_until
 
 PREFERENCES = f"{INCIDENTS}/notification-preferences"
 
 
-class Jobs:
-    """The incident jobs queued by committed transactions, run on demand in this process."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.pending: list[tuple[str, tuple[Any, ...]]] = []
-        self.retries: list[tuple[str, float]] = []
-
-    def capture(self, session: Session, calls: Any, **_: Any) -> int:
-        batch = [
-            (name if isinstance(name, str) else name.name, tuple(args)) for name, args in calls
-        ]
-        after_commit(session, lambda: self.pending.extend(batch))
-        return len(batch)
-
-    def unit_of_work(self) -> Any:
-        return transaction(self.app.state.sessionmaker)
-
-    def run(self, settings: Settings, *, limit: int = 100) -> list[str]:
-        """Run every queued job (and what they queue, and their retries, at once): the
-        outcomes in order."""
-        outcomes: list[str] = []
-        for _ in range(limit):
-            if not self.pending:
-                return outcomes
-            name, args = self.pending.pop(0)
-            try:
-                if name == notifications.SEND_JOB:
-                    outcomes.append(notifications.deliver(self.unit_of_work, settings, *args))
-                elif name == outbound.DELIVER_JOB:
-                    outcomes.append(outbound.deliver(self.unit_of_work, settings, *args))
-                else:
-                    raise AssertionError(f"unexpected job {name}")
-            except RetryLater as retry:
-                self.retries.append((name, retry.countdown))
-                outcomes.append("retry")
-                self.pending.append((name, args))
-        raise AssertionError(f"jobs still queued after {limit} runs")
-
-
 @pytest.fixture
 def jobs(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Jobs:
-    captured = Jobs(app)
-    monkeypatch.setattr(notifications, "enqueue_many", captured.capture)
-    monkeypatch.setattr(outbound, "enqueue_many", captured.capture)
-    return captured
+    return capture_jobs(app, monkeypatch)
 
 
 @pytest.fixture
