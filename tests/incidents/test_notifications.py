@@ -256,6 +256,7 @@ def test_bad_preferences_are_refused(client: TestClient, people: People) -> None
         response = client.put(PREFERENCES, json=body, headers=people["mallory"])
         assert response.status_code == 422, response.text
     assert client.get(PREFERENCES).status_code == 401
+    assert client.put(PREFERENCES, json={"comment": False}).status_code == 401
 
 
 def test_the_unsubscribe_link_works_in_one_click_and_from_its_page(

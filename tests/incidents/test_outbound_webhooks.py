@@ -334,3 +334,22 @@ def test_a_deleted_endpoint_gets_nothing_more(
     declare(admin_headers)
     assert jobs.run(settings) == []
     assert receiver.received == []
+
+
+def test_a_4xx_answer_fails_at_once(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    declare: Declare,
+    receiver: Receiver,
+    settings: Settings,
+    jobs: Jobs,
+    app: FastAPI,
+) -> None:
+    """A receiver that answers 410 (gone) or 400 will answer the same next time."""
+    _endpoint(client, admin_headers, f"{receiver.url}/hook")
+    receiver.status = 410
+    declare(admin_headers)
+    assert jobs.run(settings) == ["failed"]
+    assert len(receiver.received) == 1
+    [row] = _deliveries(app)
+    assert (row.status, row.attempts, row.last_status_code) == (DeliveryStatus.FAILED, 1, 410)
