@@ -251,6 +251,25 @@ def test_preferences_default_to_on_and_a_kind_turned_off_sends_no_mail(
     assert _notifications(client.app) == []  # type: ignore[arg-type]
 
 
+def test_a_mail_queued_before_its_kind_was_turned_off_is_not_sent(
+    client: TestClient,
+    people: People,
+    declare: Declare,
+    jobs: Jobs,
+    mail_settings: Settings,
+    smtp_server: SmtpServer,
+) -> None:
+    number = declare(people["mallory"])["number"]
+    client.post(f"{INCIDENTS}/{number}/comments", json={"body": "hi"}, headers=people["bob"])
+    assert len(jobs.pending) == 1
+    client.put(PREFERENCES, json={"comment": False}, headers=people["mallory"])
+    assert jobs.run(mail_settings) == ["nothing_to_send"]
+    assert smtp_server.messages == []
+    [row] = _notifications(client.app)  # type: ignore[arg-type]
+    assert row.status == DeliveryStatus.FAILED
+    assert row.last_error == "the recipient turned these e-mails off since"
+
+
 def test_bad_preferences_are_refused(client: TestClient, people: People) -> None:
     for body in ({"comments": False}, {"comment": "maybe"}):
         response = client.put(PREFERENCES, json=body, headers=people["mallory"])

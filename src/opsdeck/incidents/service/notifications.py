@@ -446,6 +446,9 @@ def _prepare(session: Session, settings: Settings, notification_id: str) -> Emai
     if user is None or not user.is_active:
         _give_up(row, "the recipient's account is gone or deactivated")
         return None
+    if not preferences(session, user.id).get(row.kind, True):
+        _give_up(row, "the recipient turned these e-mails off since")
+        return None
     incident = session.get(Incident, row.incident_number) if row.incident_number else None
     if row.incident_number is not None and (
         incident is None or not can_see(session, user, incident)
