@@ -11,6 +11,20 @@ from fastapi import APIRouter
 
 
 def routers() -> Sequence[APIRouter]:
-    from opsdeck.incidents.api import catalog, incidents, notifications, webhooks
+    from opsdeck.incidents.api import (
+        attachments,
+        catalog,
+        incidents,
+        integrations,
+        notifications,
+        webhooks,
+    )
 
-    return (notifications.router, webhooks.router, catalog.router, incidents.router)
+    return (
+        notifications.router,
+        webhooks.router,
+        integrations.router,
+        catalog.router,
+        incidents.router,
+        attachments.router,
+    )
