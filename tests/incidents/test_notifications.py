@@ -641,3 +641,22 @@ def test_without_an_smtp_host_the_worker_writes_eml_files(
         timeout=30,
         message="the notification marked sent",
     )
+
+
+def test_a_status_change_by_an_integration_reaches_every_watcher(
+    app: FastAPI,
+    people: People,
+    declare: Declare,
+    jobs: Jobs,
+    mail_settings: Settings,
+    smtp_server: SmtpServer,
+) -> None:
+    number = declare(people["mallory"])["number"]
+    with transaction(app.state.sessionmaker) as session:
+        incident = incidents.get_incident(session, _user(session, "root"), number)
+        incidents.transition(session, None, number, IncidentStatus.INVESTIGATING, incident=incident)
+    jobs.run(mail_settings)
+    [message] = smtp_server.messages
+    assert _to(message) == "mallory@example.com"
+    text, _ = _parts(message)
+    assert text.startswith(f"An integration moved INC-{number} from triage to investigating.")

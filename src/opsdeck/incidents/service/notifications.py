@@ -219,7 +219,7 @@ def on_change(session: Session, incident: Incident, change: Change) -> int:
 
     event, actor, data = change.event, change.actor, change.data
     actor_id = actor.id if actor else None
-    actor_name = actor.username if actor else "an integration"
+    actor_name = actor.username if actor else "An integration"
     if event == IncidentEvent.ASSIGNED:
         user_id = data.get("user_id")
         if not isinstance(user_id, str):
