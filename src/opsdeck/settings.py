@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8004, ge=1, le=65535)
     public_url: str = ""
-    forwarded_allow_ips: str = "127.0.0.1"
+    # Proxies whose X-Forwarded-For/-Proto are believed; empty: none (the peer is the client).
+    forwarded_allow_ips: str = ""
     frontend_dist: Path | None = None
 
     # -- storage and queue -----------------------------------------------------------------
