@@ -132,6 +132,21 @@ def test_cors_simple_request_from_a_configured_origin_exposes_the_request_id(
     assert "retry-after" in exposed
 
 
+@pytest.mark.parametrize("path", ["boom", "boom-database"])
+def test_a_500_carries_no_cors_headers(app_with: AppFactory, path: str) -> None:
+    app = app_with(cors_origins=TRUSTED_ORIGIN)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        fine = client.get("/health", headers={"Origin": TRUSTED_ORIGIN})
+        crashed = client.get(f"{TEST_PREFIX}/{path}", headers={"Origin": TRUSTED_ORIGIN})
+
+    assert fine.headers["access-control-allow-origin"] == TRUSTED_ORIGIN
+    assert crashed.status_code == 500
+    assert crashed.json()["error"]["code"] == "internal_error"
+    # A cross-origin page cannot read what went wrong on the server.
+    assert not [name for name in crashed.headers if name.startswith("access-control-")]
+    assert crashed.headers[REQUEST_ID_HEADER]
+
+
 def test_cors_refuses_other_origins_even_when_open(cors_client: TestClient) -> None:
     preflight = _preflight(cors_client, OTHER_ORIGIN)
     simple = cors_client.get("/health", headers={"Origin": OTHER_ORIGIN})
