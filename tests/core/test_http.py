@@ -322,6 +322,15 @@ def test_wrong_method_is_a_json_405_naming_the_allowed_ones(kernel_client: TestC
     assert response.headers["allow"] == "GET"
 
 
+def test_a_405_names_every_method_of_every_route_at_the_path(kernel_client: TestClient) -> None:
+    # GET and POST /api/v1/images/batches are two routes; Starlette's 405 named the first's only.
+    response = kernel_client.delete("/api/v1/images/batches")
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "GET, POST"
+
+
 def test_validation_errors_name_every_field_by_its_path(kernel_client: TestClient) -> None:
     response = kernel_client.post(
         f"{TEST_PREFIX}/widgets", json={"name": "", "size": "big", "tags": ["ok", 5]}
