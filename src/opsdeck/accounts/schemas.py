@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 # Role is re-exported: the API and other modules name it here, not in models.
 from opsdeck.accounts.models import Role as Role
@@ -57,7 +57,9 @@ class UserCreate(Input):
 
 class UserAdminUpdate(Input):
     role: Role | None = None
-    is_active: bool | None = None
+    # Strict: `0`, `"false"` or `"no"` are refused, not read as false (a typo or a fuzzer's
+    # guess must not deactivate anybody).
+    is_active: StrictBool | None = None
     display_name: DisplayName | None = None
 
 

@@ -163,6 +163,12 @@ def update_user(
     deactivate = is_active is False and user.is_active
     if user.is_admin and user.is_active and (deactivate or role not in (None, "admin")):
         _ensure_another_active_admin(session, user)
+    if deactivate and user.id == actor.id:
+        # Signing oneself out everywhere by mistake leaves nobody to undo it on a small team.
+        raise Conflict(
+            "You cannot deactivate your own account; ask another administrator to do it.",
+            code="cannot_deactivate_self",
+        )
 
     changes: list[tuple[str, dict[str, Any]]] = []
     if display_name is not None and display_name != user.display_name:
