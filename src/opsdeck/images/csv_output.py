@@ -14,6 +14,8 @@ Decisions a reader may look for:
 - Input columns are reproduced even when one is already named `Output Image Urls` or `Errors`
   (an output CSV uploaded again): nothing the user sent is dropped, and the new columns are
   always the last two.
+- Bidirectional formatting characters (U+202E and friends) are taken out of every cell: they
+  can make a cell show text other than what it holds (core.control_chars).
 - A comma inside an output URL is written `%2C`, so the list keeps one position per input.
 - An image with an error is a failure even if it has an output URL; one with neither (still
   pending) leaves its position empty without an error. Reasons are put on one line.
@@ -25,6 +27,8 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+
+from opsdeck.core.control_chars import strip_bidi_controls
 
 OUTPUT_URLS_COLUMN = "Output Image Urls"
 ERRORS_COLUMN = "Errors"
@@ -53,7 +57,10 @@ class OutputRow:
 
 
 def neutralise_cell(value: str) -> str:
-    """The cell as a spreadsheet shows it as text rather than evaluating it as a formula."""
+    """The cell as a spreadsheet shows it as text rather than evaluating it as a formula, and
+    without bidirectional formatting characters, which could disguise its text (or hide a
+    formula's first character behind an override: they are taken out first)."""
+    value = strip_bidi_controls(value)
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
