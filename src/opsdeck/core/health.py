@@ -71,9 +71,8 @@ def _readiness(request: Request) -> dict[str, Any]:
     "/ready",
     operation_id="health-ready",
     summary="Readiness: database, broker and storage answer",
-    responses={
-        503: {"description": "A dependency is down; `failing` names it (the cause is in the log)."}
-    },
+    # `failing` names what is down; why (the driver's error) goes to the log only.
+    responses={503: {"description": "A dependency is down; `failing` names it."}},
 )
 async def ready(request: Request) -> JSONResponse:
     checks = await run_in_threadpool(_readiness, request)
