@@ -22,6 +22,7 @@ from opsdeck.core.http import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
+    ServerErrorsUnsharedMiddleware,
 )
 from opsdeck.core.jobs import Relay
 from opsdeck.core.queue import configure_celery
@@ -120,6 +121,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After", "Location"],
         )
+        app.add_middleware(ServerErrorsUnsharedMiddleware)  # no CORS headers on a 500
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app
