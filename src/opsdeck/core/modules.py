@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     import click
     from fastapi import APIRouter
 
+    from opsdeck.core.sockets import SocketContext
     from opsdeck.settings import Settings
 
 
@@ -22,6 +23,10 @@ def _nothing() -> Sequence[Any]:
 
 def _no_limits(_settings: Settings) -> Mapping[str, int]:
     return {}
+
+
+def _no_namespaces(_context: SocketContext) -> Sequence[Any]:
+    return ()
 
 
 @dataclass(frozen=True)
@@ -37,5 +42,6 @@ class Module:
     cli: Callable[[], click.Group] | None = None
     # Request paths that may carry more than OPSDECK_MAX_REQUEST_BYTES: {path: max bytes}.
     body_limits: Callable[[Settings], Mapping[str, int]] = _no_limits
-    # Socket.IO namespaces (python-socketio Namespace objects), for real-time modules.
-    socket_namespaces: Callable[[], Sequence[Any]] = _nothing
+    # Socket.IO namespaces (python-socketio AsyncNamespace objects), for real-time modules,
+    # built with the web process's settings, session factory and hub (core.sockets).
+    socket_namespaces: Callable[[SocketContext], Sequence[Any]] = _no_namespaces
