@@ -34,7 +34,7 @@ from opsdeck.chat.schemas import (
     SendEvent,
     SyncEvent,
 )
-from opsdeck.core.errors import AppError, Unauthorized
+from opsdeck.core.errors import AppError, Unauthorized, is_database_unavailable
 from opsdeck.core.ratelimit import RateLimit, rate_limiter
 from opsdeck.core.sockets import SocketContext, SocketHub, in_transaction, origin_allowed
 
@@ -150,7 +150,10 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return failed(exc.code, exc.message)
         except AppError as exc:
             return failed(exc.code, exc.message)
-        except Exception:
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                log.warning("chat_event_database_unavailable", socket_event=event)
+                return failed("unavailable", "The database is not answering; try again soon.")
             log.exception("chat_event_failed", socket_event=event, user_id=user.id)
             return failed("internal_error", "Something went wrong on the server; try again.")
 
@@ -192,6 +195,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             user = await self._work(authenticate)
         except Unauthorized as exc:
             raise _refuse(exc.code, exc.message) from None
+        except Exception as exc:
+            # Never an unhandled error in the server's connect path: a refusal that says so.
+            if not is_database_unavailable(exc):
+                log.exception("chat_connect_failed")
+            raise _refuse("unavailable", "The server cannot sign you in now; try again.") from None
         await self.save_session(sid, {"user": user})
         await self.enter_room(sid, user_room(user.id))
 
