@@ -9,9 +9,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from opsdeck.app import create_app
 from opsdeck.audit.models import AuditEntry
+from opsdeck.settings import Settings
 from tests.chat.conftest import CHAT, Person, RoomFactory, Sender
-from tests.conftest import error_of
+from tests.conftest import error_of, make_settings
 
 
 def _audit(db: Session, action: str) -> list[AuditEntry]:
@@ -292,3 +294,36 @@ def test_unread_counts_follow_the_read_pointer(
     assert back.json()["last_read_seq"] == 2
     beyond = client.post(f"{base}/read", json={"seq": 99}, headers=bob.headers)
     assert beyond.json() == {"room_id": room["id"], "last_read_seq": 3, "unread": 0}
+
+
+def test_room_and_member_limits_and_the_owner_leaving(
+    base_settings: Settings,
+    alice: Person,
+    bob: Person,
+    eve: Person,
+    client: TestClient,
+) -> None:
+    small = make_settings(
+        base_settings.data_dir, chat_max_rooms_per_user=1, chat_max_members_per_room=2
+    )
+    with TestClient(create_app(small)) as limited:
+        first = limited.post(
+            f"{CHAT}/rooms", json={"name": "one", "visibility": "public"}, headers=alice.headers
+        )
+        assert first.status_code == 201
+        room = first.json()
+        second = limited.post(
+            f"{CHAT}/rooms", json={"name": "two", "visibility": "public"}, headers=alice.headers
+        )
+        assert second.status_code == 409
+        assert error_of(second)["code"] == "room_limit"
+        assert (
+            limited.post(f"{CHAT}/rooms/{room['id']}/join", headers=bob.headers).status_code == 200
+        )
+        full = limited.post(f"{CHAT}/rooms/{room['id']}/join", headers=eve.headers)
+        assert full.status_code == 409
+        assert error_of(full)["code"] == "room_full"
+
+    # The last owner leaves: the longest-standing member takes over.
+    assert client.post(f"{CHAT}/rooms/{room['id']}/leave", headers=alice.headers).status_code == 204
+    assert client.get(f"{CHAT}/rooms/{room['id']}", headers=bob.headers).json()["role"] == "owner"
