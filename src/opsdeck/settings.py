@@ -151,6 +151,14 @@ class Settings(BaseSettings):
     images_retention_days: int = Field(default=30, ge=1)
     webhook_secret: SecretStr = Field(default=SecretStr(""))
 
+    # -- chat ------------------------------------------------------------------------------
+    chat_max_rooms_per_user: int = Field(default=50, ge=1)  # rooms one user created, not archived
+    chat_max_members_per_room: int = Field(default=1000, ge=2)
+    # Sends per user: a burst of `chat_send_burst`, refilled over `chat_send_window_seconds`.
+    chat_send_burst: int = Field(default=30, ge=1)
+    chat_send_window_seconds: float = Field(default=10.0, gt=0)
+    chat_typing_burst: int = Field(default=10, ge=1)  # typing events per user per 10 s
+
     # -- mail ------------------------------------------------------------------------------
     # No host: messages are written as .eml files under <data_dir>/mail instead (core.mail).
     smtp_host: str = ""
