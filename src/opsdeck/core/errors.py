@@ -233,6 +233,31 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
 
+# FastAPI's 400 for a body it could not read at all (JSON that is not UTF-8, a form it cannot
+# parse). A body that is not JSON is a 422 already (`json_invalid`); so is this one, in our
+# shape, and every operation that takes a body documents 422.
+UNREADABLE_BODY = "There was an error parsing the body"
+
+
+async def _http_or_unreadable_body(request: Request, exc: Exception) -> JSONResponse:
+    http_error = cast(StarletteHTTPException, exc)
+    if http_error.status_code == 400 and http_error.detail == UNREADABLE_BODY:
+        return error_response(
+            422,
+            "validation_error",
+            "Invalid request: check body.",
+            [
+                ErrorDetail(
+                    field="body",
+                    message="The body could not be read: send UTF-8 JSON, or the form this "
+                    "operation takes.",
+                    type="body_unreadable",
+                )
+            ],
+        )
+    return await _http_error(request, exc)
+
+
 # How long a client is asked to wait when the database does not answer: a restart or a
 # failover takes seconds, and the pool reconnects by itself (tests/core/test_health.py).
 DATABASE_RETRY_AFTER_SECONDS = 5
@@ -306,7 +331,7 @@ async def _unhandled_error(_request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, _http_or_unreadable_body)
     # OperationalError is DB-API's class for a server that went away or cannot serve; a pool
     # with no connection to give within its timeout is the same from the client's side.
     app.add_exception_handler(OperationalError, _database_error)
