@@ -133,3 +133,20 @@ def test_a_signed_in_caller_gets_the_same_422_for_an_unreadable_body(
 
     assert response.status_code == 422, response.text
     assert response.json()["error"]["details"][0]["type"] == "body_unreadable"
+
+
+def test_a_multipart_body_that_does_not_parse_is_a_documented_422(
+    client: TestClient, member_headers: dict[str, str]
+) -> None:
+    """Starlette answers 400 "Invalid multipart data." itself; no operation documents a 400
+    for it (found by the fuzzing gate on POST /incidents/{number}/attachments)."""
+    response = client.post(
+        f"{API}/images/uploads",
+        content=b"--b0undary\r\nTrue--b0undary--\r\n",
+        headers={**member_headers, "content-type": "multipart/form-data; boundary=b0undary"},
+    )
+
+    assert response.status_code == 422, response.text
+    error = ErrorBody.model_validate(response.json()).error
+    assert [(d.field, d.type) for d in error.details] == [("body", "body_unreadable")]
+    assert "Invalid multipart data" in error.details[0].message

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 
 log = structlog.get_logger("opsdeck.errors")
 
@@ -233,29 +234,27 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
 
-# FastAPI's 400 for a body it could not read at all (JSON that is not UTF-8, a form it cannot
-# parse). A body that is not JSON is a 422 already (`json_invalid`); so is this one, in our
-# shape, and every operation that takes a body documents 422.
+# FastAPI's 400 for a body it could not read at all (JSON that is not UTF-8), and Starlette's for
+# a multipart body it cannot parse. A body that is not JSON is a 422 already (`json_invalid`);
+# so are these, in our shape, and every operation that takes a body documents 422.
 UNREADABLE_BODY = "There was an error parsing the body"
 
 
 async def _http_or_unreadable_body(request: Request, exc: Exception) -> JSONResponse:
     http_error = cast(StarletteHTTPException, exc)
     if http_error.status_code == 400 and http_error.detail == UNREADABLE_BODY:
-        return error_response(
-            422,
-            "validation_error",
-            "Invalid request: check body.",
-            [
-                ErrorDetail(
-                    field="body",
-                    message="The body could not be read: send UTF-8 JSON, or the form this "
-                    "operation takes.",
-                    type="body_unreadable",
-                )
-            ],
-        )
-    return await _http_error(request, exc)
+        message = "The body could not be read: send UTF-8 JSON, or the form this operation takes."
+    elif http_error.status_code == 400 and isinstance(http_error.__context__, MultiPartException):
+        # Starlette's own 400 for a multipart body it cannot parse ("Invalid multipart data.").
+        message = f"The form could not be read: {http_error.detail}"
+    else:
+        return await _http_error(request, exc)
+    return error_response(
+        422,
+        "validation_error",
+        "Invalid request: check body.",
+        [ErrorDetail(field="body", message=message, type="body_unreadable")],
+    )
 
 
 # How long a client is asked to wait when the database does not answer: a restart or a
