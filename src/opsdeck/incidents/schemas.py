@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -368,7 +368,6 @@ class TagOut(BaseModel):
 # -- postmortems and follow-ups ---------------------------------------------------------------
 # (kept in one section at the end of the file; the enums come from models like the others)
 
-from datetime import date  # noqa: E402
 
 from opsdeck.incidents.models import FollowUpStatus as FollowUpStatus  # noqa: E402
 from opsdeck.incidents.models import PostmortemStatus as PostmortemStatus  # noqa: E402
@@ -467,3 +466,35 @@ class FollowUpOut(BaseModel):
 
 class FollowUpPage(Page[FollowUpOut]):
     pass
+
+
+# -- reports ----------------------------------------------------------------------------------
+
+
+class DayCount(BaseModel):
+    day: date = Field(description="A UTC day.")
+    count: int
+
+
+class DurationPercentiles(BaseModel):
+    """A duration over the period's incidents that have it, in seconds; null when none does."""
+
+    count: int = Field(description="How many incidents the percentiles are over.")
+    p50_seconds: float | None
+    p90_seconds: float | None
+    p95_seconds: float | None
+
+
+class IncidentStats(BaseModel):
+    """Over the incidents the caller may see. `open_by_severity` is now; the rest is over the
+    period [since, until): incidents declared in it (by status, MTTA, MTTR), declared and
+    resolved per UTC day (every day listed, zero-filled)."""
+
+    since: datetime
+    until: datetime
+    open_by_severity: dict[Severity, int]
+    by_status: dict[IncidentStatus, int]
+    created_per_day: list[DayCount]
+    resolved_per_day: list[DayCount]
+    mtta: DurationPercentiles = Field(description="Declared to acknowledged.")
+    mttr: DurationPercentiles = Field(description="Declared to resolved.")

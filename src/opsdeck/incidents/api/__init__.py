@@ -18,12 +18,18 @@ def routers() -> Sequence[APIRouter]:
         follow_ups,
         incidents,
         integrations,
+        notifications,
         postmortems,
+        reports,
+        webhooks,
     )
 
     return (
+        notifications.router,
+        webhooks.router,
         integrations.router,
         catalog.router,
+        reports.router,
         follow_ups.router,
         postmortems.router,
         incidents.router,
