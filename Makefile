@@ -14,7 +14,7 @@ FRONTEND_SRC := $(shell find frontend/src frontend/public frontend/scripts -type
 
 .PHONY: help install frontend run test test-python test-frontend e2e lint format security lock \
 	api-client clean gate-tools gates hadolint compose-check k8s-check workflow-check secret-scan \
-	audit-deps image-smoke compose-smoke
+	audit-deps image-smoke compose-smoke fuzz
 
 help:
 	@echo "make run       set everything up and start OpsDeck on http://127.0.0.1:8004"
@@ -24,6 +24,7 @@ help:
 	@echo "make security  bandit over src/"
 	@echo "make lock      re-resolve requirements.lock from pyproject.toml"
 	@echo "make gates     delivery gates: hadolint, compose, Kubernetes, workflow, secret scan"
+	@echo "make fuzz      API fuzzing (schemathesis) on both stacks; STACK=embedded|postgres for one"
 	@echo "make image-smoke  build the image with podman and run every role against it"
 	@echo "make compose-smoke  bring compose.yaml up with podman-compose and run a batch through it"
 
@@ -117,6 +118,14 @@ image-smoke: gate-tools
 
 compose-smoke: gate-tools
 	$(GATE_ENV) scripts/ci/compose-smoke.sh
+
+# API fuzzing gate (issue 11): schemathesis from $(GATES_VENV) against a running OpsDeck, as a
+# member and as an admin, on SQLite (embedded) and on PostgreSQL + Redis. STACK=embedded or
+# STACK=postgres runs one; FUZZ_REPORT_DIR keeps the reports and server logs.
+STACK ?= both
+fuzz: install gate-tools
+	$(GATE_ENV) PYTHONPATH="$(CURDIR)/src" FUZZ_REPORT_DIR="$(FUZZ_REPORT_DIR)" \
+		$(BIN)/python scripts/ci/fuzz.py --stack $(STACK)
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -94,3 +94,59 @@ def test_every_kind_of_error_answer_conforms(client: TestClient) -> None:
     for response in answers:
         assert response.status_code >= 400
         ErrorBody.model_validate(response.json())
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json", b'{"username": "\xff\xfe", "password": "x"}'),  # not UTF-8
+        ("application/json", b"\x7f\xff\x02R\xaf\xbe@"),
+    ],
+)
+def test_a_body_that_cannot_be_read_is_a_documented_422(
+    client: TestClient, content_type: str, body: bytes
+) -> None:
+    """FastAPI answers 400 "There was an error parsing the body" to JSON that is not UTF-8,
+    a status no operation documents (found by the fuzzing gate); JSON that does not parse is
+    a 422 already, and so is this now, in the one error shape."""
+    response = client.post(
+        f"{API}/auth/session", content=body, headers={"content-type": content_type}
+    )
+
+    assert response.status_code == 422, response.text
+    error = ErrorBody.model_validate(response.json()).error
+    assert error.code == "validation_error"
+    assert [(d.field, d.type) for d in error.details] == [("body", "body_unreadable")]
+    document = client.get(f"{API}/openapi.json").json()
+    assert "422" in document["paths"][f"{API}/auth/session"]["post"]["responses"]
+    assert "400" not in document["paths"][f"{API}/auth/session"]["post"]["responses"]
+
+
+def test_a_signed_in_caller_gets_the_same_422_for_an_unreadable_body(
+    client: TestClient, member_headers: dict[str, str]
+) -> None:
+    response = client.post(
+        f"{API}/users/me/tokens",
+        content=b"\xd1\xb0\x7f\x07\xff\xfe",
+        headers={**member_headers, "content-type": "application/json"},
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"][0]["type"] == "body_unreadable"
+
+
+def test_a_multipart_body_that_does_not_parse_is_a_documented_422(
+    client: TestClient, member_headers: dict[str, str]
+) -> None:
+    """Starlette answers 400 "Invalid multipart data." itself; no operation documents a 400
+    for it (found by the fuzzing gate on POST /incidents/{number}/attachments)."""
+    response = client.post(
+        f"{API}/images/uploads",
+        content=b"--b0undary\r\nTrue--b0undary--\r\n",
+        headers={**member_headers, "content-type": "multipart/form-data; boundary=b0undary"},
+    )
+
+    assert response.status_code == 422, response.text
+    error = ErrorBody.model_validate(response.json()).error
+    assert [(d.field, d.type) for d in error.details] == [("body", "body_unreadable")]
+    assert "Invalid multipart data" in error.details[0].message

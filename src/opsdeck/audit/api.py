@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -12,6 +11,7 @@ from opsdeck.core.deps import SessionDep
 from opsdeck.core.errors import error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import PageParams, page_params
+from opsdeck.core.params import IsoDateTime
 
 router = APIRouter(prefix=f"{API_PREFIX}/audit", tags=["audit"])
 
@@ -25,8 +25,8 @@ def list_audit(
     page: Annotated[PageParams, Depends(page_params(service.AUDIT_SORTS))],
     actor: Annotated[str | None, Query(max_length=64)] = None,
     action: Annotated[str | None, Query(max_length=64, description="Prefix, e.g. auth.")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
 ) -> AuditPage:
     filters = service.AuditFilter(actor=actor, action=action, since=since, until=until)
     rows = service.list_entries(session, filters, page)

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException
 from starlette.routing import Match, Mount
 
 log = structlog.get_logger("opsdeck.errors")
@@ -258,6 +259,29 @@ def allowed_methods(request: Request) -> list[str]:
     ]
 
 
+# FastAPI's 400 for a body it could not read at all (JSON that is not UTF-8), and Starlette's for
+# a multipart body it cannot parse. A body that is not JSON is a 422 already (`json_invalid`);
+# so are these, in our shape, and every operation that takes a body documents 422.
+UNREADABLE_BODY = "There was an error parsing the body"
+
+
+async def _http_or_unreadable_body(request: Request, exc: Exception) -> JSONResponse:
+    http_error = cast(StarletteHTTPException, exc)
+    if http_error.status_code == 400 and http_error.detail == UNREADABLE_BODY:
+        message = "The body could not be read: send UTF-8 JSON, or the form this operation takes."
+    elif http_error.status_code == 400 and isinstance(http_error.__context__, MultiPartException):
+        # Starlette's own 400 for a multipart body it cannot parse ("Invalid multipart data.").
+        message = f"The form could not be read: {http_error.detail}"
+    else:
+        return await _http_error(request, exc)
+    return error_response(
+        422,
+        "validation_error",
+        "Invalid request: check body.",
+        [ErrorDetail(field="body", message=message, type="body_unreadable")],
+    )
+
+
 # How long a client is asked to wait when the database does not answer: a restart or a
 # failover takes seconds, and the pool reconnects by itself (tests/core/test_health.py).
 DATABASE_RETRY_AFTER_SECONDS = 5
@@ -331,7 +355,7 @@ async def _unhandled_error(_request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, _http_or_unreadable_body)
     # OperationalError is DB-API's class for a server that went away or cannot serve; a pool
     # with no connection to give within its timeout is the same from the client's side.
     app.add_exception_handler(OperationalError, _database_error)
