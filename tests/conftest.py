@@ -5,7 +5,9 @@ Redis when the machine has them (the integration stack), otherwise the embedded 
 Every module's tests sign in with the helpers here: `make_user` (any user), the `member` and
 `admin` fixtures, `sign_in(client, username)` for bearer headers (`member_headers`,
 `admin_headers`), `browser_sign_in(client, username)` for a cookie session and its CSRF header,
-and `error_of` / `fields_of` to read the JSON error shape.
+and `error_of` / `fields_of` to read the JSON error shape. Mail: `smtp_server` (a real local
+SMTP server that keeps what it receives), `make_smtp_server` for TLS and AUTH, and
+`smtp_overrides(server)` for the settings that send to it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from opsdeck.core.db import make_engine, upgrade_database
 from opsdeck.core.ratelimit import rate_limiter
 from opsdeck.models import metadata
 from opsdeck.settings import Settings
+from tests.mail_server import Certificate, SmtpServer, make_certificate, start_smtp_server
 
 pytest_plugins = ["tests.stack"]
 
@@ -243,3 +246,52 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 
 def fields_of(response: httpx.Response) -> set[str]:
     return {detail["field"] for detail in error_of(response)["details"]}
+
+
+# -- a real SMTP server ------------------------------------------------------------------------
+
+
+SmtpServerFactory = Callable[..., SmtpServer]
+
+
+@pytest.fixture(scope="session")
+def smtp_certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A self-signed certificate for localhost / 127.0.0.1; trust it with
+    `smtp_ca_file=smtp_certificate.cert_file`."""
+    return make_certificate(tmp_path_factory.mktemp("smtp-tls"))
+
+
+@pytest.fixture
+def make_smtp_server(smtp_certificate: Certificate) -> Iterator[SmtpServerFactory]:
+    """`make_smtp_server(security="none"|"starttls"|"tls", users={"name": "password"})`: a
+    running aiosmtpd server on a free loopback port (tests/mail_server.py), stopped after the
+    test. Point settings at it with `smtp_overrides(server, security)`."""
+    servers: list[SmtpServer] = []
+
+    def factory(*, security: str = "none", users: dict[str, str] | None = None) -> SmtpServer:
+        server = start_smtp_server(certificate=smtp_certificate, security=security, users=users)
+        servers.append(server)
+        return server
+
+    yield factory
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_server(make_smtp_server: SmtpServerFactory) -> SmtpServer:
+    """A plain SMTP server (no TLS, no AUTH): `.port`, `.messages` (parsed EmailMessage
+    objects), `.received` (with envelopes), `.refuse[address] = "550 ..."`, `.stop()`."""
+    return make_smtp_server()
+
+
+def smtp_overrides(server: SmtpServer, security: str = "none", **more: Any) -> dict[str, Any]:
+    """Settings overrides (for make_settings or app_with) that send mail to `server`."""
+    values: dict[str, Any] = {
+        "smtp_host": server.host,
+        "smtp_port": server.port,
+        "smtp_security": security,
+        "smtp_timeout_seconds": 5.0,
+    }
+    values.update(more)
+    return values

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -128,6 +129,18 @@ class Settings(BaseSettings):
     images_retention_days: int = Field(default=30, ge=1)
     webhook_secret: SecretStr = Field(default=SecretStr(""))
 
+    # -- mail ------------------------------------------------------------------------------
+    # No host: messages are written as .eml files under <data_dir>/mail instead (core.mail).
+    smtp_host: str = ""
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)  # None: per smtp_security
+    smtp_username: str = ""
+    smtp_password: SecretStr = Field(default=SecretStr(""))
+    smtp_security: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    smtp_verify_tls: bool = True
+    smtp_ca_file: Path | None = None
+    mail_from: str = "OpsDeck <opsdeck@localhost>"
+
     # -- observability ---------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -182,6 +195,29 @@ class Settings(BaseSettings):
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return level
 
+    @field_validator("smtp_security", mode="before")
+    @classmethod
+    def _lower_security(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _check_mail_from(cls, value: str) -> str:
+        _, address = parseaddr(value)
+        local, _, domain = address.rpartition("@")
+        if (
+            not local
+            or not domain
+            or "," in value
+            or any(c.isspace() for c in address)
+            or any(ord(c) < 32 or ord(c) == 127 for c in value)
+        ):
+            raise ValueError(
+                "must be one e-mail address, optionally with a name: "
+                "'OpsDeck <opsdeck@example.com>' or 'opsdeck@example.com'"
+            )
+        return value.strip()
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
         if self.environment != "production":
@@ -200,6 +236,11 @@ class Settings(BaseSettings):
                 "OPSDECK_WEBHOOK_SECRET (or OPSDECK_WEBHOOK_SECRET_FILE) must be set to a random "
                 f"value of at least {MIN_SECRET_LENGTH} characters, the same for every process, "
                 "so webhook receivers can check signatures"
+            )
+        if self.smtp_host and self.smtp_username and self.smtp_security == "none":
+            problems.append(
+                "OPSDECK_SMTP_USERNAME is set with OPSDECK_SMTP_SECURITY=none: the SMTP "
+                "password would cross the network in clear; use starttls or tls"
             )
         if not self.database_url or self.database_url.startswith("sqlite"):
             problems.append(
@@ -234,6 +275,18 @@ class Settings(BaseSettings):
     @property
     def media_dir(self) -> Path:
         return self.data_dir / "media"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where messages go as .eml files when no SMTP host is set."""
+        return self.data_dir / "mail"
+
+    @property
+    def smtp_port_resolved(self) -> int:
+        """The SMTP port: the setting, else 465 for tls, 587 for starttls, 25 for none."""
+        if self.smtp_port is not None:
+            return self.smtp_port
+        return {"tls": 465, "starttls": 587, "none": 25}[self.smtp_security]
 
     @property
     def public_base_url(self) -> str:

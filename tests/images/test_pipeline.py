@@ -21,11 +21,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from opsdeck.core import webhooks
 from opsdeck.core.db import utcnow
 from opsdeck.core.jobs import RELAY_INTERVAL_SECONDS, JobOutbox
 from opsdeck.core.observability import REQUEST_ID_HEADER
 from opsdeck.core.queue import celery_app
-from opsdeck.images import service, webhooks
+from opsdeck.images import service
 from opsdeck.images.formats import sniff
 from opsdeck.images.models import ImageBatch, ImageItem
 from tests.images.servers import LocalServer, Route
@@ -132,6 +133,7 @@ def test_csv_batch_end_to_end(
         b"wrong", delivery.body, delivery.headers["x-opsdeck-signature"], now=int(time.time())
     )
     assert delivery.headers["x-opsdeck-delivery"]
+    assert delivery.headers["x-opsdeck-event"] == "batch.completed"
     hook_state = wait_until(
         lambda: (
             (b := client.get(f"{API}/batches/{request_id}", headers=owner).json()["webhook"])[

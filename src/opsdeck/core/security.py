@@ -1,11 +1,17 @@
 """Cryptographic building blocks shared by every module: password hashing, signed access
-tokens, random tokens stored as digests, and per-purpose keys derived from the secret key."""
+tokens, random tokens stored as digests, per-purpose keys derived from the secret key, and
+signed tokens for links (sign_token / read_token)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import json
+import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -108,3 +114,89 @@ def decode_access_token(key: bytes, token: str) -> AccessClaims | None:
         session_id=str(payload["sid"]),
         expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
     )
+
+
+# -- signed tokens (links in e-mails: one-click unsubscribe...) ------------------------------
+
+# Longer than any token OpsDeck signs; bounds the work a forged one can cause.
+MAX_TOKEN_LENGTH = 4096
+_B64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class TokenError(ValueError):
+    """A signed token that cannot be trusted: malformed, tampered with, signed for another
+    purpose or with another key, or expired. `reason` is `malformed`, `signature` or
+    `expired`; show users one message for all three."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"invalid token ({reason})")
+        self.reason = reason
+
+
+def _b64encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    if not text or not _B64URL.fullmatch(text):
+        raise TokenError("malformed")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, binascii.Error) as exc:
+        raise TokenError("malformed") from exc
+
+
+def sign_token(
+    secret: bytes,
+    purpose: str,
+    payload: dict[str, Any],
+    *,
+    max_age: int | None = None,
+    now: float | None = None,
+) -> str:
+    """`<base64url JSON>.<base64url HMAC-SHA256>`, URL-safe, keyed by derive_key(secret,
+    "token:<purpose>"): a token made for one purpose is refused for any other. The JSON holds
+    `payload` and the time of signing (readable by whoever has the token: put ids in it, not
+    secrets). `max_age` (seconds) makes it expire; read_token can also set a limit of its own.
+
+    `secret` is settings.secret_bytes(): changing the secret key voids every token issued."""
+    issued = int(time.time() if now is None else now)
+    claims: dict[str, Any] = {"p": payload, "iat": issued}
+    if max_age is not None:
+        claims["exp"] = issued + max_age
+    body = _b64encode(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+    mac = hmac.new(derive_key(secret, f"token:{purpose}"), body.encode(), hashlib.sha256)
+    return f"{body}.{_b64encode(mac.digest())}"
+
+
+def read_token(
+    secret: bytes,
+    purpose: str,
+    token: str,
+    *,
+    max_age: int | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The payload of a token sign_token made for `purpose`, or TokenError. `max_age`
+    (seconds since signing) applies on top of any expiry the token carries."""
+    body, dot, signature = token.partition(".")
+    if not dot or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenError("malformed")
+    given = _b64decode(signature)
+    _b64decode(body)
+    expected = hmac.new(derive_key(secret, f"token:{purpose}"), body.encode(), hashlib.sha256)
+    if not hmac.compare_digest(given, expected.digest()):
+        raise TokenError("signature")
+    try:
+        claims = json.loads(_b64decode(body))
+        payload, issued, expires = claims["p"], int(claims["iat"]), claims.get("exp")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TokenError("malformed") from exc
+    if not isinstance(payload, dict):
+        raise TokenError("malformed")
+    current = time.time() if now is None else now
+    if expires is not None and current >= int(expires):
+        raise TokenError("expired")
+    if max_age is not None and current >= issued + max_age:
+        raise TokenError("expired")
+    return payload

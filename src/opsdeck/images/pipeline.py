@@ -24,7 +24,8 @@ from opsdeck.core.outbound.errors import FetchError
 from opsdeck.core.outbound.slots import HostSlots
 from opsdeck.core.queue import queued_tasks, task_session
 from opsdeck.core.storage import media_store
-from opsdeck.images import service, webhooks
+from opsdeck.core.webhooks import post_signed, retry_delay
+from opsdeck.images import service
 from opsdeck.images.metrics import IMAGE_BYTES, IMAGES, PHASE_SECONDS, WEBHOOKS
 from opsdeck.images.models import ImageBatch
 from opsdeck.images.presenters import batch_summary
@@ -354,6 +355,9 @@ def record(produced: list[Produced]) -> list[ItemOutcome]:
 
 # -- webhooks --------------------------------------------------------------------------------
 
+# The event a finished batch's webhook reports (its payload's `event`, its X-OpsDeck-Event).
+WEBHOOK_EVENT = "batch.completed"
+
 
 @dataclass(frozen=True)
 class WebhookAttemptOutcome:
@@ -366,7 +370,7 @@ def webhook_payload(
 ) -> dict[str, Any]:
     summary = batch_summary(settings, batch, counts)
     return {
-        "event": webhooks.EVENT,
+        "event": WEBHOOK_EVENT,
         "request_id": batch.id,
         "status": batch.status,
         "total_images": summary.total_images,
@@ -393,33 +397,14 @@ def attempt_webhook(batch_id: str) -> WebhookAttemptOutcome:
             return WebhookAttemptOutcome(status="nothing_to_send")
         url = batch.webhook_url
         attempts_before = batch.webhook_attempts
-        body = webhooks.encode_body(
-            webhook_payload(settings, batch, service.counts_for(session, [batch_id])[batch_id])
+        payload = webhook_payload(
+            settings, batch, service.counts_for(session, [batch_id])[batch_id]
         )
-    headers = {
-        "Content-Type": "application/json",
-        webhooks.DELIVERY_HEADER: delivery_id,
-        webhooks.SIGNATURE_HEADER: webhooks.sign(
-            settings.webhook_secret.get_secret_value().encode(), body, int(time.time())
-        ),
-    }
-    status_code: int | None = None
-    error: str | None = None
-    try:
-        response = _client().fetch(
-            url,
-            method="POST",
-            content=body,
-            headers=headers,
-            follow_redirects=False,
-            max_bytes=64 * 1024,
-            total_timeout=min(settings.fetch_total_timeout_seconds, 15.0),
-        )
-        status_code = response.status
-    except FetchError as exc:
-        status_code, error = exc.status, exc.message
-    succeeded = error is None
-    retry_in = None if succeeded else webhooks.retry_delay(attempts_before + 1)
+    delivery = post_signed(
+        settings, url, payload, delivery_id=delivery_id, event=WEBHOOK_EVENT, client=_client()
+    )
+    status_code, error, succeeded = delivery.status_code, delivery.error, delivery.succeeded
+    retry_in = None if succeeded else retry_delay(attempts_before + 1)
     with task_session() as session:
         service.record_webhook_attempt(
             session,

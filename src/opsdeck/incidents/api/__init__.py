@@ -1,4 +1,7 @@
-"""The incidents routers, one file per resource; `routers()` is what module.py mounts."""
+"""The incidents routers, one file per resource; `routers()` is what module.py mounts.
+
+Routers with fixed paths under /incidents (categories, stats, ...) come before the one with
+`/incidents/{number}`, so a fixed path is never read as an incident number."""
 
 from __future__ import annotations
 
@@ -8,4 +11,6 @@ from fastapi import APIRouter
 
 
 def routers() -> Sequence[APIRouter]:
-    return ()
+    from opsdeck.incidents.api import catalog, incidents
+
+    return (catalog.router, incidents.router)

@@ -139,6 +139,5 @@ def category_names(session: Session, ids: Sequence[str | None]) -> dict[str, str
     wanted = {i for i in ids if i}
     if not wanted:
         return {}
-    return dict(
-        session.execute(select(Category.id, Category.name).where(Category.id.in_(wanted))).tuples()
-    )
+    rows = session.execute(select(Category.id, Category.name).where(Category.id.in_(wanted)))
+    return {str(category_id): str(name) for category_id, name in rows}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, delete, exists, func, or_, select
+from sqlalchemy import Select, delete, exists, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts import service as accounts
@@ -453,9 +453,7 @@ def _user_id_or_none(session: Session, username: str) -> str | None:
     return user.id if user else None
 
 
-def filtered(
-    session: Session, actor: Actor | None, filters: IncidentFilter
-) -> Select[Incident]:
+def filtered(session: Session, actor: Actor | None, filters: IncidentFilter) -> Select[Incident]:
     """The incidents `actor` may see that match `filters`, unordered. An unknown category,
     tag or user matches nothing (it is a filter, not a reference)."""
     query = select(Incident).where(visible_clause(actor))
@@ -479,12 +477,16 @@ def filtered(
                 == select(Tag.id).where(Tag.name == filters.tag.strip().lower()).scalar_subquery(),
             )
         )
+    # An unknown username matches nothing (never `IS NULL`: that would list every incident
+    # without a commander).
     if filters.commander:
-        query = query.where(Incident.commander_id == _user_id_or_none(session, filters.commander))
+        commander_id = _user_id_or_none(session, filters.commander)
+        query = query.where(Incident.commander_id == commander_id if commander_id else false())
     if filters.reporter:
-        query = query.where(Incident.reporter_id == _user_id_or_none(session, filters.reporter))
+        reporter_id = _user_id_or_none(session, filters.reporter)
+        query = query.where(Incident.reporter_id == reporter_id if reporter_id else false())
     if filters.assignee:
-        assignee_id = _user_id_or_none(session, filters.assignee)
+        assignee_id = _user_id_or_none(session, filters.assignee) or ""
         query = query.where(
             exists().where(
                 Participant.incident_number == Incident.number,
