@@ -960,14 +960,22 @@ def take_samples(app: InProcessApp, endpoint: Endpoint) -> None:
         if isinstance(probe.body, dict) and probe.body.get("items"):
             endpoint.unavailable = "q= is ignored (a nonsense word matched every incident)"
             return
+    hidden = 0
     for path in endpoint.paths:
         sample = app.sample(path)
+        if endpoint.key == "get" and sample.status == 404:
+            hidden += 1  # restricted, and the benchmark's user takes no part in it
+            continue
         if sample.status != 200:
             detail = json.dumps(sample.body)[:200]
             endpoint.unavailable = f"{path.split('?')[0]} answered {sample.status}: {detail}"
             endpoint.samples = []
             return
         endpoint.samples.append(sample)
+    if hidden:
+        endpoint.note += f"; {hidden} of them restricted (404 for this member) left out"
+    if not endpoint.samples and not endpoint.unavailable:
+        endpoint.unavailable = "no sample answered 200"
 
 
 # -- load: HTTP and psycopg ------------------------------------------------------------------
@@ -1181,8 +1189,18 @@ class Server:
 
 
 def cpu_text(run: Run) -> str:
-    parts = [f"{name} {cores:.2f}" for name, cores in run.cpu.items() if cores >= 0.005]
-    return f"CPU in cores: {', '.join(parts)}; machine {run.busy_cores:.2f} busy"
+    """CPU time per request of each process group: on a shared machine it moves far less than
+    the rates do (a busy neighbour takes cores, not instructions)."""
+    rate = max(run.rate, 1e-9)
+    parts = [
+        f"{name} {cores * 1000 / rate:.2f} ms" for name, cores in run.cpu.items() if cores >= 0.005
+    ]
+    others = max(0.0, run.busy_cores - sum(run.cpu.values()))
+    return (
+        f"CPU per request: {', '.join(parts)}; cores busy: "
+        + ", ".join(f"{name} {cores:.2f}" for name, cores in run.cpu.items() if cores >= 0.005)
+        + f", other processes {others:.2f}"
+    )
 
 
 def figures(run: Run) -> str:
