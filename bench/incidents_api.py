@@ -1230,6 +1230,17 @@ def verdict(endpoint: Endpoint, run: Run) -> str:
     return "met" if not problems else "NOT met (" + ", ".join(problems) + ")"
 
 
+def table_of(statement: str) -> str:
+    """What a statement reads or writes, in a word: its verb and first table."""
+    words = statement.split()
+    verb = words[0].upper() if words else "?"
+    if verb in ("SELECT", "WITH"):
+        found = re.search(r"\bFROM\s+(\w+)", statement, re.IGNORECASE)
+        return found.group(1) if found else "SELECT"
+    found = re.search(r"^\s*(?:UPDATE|INSERT\s+INTO|DELETE\s+FROM)\s+(\w+)", statement, re.I)
+    return f"{verb} {found.group(1)}" if found else verb
+
+
 def short_sql(statement: str) -> str:
     text = " ".join(statement.split())
     return text if len(text) <= 160 else text[:157] + "..."
@@ -1390,14 +1401,15 @@ def run_endpoint(
     main = {len(s.main) for s in samples}
     writes = {len(s.statements) - len(s.reads) for s in samples}
     items = samples[0].body.get("items") if isinstance(samples[0].body, dict) else None
-    first_sql = short_sql(samples[0].main[0][0]) if samples[0].main else "-"
+    longest = max(samples, key=lambda s: len(s.statements))
     print(f"\n{endpoint.label}: {endpoint.note}")
     print(
         f"  per request: {'/'.join(map(str, sorted(reads)))} SELECTs, "
-        f"{'/'.join(map(str, sorted(writes)))} writes; on incidents "
-        f"{'/'.join(map(str, sorted(main)))}: {first_sql}"
+        f"{'/'.join(map(str, sorted(writes)))} writes, "
+        f"{'/'.join(map(str, sorted(main)))} of them on incidents"
         + (f"; {len(items)} items in the first answer" if items is not None else "")
     )
+    print("  statements (FROM): " + " -> ".join(table_of(sql) for sql, _ in longest.statements))
     paths = [s.path for s in samples]
     http = measure(
         processes,
