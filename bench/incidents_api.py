@@ -1389,7 +1389,7 @@ def print_summary(results: list[Result], health: Run | None, args: argparse.Name
     for result in results:
         endpoint = result.endpoint
         if result.http is None:
-            print(f"{endpoint.label:<44} not available: {endpoint.unavailable}")
+            print(f"{endpoint.label:<44} not available: {endpoint.unavailable[:90]}")
             continue
         http = result.http
         raw_text = ""
