@@ -262,7 +262,7 @@ def test_serve_runs_web_and_worker_and_stops_both_on_ctrl_c(tmp_path: Path) -> N
 
 
 def test_the_migration_seals_plain_seeds_and_keys_rotate_reseals_them(tmp_path: Path) -> None:
-    """Seeds stored before 0010 are sealed by the upgrade with the deployment's key; after a
+    """Seeds stored before 0008 are sealed by the upgrade with the deployment's key; after a
     key change, `opsdeck keys rotate` re-seals them with the new one."""
     from alembic import command
     from sqlalchemy import text
@@ -272,7 +272,7 @@ def test_the_migration_seals_plain_seeds_and_keys_rotate_reseals_them(tmp_path: 
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old_key, new_key = "o" * 40, "n" * 40
-    command.upgrade(alembic_config(url), "0009")
+    command.upgrade(alembic_config(url), "0007")
     engine = make_engine(url)
     try:
         with engine.begin() as connection:

@@ -18,11 +18,15 @@ def routers() -> Sequence[APIRouter]:
         follow_ups,
         incidents,
         integrations,
+        notifications,
         postmortems,
         reports,
+        webhooks,
     )
 
     return (
+        notifications.router,
+        webhooks.router,
         integrations.router,
         catalog.router,
         reports.router,

@@ -51,3 +51,7 @@ def changed(session: Session, incident: Incident, change: Change) -> None:
         target_id=str(incident.number),
         details=change.data,
     )
+    from opsdeck.incidents.service import notifications, outbound  # they import Change
+
+    notifications.on_change(session, incident, change)
+    outbound.on_change(session, incident, change)
