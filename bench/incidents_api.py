@@ -1048,16 +1048,40 @@ def take_samples(app: InProcessApp, endpoint: Endpoint) -> None:
 
 
 @dataclass
+class Load:
+    """What one timed load saw. A request started in the measured window counts in the
+    latencies even when it ends after it (a slow tail is not cut off); the rate counts the
+    requests that ended inside the window."""
+
+    latencies: list[float] = field(default_factory=list)
+    completed: int = 0
+    total: int = 0  # every request of the call, warm-up and tail included (for CPU per request)
+    errors: dict[int, int] = field(default_factory=dict)
+
+    def record(self, started: float, done: float, window: tuple[float, float], ok: bool) -> None:
+        self.total += 1
+        if started < window[0]:
+            return
+        if ok:
+            self.latencies.append(done - started)
+            if done <= window[1]:
+                self.completed += 1
+
+
+@dataclass
 class Run:
     latencies: list[float]
+    completed: int
+    total: int
     seconds: float
     errors: dict[int, int]
-    cpu: dict[str, float]
+    cpu: dict[str, float]  # cores busy on average over the call
+    cpu_per_request: dict[str, float]  # ms of CPU per request, over the call
     busy_cores: float
 
     @property
     def rate(self) -> float:
-        return len(self.latencies) / self.seconds
+        return self.completed / self.seconds
 
     def p(self, share: float) -> float:
         return percentile(self.latencies, share) * 1000
@@ -1082,7 +1106,7 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 
 async def _http_load(
     port: int, token: str, paths: Sequence[str], concurrency: int, warmup: float, duration: float
-) -> tuple[list[float], dict[int, int]]:
+) -> Load:
     requests = [
         (
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
@@ -1090,11 +1114,11 @@ async def _http_load(
         ).encode()
         for path in paths
     ]
-    latencies: list[float] = []
-    errors: dict[int, int] = {}
+    load = Load()
     counter = iter(range(10**12))
     measure_from = time.perf_counter() + warmup
     stop = measure_from + duration
+    window = (measure_from, stop)
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -1102,12 +1126,9 @@ async def _http_load(
             while (started := time.perf_counter()) < stop:
                 writer.write(requests[next(counter) % len(requests)])
                 status, close = await _read_response(reader)
-                done = time.perf_counter()
-                if started >= measure_from and done <= stop:
-                    if status == 200:
-                        latencies.append(done - started)
-                    else:
-                        errors[status] = errors.get(status, 0) + 1
+                load.record(started, time.perf_counter(), window, status == 200)
+                if status != 200 and started >= measure_from:
+                    load.errors[status] = load.errors.get(status, 0) + 1
                 if close:
                     writer.close()
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -1115,7 +1136,7 @@ async def _http_load(
             writer.close()
 
     await asyncio.gather(*(connection() for _ in range(concurrency)))
-    return latencies, errors
+    return load
 
 
 async def _raw_load(
@@ -1124,14 +1145,15 @@ async def _raw_load(
     concurrency: int,
     warmup: float,
     duration: float,
-) -> tuple[list[float], dict[int, int]]:
+) -> Load:
     connections = [
         await psycopg.AsyncConnection.connect(dsn, autocommit=True) for _ in range(concurrency)
     ]
-    latencies: list[float] = []
+    load = Load()
     counter = iter(range(10**12))
     measure_from = time.perf_counter() + warmup
     stop = measure_from + duration
+    window = (measure_from, stop)
 
     async def worker(connection: psycopg.AsyncConnection[Any]) -> None:
         async with connection.cursor() as cursor:
@@ -1139,16 +1161,14 @@ async def _raw_load(
                 for sql, params in plans[next(counter) % len(plans)]:
                     await cursor.execute(sql, params)
                     await cursor.fetchall()
-                done = time.perf_counter()
-                if started >= measure_from and done <= stop:
-                    latencies.append(done - started)
+                load.record(started, time.perf_counter(), window, True)
 
     try:
         await asyncio.gather(*(worker(c) for c in connections))
     finally:
         for connection in connections:
             await connection.close()
-    return latencies, {}
+    return load
 
 
 @dataclass
@@ -1173,17 +1193,27 @@ class Processes:
         return groups
 
 
-def measure(
-    processes: Processes, load: Callable[[], tuple[list[float], dict[int, int]]], duration: float
-) -> Run:
+def measure(processes: Processes, run_load: Callable[[], Load], duration: float) -> Run:
     cpu_before, (busy_before, _) = processes.cpu(), machine_cpu()
     started = time.perf_counter()
-    latencies, errors = load()
+    load = run_load()
     wall = time.perf_counter() - started
     cpu_after, (busy_after, _) = processes.cpu(), machine_cpu()
-    # CPU is counted over the whole call (warm-up included), in cores busy on average.
-    cpu = {name: (cpu_after[name] - cpu_before.get(name, 0.0)) / wall for name in cpu_after}
-    return Run(latencies, duration, errors, cpu, (busy_after - busy_before) / wall)
+    # Over the whole call (warm-up and tail included): cores busy on average, and CPU time
+    # divided by every request the call made.
+    used = {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}
+    return Run(
+        latencies=load.latencies,
+        completed=load.completed,
+        total=load.total,
+        seconds=duration,
+        errors=load.errors,
+        cpu={name: seconds / wall for name, seconds in used.items()},
+        cpu_per_request={
+            name: seconds * 1000 / max(load.total, 1) for name, seconds in used.items()
+        },
+        busy_cores=(busy_after - busy_before) / wall,
+    )
 
 
 # -- the OpsDeck under test ------------------------------------------------------------------
@@ -1257,9 +1287,10 @@ class Server:
 def cpu_text(run: Run) -> str:
     """CPU time per request of each process group: on a shared machine it moves far less than
     the rates do (a busy neighbour takes cores, not instructions)."""
-    rate = max(run.rate, 1e-9)
     parts = [
-        f"{name} {cores * 1000 / rate:.2f} ms" for name, cores in run.cpu.items() if cores >= 0.005
+        f"{name} {run.cpu_per_request[name]:.2f} ms"
+        for name, cores in run.cpu.items()
+        if cores >= 0.005
     ]
     others = max(0.0, run.busy_cores - sum(run.cpu.values()))
     return (
@@ -1278,7 +1309,7 @@ def figures(run: Run) -> str:
     )
     return (
         f"{run.rate:>7.0f} req/s  p50 {run.p(0.5):6.1f}  p95 {run.p(0.95):6.1f}  "
-        f"p99 {run.p(0.99):6.1f} ms  ({len(run.latencies)} in {run.seconds:.0f} s{error_text})"
+        f"p99 {run.p(0.99):6.1f} ms  ({run.completed} in {run.seconds:.0f} s{error_text})"
     )
 
 
@@ -1603,9 +1634,10 @@ def main() -> int:
                 args.duration,
             )
             client_cpu = health.cpu.get("client (this script)", 0.0)
+            client_ms = health.cpu_per_request.get("client (this script)", 0.0)
             print(f"  HTTP    {figures(health)}\n          {cpu_text(health)}")
             print(
-                f"  the client's own cost: {client_cpu * 1e6 / max(health.rate, 1):.0f} µs of CPU "
+                f"  the client's own cost: {client_ms * 1000:.0f} µs of CPU "
                 f"per request ({client_cpu:.2f} cores at {health.rate:.0f} req/s)"
             )
             results = []
