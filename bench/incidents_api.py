@@ -773,16 +773,24 @@ def load(database: Database, env: dict[str, str], root: Path, total: int, seed: 
     if errors:
         raise BenchFailed("COPY failed: " + "; ".join(errors))
     copied = time.perf_counter() - started
-    search = fill_search_index(database.url)
-    print(f"    copied in {copied:.0f} s; {search}; building indexes and foreign keys", flush=True)
+    print(f"    copied in {copied:.0f} s; building indexes and foreign keys", flush=True)
+
+    def build(connection: psycopg.Connection[Any], search_table: bool) -> None:
+        for table, _, definition in indexes:
+            if (table == SEARCH_TABLE) == search_table:
+                connection.execute(definition)
+        for table, name, definition in foreign_keys:
+            if (table == SEARCH_TABLE) == search_table:
+                connection.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
 
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute("SET maintenance_work_mem = '1GB'")
         connection.execute("SET max_parallel_maintenance_workers = 2")
-        for _, _, definition in indexes:
-            connection.execute(definition)
-        for table, name, definition in foreign_keys:
-            connection.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+        build(connection, search_table=False)
+        # The search documents are built by the search service once the comments are indexed
+        # (it reads each incident's comments), and their GIN index after them.
+        print(f"    {fill_search_index(database.url)}", flush=True)
+        build(connection, search_table=True)
         connection.execute(
             "SELECT setval(pg_get_serial_sequence('incidents', 'number'), max(number)) "
             "FROM incidents"
