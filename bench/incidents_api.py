@@ -1321,6 +1321,11 @@ def figures(run: Run) -> str:
     )
 
 
+def ratio(http: Run, raw: Run) -> str:
+    """HTTP req/s over raw req/s; n/a when the raw run completed nothing in its window."""
+    return f"{http.rate / raw.rate:.2f}" if raw.completed else "n/a"
+
+
 def verdict(endpoint: Endpoint, run: Run) -> str:
     if not endpoint.target:
         return "no target"
@@ -1434,9 +1439,7 @@ def print_summary(results: list[Result], health: Run | None, args: argparse.Name
         raw_text = ""
         if result.raw is not None:
             raw = result.raw
-            raw_text = (
-                f"{raw.rate:>7.0f} {raw.p(0.95):>7.1f} {http.rate / max(raw.rate, 1e-9):>6.2f}"
-            )
+            raw_text = f"{raw.rate:>7.0f} {raw.p(0.95):>7.1f} {ratio(http, raw):>6}"
         print(
             f"{endpoint.label:<44} {http.rate:>7.0f} {http.p(0.5):>6.1f} {http.p(0.95):>6.1f} "
             f"{http.p(0.99):>6.1f}  {raw_text:<22}  {endpoint.target or '-'}: "
@@ -1549,7 +1552,7 @@ def run_endpoint(
         result.raw_all = raw_all
     if result.raw is not None:
         print(
-            f"  HTTP / raw: {http.rate / max(result.raw.rate, 1e-9):.2f} of the throughput, p50 "
+            f"  HTTP / raw: {ratio(http, result.raw)} of the throughput, p50 "
             f"{http.p(0.5) / max(result.raw.p(0.5), 1e-6):.1f} x the raw p50"
         )
     if endpoint.target:
