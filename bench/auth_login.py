@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 from argon2 import PasswordHasher, Type
 
+from _common import cpu_model
 from opsdeck.core.security import Passwords
 from opsdeck.settings import Settings, usable_cores
 
@@ -82,16 +83,6 @@ def timed(action: Callable[[], object], runs: int) -> list[float]:
         action()
         samples.append(time.perf_counter() - started)
     return samples
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def conditions(params: HashParameters, args: argparse.Namespace) -> list[str]:

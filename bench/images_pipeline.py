@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import ctypes
 import io
 import json
 import multiprocessing
@@ -46,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,13 +61,27 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from _common import (
+    children_of,
+    cpu_model,
+    cpu_seconds,
+    die_with_parent,
+    filesystem_of,
+    interrupts_as_keyboard_interrupt,
+    load_average,
+    machine_cpu,
+    meminfo_gib,
+    percentile,
+    postmaster_pid,
+    stack_helpers,
+    wait_for_quiet,
+)
 from opsdeck import __version__ as opsdeck_version
 from opsdeck.core.db import make_engine
 from opsdeck.images.models import ImageBatch, ImageItem
 from opsdeck.images.processing import Operations, configure_libvips, libvips_version, process
 from opsdeck.settings import Settings, usable_cores
 
-ROOT = Path(__file__).resolve().parent.parent
 SIZES = {"2K": (2048, 1536), "24MP": (6000, 4000), "50MP": (8660, 5773)}
 SHARE_24MP = 0.10
 DEFAULT_OPS: dict[str, Any] = {"quality": 50}
@@ -83,97 +96,13 @@ USERNAME = "bench"
 STARTUP_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 60.0
 RSS_SAMPLE_INTERVAL = 0.05
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class BenchFailed(RuntimeError):
     """The run itself failed: the figures would mean nothing."""
 
 
-# -- conditions ------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def meminfo_gib(name: str) -> float:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith(f"{name}:"):
-                return int(line.split()[1]) / 2**20
-    return float("nan")
-
-
-def load_average() -> str:
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min)"
-
-
-def filesystem_of(path: Path) -> str:
-    best, kind = "", "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/mounts").read_text().splitlines():
-            mount, fstype = line.split()[1:3]
-            if str(path).startswith(mount) and len(mount) > len(best):
-                best, kind = mount, fstype
-    return f"{kind} (mounted at {best or '?'})"
-
-
-def wait_for_quiet(seconds: float, cores: int) -> None:
-    """Give other work on the machine up to `seconds` to finish (1-minute load < cores / 4)."""
-    deadline = time.monotonic() + seconds
-    reported = 0.0
-    while os.getloadavg()[0] >= cores / 4 and time.monotonic() < deadline:
-        if time.monotonic() - reported >= 30:
-            print(f"  waiting for a quiet machine: load average {load_average()}", flush=True)
-            reported = time.monotonic()
-        time.sleep(5)
-
-
-# -- /proc: CPU and memory of the processes taking part --------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # From field 3 on; the command name in field 2 may hold spaces and parentheses.
-    return text[text.rindex(")") + 2 :].split()
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None and int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return sorted(found)
-
-
-def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
-    fields = _stat_fields(pid)
-    if fields is None:
-        return 0.0
-    ticks = int(fields[11]) + int(fields[12])  # utime, stime
-    if reaped_children:
-        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return ticks / CLOCK_TICKS
-
-
-def machine_cpu() -> tuple[float, float]:
-    """Busy and idle CPU seconds of the whole machine since boot, summed over every core."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq, steal = values[:8]
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS, (
-        idle + iowait
-    ) / CLOCK_TICKS
+# -- /proc: memory of the worker processes ---------------------------------------------------
 
 
 def status_kib(pid: int, name: str) -> int:
@@ -415,25 +344,6 @@ class ImageHandler(BaseHTTPRequestHandler):
 # -- the OpsDeck under test ------------------------------------------------------------------
 
 
-def stack_helpers() -> ModuleType:
-    """tests/stack.py: the private PostgreSQL + Redis and the process helpers the tests use."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import tests.stack
-
-    return tests.stack
-
-
-_PR_SET_PDEATHSIG = 1
-_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform == "linux" else None
-
-
-def _die_with_parent() -> None:
-    # Between fork and exec: if this benchmark is killed outright, its servers go with it.
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 @dataclass
 class OpsDeck:
     helpers: ModuleType
@@ -566,7 +476,7 @@ class OpsDeck:
                 env=self.env,
                 cwd=self.root,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         return self.helpers.ManagedProcess(name, process, log_path, self.env)
 
@@ -598,7 +508,7 @@ class OpsDeck:
         if self.web is not None and self.web.process.poll() is None:
             groups["web"] = cpu_seconds(self.web.process.pid, reaped_children=True)
         if self.stack is not None:
-            postmaster = _postmaster_pid(self.stack.postgres.data)
+            postmaster = postmaster_pid(self.stack.postgres.data)
             if postmaster:
                 groups["PostgreSQL"] = cpu_seconds(postmaster, reaped_children=True) + sum(
                     cpu_seconds(pid) for pid in children_of(postmaster)
@@ -640,13 +550,6 @@ def _worker_ready(record: dict[str, Any]) -> bool:
     return record.get("logger") == "celery.apps.worker" and str(record.get("event", "")).endswith(
         " ready."
     )
-
-
-def _postmaster_pid(data: Path) -> int | None:
-    try:
-        return int((data / "postmaster.pid").read_text().splitlines()[0])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _stop_process(managed: Any) -> None:
@@ -929,15 +832,6 @@ class Bench:
 
 
 # -- reporting -------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    if len(ordered) == 1:
-        return ordered[0]
-    return statistics.quantiles(ordered, n=100, method="inclusive")[round(share * 100) - 1]
 
 
 def ms(seconds: float) -> str:
@@ -1239,20 +1133,6 @@ def scenario_posts(bench: Bench, posts: int, summary: Summary) -> None:
 
 
 # -- main ------------------------------------------------------------------------------------
-
-
-def _interrupt(signum: int, _frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@contextlib.contextmanager
-def interrupts_as_keyboard_interrupt() -> Iterator[None]:
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def parse_args() -> argparse.Namespace:
