@@ -17,7 +17,7 @@ from swagger_ui_bundle import swagger_ui_path
 from opsdeck import __version__
 from opsdeck.core.control_chars import ControlCharacterMiddleware
 from opsdeck.core.db import ensure_at_head, make_engine, make_sessionmaker
-from opsdeck.core.errors import error_responses, install_error_handlers
+from opsdeck.core.errors import install_error_handlers, json_error_responses
 from opsdeck.core.health import router as health_router
 from opsdeck.core.http import (
     API_PREFIX,
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     for module in MODULES:
         for router in module.routers():
             # Any route may find the database not answering (core.errors: 503 with Retry-After).
-            app.include_router(router, responses=error_responses(503))
+            app.include_router(router, responses=json_error_responses(503))
     _mount_docs(app)
     mount_spa(app, settings.frontend_dist or default_dist_dir())
 

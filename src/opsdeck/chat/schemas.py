@@ -6,18 +6,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from opsdeck.chat.models import ConversationKind as ConversationKind
 from opsdeck.chat.models import MemberRole as MemberRole
 from opsdeck.chat.models import RoomVisibility as RoomVisibility
 from opsdeck.core.pagination import MAX_QUERY_INT, Page
+from opsdeck.core.params import Trimmed
 
 # Characters, checked before the service's byte limit (10 KB) so that a huge body is refused
 # without being encoded; the byte limit is the rule.
 BODY_MAX_CHARS = 20_000
-RoomName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
-Topic = Annotated[str, StringConstraints(strip_whitespace=True, max_length=250)]
+RoomName = Annotated[str, Field(min_length=1, max_length=80), Trimmed]
+Topic = Annotated[str, Field(max_length=250), AfterValidator(str.strip)]
 Description = Annotated[str, StringConstraints(max_length=1000)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]

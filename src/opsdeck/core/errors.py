@@ -179,6 +179,19 @@ def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def json_error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route whose own answer is not JSON (an HTML page): FastAPI would
+    document its errors with the page's media type, but they are the JSON `ErrorBody`."""
+    schema = {"$ref": f"#/components/schemas/{ErrorBody.__name__}"}
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/json": {"schema": schema}},
+        }
+        for status in status_codes
+    }
+
+
 def error_response(
     status_code: int,
     code: str,

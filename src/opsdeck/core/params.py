@@ -11,7 +11,8 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
+from starlette.convertors import Convertor, register_url_convertor
 
 _NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 
@@ -23,3 +24,35 @@ def _iso_8601_only(value: Any) -> Any:
 
 
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601_only)]
+
+
+class HexIdConvertor(Convertor[str]):
+    """Path segments that are our ids (32 hex digits, core.db.new_id): a route declared with
+    `{name:hexid}` does not also match a fixed path beside it (`/integrations/generic` next to
+    `/integrations/{integration_id:hexid}`), so a method the fixed path does not take is a 405
+    with the right `Allow`, not a 404 from the other route."""
+
+    regex = "[0-9a-f]{32}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("hexid", HexIdConvertor())
+
+
+def _trim_not_blank(value: str) -> str:
+    trimmed = value.strip()
+    if not trimmed:
+        raise ValueError("must not be blank")
+    return trimmed
+
+
+# Text whose surrounding white space is dropped, checked against its bounds as sent: with
+# `Field(min_length=1, max_length=N)` before it, what the document says (maxLength N) is what
+# the server enforces, and all-blank text is refused. (pydantic's strip_whitespace=True checks
+# the length after stripping, so 300 spaces around a 200-character title were accepted.)
+Trimmed = AfterValidator(_trim_not_blank)

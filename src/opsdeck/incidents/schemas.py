@@ -6,9 +6,10 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from opsdeck.core.pagination import Page
+from opsdeck.core.params import Trimmed
 from opsdeck.incidents.models import (
     EventKind as EventKind,
 )
@@ -34,13 +35,11 @@ MARKDOWN_MAX = 100_000
 COMMENT_MAX = 20_000
 TAGS_MAX = 20
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=TITLE_MAX)]
+Title = Annotated[str, Field(min_length=1, max_length=TITLE_MAX), Trimmed]
 Markdown = Annotated[str, Field(max_length=MARKDOWN_MAX)]
-CommentBody = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=COMMENT_MAX)
-]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+CommentBody = Annotated[str, Field(min_length=1, max_length=COMMENT_MAX), Trimmed]
+Name = Annotated[str, Field(min_length=1, max_length=64), Trimmed]
+Username = Annotated[str, Field(min_length=1, max_length=200), Trimmed]
 
 
 class Input(BaseModel):
@@ -146,11 +145,11 @@ class CommentPage(Page[CommentOut]):
 
 class NoteIn(Input):
     body: CommentBody
-    pinned: bool = False
+    pinned: StrictBool = False
 
 
 class PinIn(Input):
-    pinned: bool
+    pinned: StrictBool
 
 
 class TimelineEventOut(BaseModel):
@@ -189,11 +188,9 @@ class AttachmentOut(BaseModel):
 
 # -- alert integrations (service/integrations.py) --------------------------------------------
 
-IntegrationName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
-]
-LabelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-LabelValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+IntegrationName = Annotated[str, Field(min_length=1, max_length=100), Trimmed]
+LabelName = Annotated[str, Field(min_length=1, max_length=64), Trimmed]
+LabelValue = Annotated[str, Field(min_length=1, max_length=255), Trimmed]
 # What most Prometheus rules put in their `severity` label.
 DEFAULT_SEVERITY_MAP: dict[str, Severity] = {
     "critical": Severity.SEV1,
@@ -219,7 +216,7 @@ class IntegrationCreate(Input):
     default_severity: Severity = Field(
         default=Severity.SEV3, description="The severity when no label value maps to one."
     )
-    resolve_on_recovery: bool = Field(
+    resolve_on_recovery: StrictBool = Field(
         default=False,
         description="Resolve the incident when its alerts resolve (when the workflow allows).",
     )
@@ -297,9 +294,7 @@ class GenericAlert(Input):
     `firing` notifications are added to its timeline; `resolved` records the recovery (and
     resolves the incident when the integration says so)."""
 
-    dedup_key: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)
-    ]
+    dedup_key: Annotated[str, Field(min_length=1, max_length=255), Trimmed]
     status: AlertStatus
     title: Title
     description: Markdown = ""
@@ -372,15 +367,13 @@ class TagOut(BaseModel):
 from opsdeck.incidents.models import FollowUpStatus as FollowUpStatus  # noqa: E402
 from opsdeck.incidents.models import PostmortemStatus as PostmortemStatus  # noqa: E402
 
-TemplateName = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
-]
+TemplateName = Annotated[str, Field(min_length=1, max_length=100), Trimmed]
 
 
 class PostmortemTemplateIn(Input):
     name: TemplateName
     body: Markdown
-    is_default: bool = Field(
+    is_default: StrictBool = Field(
         default=False, description="New postmortems start from it (one template at a time)."
     )
 
@@ -388,7 +381,7 @@ class PostmortemTemplateIn(Input):
 class PostmortemTemplateUpdate(Input):
     name: TemplateName | None = None
     body: Markdown | None = None
-    is_default: bool | None = None
+    is_default: StrictBool | None = None
 
 
 class PostmortemTemplateOut(BaseModel):

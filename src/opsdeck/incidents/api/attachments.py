@@ -51,7 +51,7 @@ def _out(session: SessionDep, items: list[Attachment]) -> list[AttachmentOut]:
 
 
 @router.post(
-    "/{number}/attachments",
+    "/{number:int}/attachments",
     name="incidents-attach",
     status_code=status.HTTP_201_CREATED,
     response_model=AttachmentOut,
@@ -78,7 +78,7 @@ async def attach(
 
 
 @router.get(
-    "/{number}/attachments",
+    "/{number:int}/attachments",
     name="incidents-list-attachments",
     response_model=list[AttachmentOut],
     responses=error_responses(401, 404, 422),
@@ -88,7 +88,7 @@ def list_attachments(number: Number, session: SessionDep, user: CurrentUser) -> 
 
 
 @router.get(
-    "/{number}/attachments/{attachment_id}",
+    "/{number:int}/attachments/{attachment_id}",
     name="incidents-download-attachment",
     response_class=FileResponse,
     responses=error_responses(401, 404, 422),
@@ -114,7 +114,7 @@ def download(
 
 
 @router.get(
-    "/{number}/attachments/{attachment_id}/preview",
+    "/{number:int}/attachments/{attachment_id}/preview",
     name="incidents-attachment-preview",
     response_class=FileResponse,
     responses=error_responses(401, 404, 422),
@@ -138,7 +138,7 @@ def preview(
 
 
 @router.delete(
-    "/{number}/attachments/{attachment_id}",
+    "/{number:int}/attachments/{attachment_id}",
     name="incidents-delete-attachment",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404, 422),

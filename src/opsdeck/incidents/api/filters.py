@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Query
 
+from opsdeck.core.params import IsoDateTime
 from opsdeck.incidents.schemas import IncidentStatus, Severity
 from opsdeck.incidents.service import IncidentFilter
 from opsdeck.incidents.service.search import MAX_QUERY_LENGTH
@@ -32,8 +33,10 @@ def incident_filter(
     commander: Annotated[str | None, Query(max_length=200, description="A username.")] = None,
     assignee: Annotated[str | None, Query(max_length=200, description="A username.")] = None,
     reporter: Annotated[str | None, Query(max_length=200, description="A username.")] = None,
-    since: Annotated[datetime | None, Query(description="Declared at or after (ISO 8601).")] = None,
-    until: Annotated[datetime | None, Query(description="Declared before (ISO 8601).")] = None,
+    since: Annotated[
+        IsoDateTime | None, Query(description="Declared at or after (ISO 8601).")
+    ] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Declared before (ISO 8601).")] = None,
     mine: Annotated[
         bool, Query(description="Only incidents I command, reported, am assigned or watch.")
     ] = False,

@@ -130,7 +130,7 @@ def delete_follow_up(follow_up_id: FollowUpId, session: SessionDep, user: Curren
 
 
 @router.post(
-    "/{number}/follow-ups",
+    "/{number:int}/follow-ups",
     name="incidents-create-follow-up",
     response_model=FollowUpOut,
     status_code=status.HTTP_201_CREATED,
@@ -153,7 +153,7 @@ def create_follow_up(
 
 
 @router.get(
-    "/{number}/follow-ups",
+    "/{number:int}/follow-ups",
     name="incidents-list-incident-follow-ups",
     response_model=FollowUpPage,
     responses=error_responses(401, 404, 422),

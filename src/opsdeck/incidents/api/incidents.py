@@ -89,7 +89,7 @@ def list_incidents(
 
 
 @router.get(
-    "/{number}",
+    "/{number:int}",
     name="incidents-get",
     response_model=IncidentOut,
     responses=error_responses(*AUTH, 404, 422),
@@ -100,7 +100,7 @@ def get_incident(number: Number, session: SessionDep, user: CurrentUser) -> Inci
 
 
 @router.patch(
-    "/{number}",
+    "/{number:int}",
     name="incidents-update",
     response_model=IncidentOut,
     responses=error_responses(*AUTH, 404, 413, 422),
@@ -124,7 +124,7 @@ def update_incident(
 
 
 @router.post(
-    "/{number}/transition",
+    "/{number:int}/transition",
     name="incidents-transition",
     response_model=IncidentOut,
     responses=error_responses(*AUTH, 404, 409, 422),
@@ -138,7 +138,7 @@ def transition(
 
 
 @router.post(
-    "/{number}/assignees",
+    "/{number:int}/assignees",
     name="incidents-add-assignee",
     response_model=IncidentOut,
     responses=error_responses(*AUTH, 404, 422),
@@ -152,7 +152,7 @@ def add_assignee(
 
 
 @router.delete(
-    "/{number}/assignees/{username}",
+    "/{number:int}/assignees/{username}",
     name="incidents-remove-assignee",
     response_model=IncidentOut,
     responses=error_responses(*AUTH, 404, 422),
@@ -169,7 +169,7 @@ def remove_assignee(
 
 
 @router.post(
-    "/{number}/watchers",
+    "/{number:int}/watchers",
     name="incidents-watch",
     response_model=IncidentOut,
     responses=error_responses(*AUTH, 404, 422),
@@ -183,7 +183,7 @@ def watch(
 
 
 @router.delete(
-    "/{number}/watchers",
+    "/{number:int}/watchers",
     name="incidents-unwatch",
     response_model=IncidentOut,
     responses=error_responses(*AUTH, 404, 422),
@@ -203,7 +203,7 @@ def unwatch(
 
 
 @router.get(
-    "/{number}/comments",
+    "/{number:int}/comments",
     name="incidents-list-comments",
     response_model=CommentPage,
     responses=error_responses(*AUTH, 404, 422),
@@ -217,7 +217,7 @@ def list_comments(
 
 
 @router.post(
-    "/{number}/comments",
+    "/{number:int}/comments",
     name="incidents-add-comment",
     status_code=status.HTTP_201_CREATED,
     response_model=CommentOut,
@@ -235,7 +235,7 @@ CommentId = Annotated[str, Path(max_length=32)]
 
 
 @router.patch(
-    "/{number}/comments/{comment_id}",
+    "/{number:int}/comments/{comment_id}",
     name="incidents-edit-comment",
     response_model=CommentOut,
     responses=error_responses(*AUTH, 404, 422),
@@ -249,7 +249,7 @@ def edit_comment(
 
 
 @router.delete(
-    "/{number}/comments/{comment_id}",
+    "/{number:int}/comments/{comment_id}",
     name="incidents-delete-comment",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(*AUTH, 404, 422),
@@ -265,7 +265,7 @@ def delete_comment(
 
 
 @router.get(
-    "/{number}/timeline",
+    "/{number:int}/timeline",
     name="incidents-timeline",
     response_model=TimelinePage,
     responses=error_responses(*AUTH, 404, 422),
@@ -283,7 +283,7 @@ def read_timeline(
 
 
 @router.post(
-    "/{number}/notes",
+    "/{number:int}/notes",
     name="incidents-add-note",
     status_code=status.HTTP_201_CREATED,
     response_model=TimelineEventOut,
@@ -298,7 +298,7 @@ def add_note(
 
 
 @router.patch(
-    "/{number}/timeline/{event_id}",
+    "/{number:int}/timeline/{event_id}",
     name="incidents-pin-event",
     response_model=TimelineEventOut,
     responses=error_responses(*AUTH, 404, 422),

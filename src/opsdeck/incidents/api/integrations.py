@@ -18,6 +18,7 @@ from opsdeck.core.deps import ClientDep, SessionDep
 from opsdeck.core.errors import error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import PageParams, page_params
+from opsdeck.core.params import HexIdConvertor as HexIdConvertor  # registers {name:hexid}
 from opsdeck.core.ratelimit import RateLimiterDep, too_many_requests
 from opsdeck.incidents.models import Integration, IntegrationKind
 from opsdeck.incidents.schemas import (
@@ -105,7 +106,7 @@ def list_integrations(
 
 
 @router.delete(
-    "/integrations/{integration_id}",
+    "/integrations/{integration_id:hexid}",
     name="incidents-revoke-integration",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404, 422),

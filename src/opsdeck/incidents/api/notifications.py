@@ -10,11 +10,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool
 
 from opsdeck.accounts.dependencies import CurrentUser
 from opsdeck.core.deps import SessionDep, SettingsDep
-from opsdeck.core.errors import error_responses
+from opsdeck.core.errors import error_responses, json_error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.incidents.service import notifications
 
@@ -43,11 +43,11 @@ class NotificationPreferencesUpdate(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    assignment: bool | None = None
-    status_change: bool | None = None
-    comment: bool | None = None
-    follow_up_due: bool | None = None
-    daily_digest: bool | None = None
+    assignment: StrictBool | None = None
+    status_change: StrictBool | None = None
+    comment: StrictBool | None = None
+    follow_up_due: StrictBool | None = None
+    daily_digest: StrictBool | None = None
 
 
 @router.get(
@@ -90,7 +90,7 @@ def _page(title: str, body: str) -> HTMLResponse:
     "/unsubscribe",
     name="incidents-unsubscribe-page",
     response_class=HTMLResponse,
-    responses=error_responses(400, 422),
+    responses=json_error_responses(400, 422),
     summary="The page an unsubscribe link opens: a button that confirms",
 )
 def unsubscribe_page(token: Token, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
@@ -110,7 +110,7 @@ def unsubscribe_page(token: Token, session: SessionDep, settings: SettingsDep) -
     "/unsubscribe",
     name="incidents-unsubscribe",
     response_class=HTMLResponse,
-    responses=error_responses(400, 422),
+    responses=json_error_responses(400, 422),
     summary="One-click unsubscribe (RFC 8058: mail clients POST List-Unsubscribe=One-Click)",
 )
 def unsubscribe(token: Token, session: SessionDep, settings: SettingsDep) -> HTMLResponse:

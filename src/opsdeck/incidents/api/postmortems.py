@@ -110,7 +110,7 @@ def delete_template(template_id: TemplateId, session: SessionDep, admin: AdminUs
 
 
 @router.get(
-    "/{number}/postmortem",
+    "/{number:int}/postmortem",
     name="incidents-get-postmortem",
     response_model=PostmortemOut,
     responses=error_responses(401, 404, 422),
@@ -121,7 +121,7 @@ def get_postmortem(number: Number, session: SessionDep, user: CurrentUser) -> Po
 
 
 @router.post(
-    "/{number}/postmortem",
+    "/{number:int}/postmortem",
     name="incidents-create-postmortem",
     response_model=PostmortemOut,
     status_code=status.HTTP_201_CREATED,
@@ -139,7 +139,7 @@ def create_postmortem(
 
 
 @router.put(
-    "/{number}/postmortem",
+    "/{number:int}/postmortem",
     name="incidents-update-postmortem",
     response_model=PostmortemOut,
     responses=error_responses(401, 403, 404, 409, 422),
@@ -153,7 +153,7 @@ def update_postmortem(
 
 
 @router.post(
-    "/{number}/postmortem/transition",
+    "/{number:int}/postmortem/transition",
     name="incidents-transition-postmortem",
     response_model=PostmortemOut,
     responses=error_responses(401, 403, 404, 409, 422),

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -13,6 +12,7 @@ from opsdeck.accounts.dependencies import CurrentUser
 from opsdeck.core.deps import SessionDep
 from opsdeck.core.errors import error_responses
 from opsdeck.core.http import API_PREFIX
+from opsdeck.core.params import IsoDateTime
 from opsdeck.incidents.api.filters import IncidentFilterDep
 from opsdeck.incidents.schemas import IncidentStats
 from opsdeck.incidents.service import export, stats
@@ -31,9 +31,9 @@ def incident_stats(
     session: SessionDep,
     user: CurrentUser,
     since: Annotated[
-        datetime | None, Query(description="Start (ISO 8601; default: 30 days before until).")
+        IsoDateTime | None, Query(description="Start (ISO 8601; default: 30 days before until).")
     ] = None,
-    until: Annotated[datetime | None, Query(description="End, excluded (default: now).")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="End, excluded (default: now).")] = None,
 ) -> IncidentStats:
     """At most 366 days; `since` must be before `until`. A time without a zone is UTC."""
     return stats.incident_stats(session, user, since, until)

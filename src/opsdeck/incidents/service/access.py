@@ -40,13 +40,20 @@ def visible_clause(actor: Actor | None) -> ColumnElement[bool]:
     public = Incident.visibility == Visibility.PUBLIC
     if actor is None:
         return public
+    # OFFSET 0 keeps PostgreSQL from turning the EXISTS into a hashed sub-plan that reads all
+    # of the user's participations whenever a page meets a restricted row: with it, one
+    # primary-key probe per row (bench/incidents_api.py: deep pages 10.9 -> 1.8 ms for a user
+    # in 14,500 incidents).
+    participates = (
+        select(Participant.incident_number)
+        .where(Participant.incident_number == Incident.number, Participant.user_id == actor.id)
+        .offset(0)
+    )
     return or_(
         public,
         Incident.reporter_id == actor.id,
         Incident.commander_id == actor.id,
-        exists().where(
-            Participant.incident_number == Incident.number, Participant.user_id == actor.id
-        ),
+        exists(participates),
     )
 
 

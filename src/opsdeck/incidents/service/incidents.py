@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Select, delete, exists, false, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from opsdeck.accounts import service as accounts
 from opsdeck.core.db import utcnow
@@ -517,6 +517,10 @@ def filtered(session: Session, actor: Actor | None, filters: IncidentFilter) -> 
     return query
 
 
+# A list shows summaries: the Markdown and its HTML (up to 100,000 characters each) stay unread.
+_SUMMARY_ONLY = (defer(Incident.description), defer(Incident.description_html))
+
+
 def list_incidents(
     session: Session, actor: Actor, filters: IncidentFilter, page: PageParams
 ) -> Paged[Incident]:
@@ -528,14 +532,14 @@ def list_incidents(
         page = replace(page, sort=f"-{search.RELEVANCE}")
         relevance = True
     if not relevance:
-        return paginate(session, filtered(session, actor, filters), page)
+        return paginate(session, filtered(session, actor, filters).options(*_SUMMARY_ONLY), page)
     if q is None:
         raise ValidationFailed(
             "Sorting by relevance needs a search (`q`).",
             details=[{"field": "query.sort", "message": "needs q", "type": "needs_search"}],
         )
     # The relevance join is the search's match: `filtered` need not match a second time.
-    statement = filtered(session, actor, replace(filters, q=None))
+    statement = filtered(session, actor, replace(filters, q=None)).options(*_SUMMARY_ONLY)
     return paginate(session, search.with_relevance(session, statement, q), page)
 
 
