@@ -1,0 +1,230 @@
+import { api, unwrap } from './client';
+import type { components } from './schema';
+
+type Schemas = components['schemas'];
+export type Incident = Schemas['IncidentOut'];
+export type IncidentSummary = Schemas['IncidentSummary'];
+export type IncidentPage = Schemas['IncidentPage'];
+export type IncidentStatus = Schemas['IncidentStatus'];
+export type Severity = Schemas['Severity'];
+export type Visibility = Schemas['Visibility'];
+export type IncidentSort = Schemas['IncidentSort'];
+export type IncidentCreate = Schemas['IncidentCreate'];
+export type IncidentUpdate = Schemas['IncidentUpdate'];
+export type UserRef = Schemas['UserRef'];
+export type Comment = Schemas['CommentOut'];
+export type CommentPage = Schemas['CommentPage'];
+export type TimelineEvent = Schemas['TimelineEventOut'];
+export type TimelinePage = Schemas['TimelinePage'];
+export type EventKind = TimelineEvent['kind'];
+export type Category = Schemas['CategoryOut'];
+export type Tag = Schemas['TagOut'];
+
+/** The workflow's states, in order (incidents/service/workflow.py). */
+export const STATUSES: readonly IncidentStatus[] = [
+  'triage',
+  'investigating',
+  'identified',
+  'monitoring',
+  'resolved',
+  'closed',
+];
+export const OPEN_STATUSES: readonly IncidentStatus[] = ['triage', 'investigating', 'identified', 'monitoring'];
+export const SEVERITIES: readonly Severity[] = ['SEV1', 'SEV2', 'SEV3', 'SEV4'];
+export const PAGE_SIZE = 25;
+
+/** How people read an incident's number: INC-42. */
+export function incidentKey(number: number): string {
+  return `INC-${number}`;
+}
+
+/** What the list is narrowed to; the list page keeps it in the URL (pages/incidents/filters.ts). */
+export interface IncidentFilters {
+  status: IncidentStatus[];
+  severity: Severity[];
+  category: string;
+  tag: string;
+  mine: boolean;
+  q: string;
+}
+
+export const NO_FILTERS: IncidentFilters = {
+  status: [],
+  severity: [],
+  category: '',
+  tag: '',
+  mine: false,
+  q: '',
+};
+
+/** Query keys of the incidents module, for caching and invalidation. */
+export const incidentsKeys = {
+  all: ['incidents'] as const,
+  lists: () => ['incidents', 'list'] as const,
+  list: (filters: IncidentFilters) => ['incidents', 'list', filters] as const,
+  openCount: () => ['incidents', 'list', 'open-count'] as const,
+  incident: (number: number) => ['incidents', 'incident', number] as const,
+  comments: (number: number) => ['incidents', 'incident', number, 'comments'] as const,
+  timeline: (number: number) => ['incidents', 'incident', number, 'timeline'] as const,
+  categories: () => ['incidents', 'categories'] as const,
+  tags: () => ['incidents', 'tags'] as const,
+};
+
+export function listIncidents(
+  filters: IncidentFilters,
+  cursor?: string | null,
+  limit = PAGE_SIZE,
+): Promise<IncidentPage> {
+  return unwrap(
+    api.GET('/api/v1/incidents', {
+      params: {
+        query: {
+          status: filters.status.length ? filters.status : undefined,
+          severity: filters.severity.length ? filters.severity : undefined,
+          category: filters.category || undefined,
+          tag: filters.tag || undefined,
+          mine: filters.mine || undefined,
+          q: filters.q.trim() || undefined,
+          cursor: cursor ?? undefined,
+          limit,
+        },
+      },
+    }),
+  );
+}
+
+export function declareIncident(body: IncidentCreate): Promise<Incident> {
+  return unwrap(api.POST('/api/v1/incidents', { body }));
+}
+
+export function getIncident(number: number): Promise<Incident> {
+  return unwrap(api.GET('/api/v1/incidents/{number}', { params: { path: { number } } }));
+}
+
+export function updateIncident(number: number, body: IncidentUpdate): Promise<Incident> {
+  return unwrap(api.PATCH('/api/v1/incidents/{number}', { params: { path: { number } }, body }));
+}
+
+export function transitionIncident(number: number, to: IncidentStatus): Promise<Incident> {
+  return unwrap(
+    api.POST('/api/v1/incidents/{number}/transition', { params: { path: { number } }, body: { to } }),
+  );
+}
+
+export function addAssignee(number: number, username: string): Promise<Incident> {
+  return unwrap(
+    api.POST('/api/v1/incidents/{number}/assignees', { params: { path: { number } }, body: { username } }),
+  );
+}
+
+export function removeAssignee(number: number, username: string): Promise<Incident> {
+  return unwrap(
+    api.DELETE('/api/v1/incidents/{number}/assignees/{username}', {
+      params: { path: { number, username } },
+    }),
+  );
+}
+
+/** Watch it yourself, or (editors) add somebody by username. */
+export function watchIncident(number: number, username?: string): Promise<Incident> {
+  return unwrap(
+    api.POST('/api/v1/incidents/{number}/watchers', {
+      params: { path: { number } },
+      body: username ? { username } : undefined,
+    }),
+  );
+}
+
+export function unwatchIncident(number: number, username?: string): Promise<Incident> {
+  return unwrap(
+    api.DELETE('/api/v1/incidents/{number}/watchers', {
+      params: { path: { number }, query: username ? { username } : undefined },
+    }),
+  );
+}
+
+export function listComments(number: number, cursor?: string | null): Promise<CommentPage> {
+  return unwrap(
+    api.GET('/api/v1/incidents/{number}/comments', {
+      params: { path: { number }, query: { cursor: cursor ?? undefined, limit: 100 } },
+    }),
+  );
+}
+
+export function addComment(number: number, body: string): Promise<Comment> {
+  return unwrap(
+    api.POST('/api/v1/incidents/{number}/comments', { params: { path: { number } }, body: { body } }),
+  );
+}
+
+export function editComment(number: number, commentId: string, body: string): Promise<Comment> {
+  return unwrap(
+    api.PATCH('/api/v1/incidents/{number}/comments/{comment_id}', {
+      params: { path: { number, comment_id: commentId } },
+      body: { body },
+    }),
+  );
+}
+
+export async function deleteComment(number: number, commentId: string): Promise<void> {
+  await unwrap(
+    api.DELETE('/api/v1/incidents/{number}/comments/{comment_id}', {
+      params: { path: { number, comment_id: commentId } },
+    }),
+  );
+}
+
+export function listTimeline(number: number, cursor?: string | null): Promise<TimelinePage> {
+  return unwrap(
+    api.GET('/api/v1/incidents/{number}/timeline', {
+      params: { path: { number }, query: { cursor: cursor ?? undefined, limit: 200 } },
+    }),
+  );
+}
+
+export function addNote(number: number, body: string, pinned: boolean): Promise<TimelineEvent> {
+  return unwrap(
+    api.POST('/api/v1/incidents/{number}/notes', { params: { path: { number } }, body: { body, pinned } }),
+  );
+}
+
+export function pinEvent(number: number, eventId: number, pinned: boolean): Promise<TimelineEvent> {
+  return unwrap(
+    api.PATCH('/api/v1/incidents/{number}/timeline/{event_id}', {
+      params: { path: { number, event_id: eventId } },
+      body: { pinned },
+    }),
+  );
+}
+
+export function listCategories(): Promise<Category[]> {
+  return unwrap(api.GET('/api/v1/incidents/categories'));
+}
+
+export function createCategory(name: string, description: string): Promise<Category> {
+  return unwrap(api.POST('/api/v1/incidents/categories', { body: { name, description } }));
+}
+
+export function updateCategory(id: string, body: { name?: string; description?: string }): Promise<Category> {
+  return unwrap(
+    api.PATCH('/api/v1/incidents/categories/{category_id}', { params: { path: { category_id: id } }, body }),
+  );
+}
+
+export async function deleteCategory(id: string): Promise<void> {
+  await unwrap(
+    api.DELETE('/api/v1/incidents/categories/{category_id}', { params: { path: { category_id: id } } }),
+  );
+}
+
+export function listTags(): Promise<Tag[]> {
+  return unwrap(api.GET('/api/v1/incidents/tags'));
+}
+
+export function createTag(name: string): Promise<Tag> {
+  return unwrap(api.POST('/api/v1/incidents/tags', { body: { name } }));
+}
+
+export async function deleteTag(id: string): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/incidents/tags/{tag_id}', { params: { path: { tag_id: id } } }));
+}
