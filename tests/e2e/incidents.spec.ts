@@ -88,6 +88,17 @@ test.describe('incidents', () => {
     await page.getByRole('button', { name: 'Reopen' }).click();
     await expect(page.getByTestId('incident-status')).toHaveText('Investigating');
 
+    // Editors change the details; a severity change is on the timeline.
+    await page.getByRole('button', { name: 'Edit incident' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit incident' });
+    await expect(edit.getByLabel(/^Title/)).toBeFocused();
+    await expectAccessible(page, 'edit incident dialog');
+    await edit.getByRole('radio', { name: 'SEV1 · critical' }).check();
+    await edit.getByRole('button', { name: 'Save changes' }).click();
+    await expect(edit).toBeHidden();
+    await expect(page.getByText('SEV1 · critical').first()).toBeVisible();
+    await expect(page.getByTestId('timeline').getByText('changed the severity from SEV2 · major to SEV1 · critical')).toBeVisible();
+
     // Every move is on the timeline; a pinned note stands out.
     const timeline = page.getByTestId('timeline');
     await expect(timeline.getByText('moved it from Resolved to Closed')).toBeVisible();
@@ -120,15 +131,16 @@ test.describe('incidents', () => {
     await expectAccessible(page, 'incident detail with timeline and comments');
 
     // The list finds it, by search and filters kept in the URL.
-    await page.goto(`/incidents?severity=SEV2&q=${encodeURIComponent(title)}`);
+    await page.goto(`/incidents?severity=SEV1&q=${encodeURIComponent(title)}`);
     await expect(page.getByRole('heading', { name: 'Incidents', exact: true })).toBeVisible();
     const table = page.getByTestId('incidents-table');
     await expect(table.getByRole('link', { name: title })).toBeVisible();
-    await expect(page.getByRole('checkbox', { name: 'SEV2 · major' })).toBeChecked();
+    await expect(page.getByRole('checkbox', { name: 'SEV1 · critical' })).toBeChecked();
     await expect(page.getByLabel(/^Search/)).toHaveValue(title);
     await expectAccessible(page, 'incidents list, filtered');
     await page.getByRole('checkbox', { name: 'SEV4 · low' }).check();
-    await expect(page).toHaveURL(/severity=SEV2&severity=SEV4/);
+    await expect(page).toHaveURL(/severity=SEV1&severity=SEV4/);
+    await expect(table.getByRole('link', { name: title })).toBeVisible();
     await page.goto(`/incidents?status=closed&q=${encodeURIComponent(title)}`);
     await expect(page.getByText('No incident matches')).toBeVisible();
     await expectAccessible(page, 'incidents list, nothing matches');

@@ -36,6 +36,7 @@ import { usePageTitle } from '../../hooks/usePageTitle';
 import { useSubmit } from '../../hooks/useSubmit';
 import { IncidentStatusBadge, SeverityBadge, statusLabel } from './badges';
 import { Comments } from './Comments';
+import { EditIncidentDialog } from './EditIncidentDialog';
 import { formFieldErrors } from './filters';
 import { ServerHtml } from './Markdown';
 import { Timeline } from './Timeline';
@@ -300,6 +301,7 @@ export default function IncidentDetailPage({ number }: { number: number }) {
     meta: { quiet: true },
   });
   const [notice, setNotice] = useState<string | null>(null);
+  const [editing, setEditing] = useState(false);
   const incident = query.data;
   usePageTitle(incident ? `${incidentKey(number)} ${incident.title}` : incidentKey(number));
 
@@ -339,9 +341,16 @@ export default function IncidentDetailPage({ number }: { number: number }) {
             </Badge>
           ) : null}
         </Group>
-        <Title order={1} className="break-anywhere">
-          {incident.title}
-        </Title>
+        <Group justify="space-between" align="flex-start" wrap="nowrap">
+          <Title order={1} className="break-anywhere">
+            {incident.title}
+          </Title>
+          {incident.can_edit ? (
+            <Button variant="default" size="xs" onClick={() => setEditing(true)} style={{ flexShrink: 0 }}>
+              Edit incident
+            </Button>
+          ) : null}
+        </Group>
         <Text size="sm" c="dimmed" mt={4}>
           Declared {formatDateTime(incident.declared_at)}
           {incident.reporter ? ` by ${person(incident.reporter)}` : ` (${incident.source})`}
@@ -357,6 +366,16 @@ export default function IncidentDetailPage({ number }: { number: number }) {
         ) : null}
       </div>
       <Workflow incident={incident} onNotice={setNotice} />
+      {editing ? (
+        <EditIncidentDialog
+          incident={incident}
+          onClose={() => setEditing(false)}
+          onSaved={() => {
+            setEditing(false);
+            setNotice('The incident was saved.');
+          }}
+        />
+      ) : null}
       <Grid gap="lg">
         <Grid.Col span={{ base: 12, md: 8 }}>
           <Stack gap="lg">
