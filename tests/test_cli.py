@@ -255,3 +255,112 @@ def test_serve_runs_web_and_worker_and_stops_both_on_ctrl_c(tmp_path: Path) -> N
     while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in workers)
+
+
+def test_the_migration_seals_plain_seeds_and_keys_rotate_reseals_them(tmp_path: Path) -> None:
+    """Seeds stored before 0010 are sealed by the upgrade with the deployment's key; after a
+    key change, `opsdeck keys rotate` re-seals them with the new one."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from opsdeck.core.db import alembic_config
+    from opsdeck.core.security import SecretBox
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old_key, new_key = "o" * 40, "n" * 40
+    command.upgrade(alembic_config(url), "0009")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO users (id, username, email, display_name, role, is_active,"
+                    " password_hash, password_changed_at, totp_secret, created_at, updated_at)"
+                    " VALUES ('u1', 'ann', 'ann@example.com', '', 'member', 1, 'x',"
+                    " CURRENT_TIMESTAMP, 'JBSWY3DPEHPK3PXP', CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP)"
+                )
+            )
+        env = _isolated_env(tmp_path)
+        env.update(OPSDECK_DATABASE_URL=url, OPSDECK_SECRET_KEY=old_key)
+
+        def seed() -> str:
+            with engine.connect() as connection:
+                value: str = connection.execute(
+                    text("SELECT totp_secret FROM users WHERE id = 'u1'")
+                ).scalar_one()
+            return value
+
+        assert _opsdeck("db", "upgrade", env=env).returncode == 0
+        sealed = seed()
+        old_box = SecretBox(old_key.encode(), purpose="totp-secret")
+        assert sealed.startswith(f"v1.{old_box.current_kid}.")
+        assert old_box.open(sealed, bound_to="u1") == "JBSWY3DPEHPK3PXP"
+
+        env.update(OPSDECK_SECRET_KEY=new_key)
+        refused = _opsdeck("keys", "rotate", env=env)
+        assert refused.returncode == 1
+        assert "OPSDECK_PREVIOUS_SECRET_KEYS" in refused.stderr
+        assert seed() == sealed
+
+        env.update(OPSDECK_PREVIOUS_SECRET_KEYS=old_key)
+        rotated = _opsdeck("keys", "rotate", env=env)
+        assert rotated.returncode == 0, rotated.stderr
+        assert "re-sealed 1 TOTP seeds" in rotated.stdout
+        new_box = SecretBox(new_key.encode(), purpose="totp-secret")
+        assert new_box.open(seed(), bound_to="u1") == "JBSWY3DPEHPK3PXP"
+        assert seed().startswith(f"v1.{new_box.current_kid}.")
+    finally:
+        engine.dispose()
+
+
+def test_audit_checkpoints_reveal_a_truncated_chain(
+    cli_env: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleting the newest entries leaves a chain that verifies on its own; against the
+    signed checkpoint taken before, `audit verify` fails naming what is missing."""
+    monkeypatch.setenv("OPSDECK_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    for name in ("ann", "bob", "cyd"):
+        created = runner.invoke(
+            main,
+            [
+                "users",
+                "create",
+                "--username",
+                name,
+                "--email",
+                f"{name}@example.com",
+                "--password-stdin",
+            ],
+            input=STRONG_PASSWORD + "\n",
+        )
+        assert created.exit_code == 0, created.output
+    taken = runner.invoke(main, ["audit", "checkpoint"])
+    assert taken.exit_code == 0, taken.output
+    # The last line is the checkpoint (the log line before it carries the same).
+    checkpoint = json.loads(taken.output.splitlines()[-1])
+    assert (checkpoint["last_id"], checkpoint["count"]) == (3, 3)
+    lines = (tmp_path / "audit-checkpoints.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1]) == checkpoint
+    intact = runner.invoke(main, ["audit", "verify"])
+    assert intact.exit_code == 0, intact.output
+    assert "reaches the checkpoint" in intact.output
+
+    engine = make_engine(cli_env.database_url_resolved)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM audit_log WHERE id >= 2"))
+    engine.dispose()
+    truncated = runner.invoke(main, ["audit", "verify"])
+    assert truncated.exit_code == 1
+    assert "TRUNCATED: entries 2..3 are missing" in truncated.output
+
+    # A checkpoint edited to match the shorter chain is refused: its signature breaks.
+    forged = {**checkpoint, "last_id": 1, "count": 1}
+    (tmp_path / "forged.jsonl").write_text(json.dumps(forged) + "\n")
+    refused = runner.invoke(
+        main, ["audit", "verify", "--checkpoint", str(tmp_path / "forged.jsonl")]
+    )
+    assert refused.exit_code == 1
+    assert "signature does not match" in refused.output

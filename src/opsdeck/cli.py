@@ -270,6 +270,31 @@ def db_check() -> None:
     click.echo(f"database at head ({head_revision()})")
 
 
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does, in a few words.")
+def db_revision(message: str) -> None:
+    """Write the next migration from the models (for developers adding a table or column).
+
+    Alembic compares the models with a scratch SQLite database at head and writes what
+    differs to src/opsdeck/migrations/versions/<next number>_<message>.py. Read it before
+    committing: autogenerate cannot see everything (PostgreSQL-only types, data moves)."""
+    import tempfile
+    from pathlib import Path
+
+    from alembic import command
+
+    from opsdeck.core.db import alembic_config, head_revision, upgrade_database
+
+    current = head_revision() or "0000"
+    next_id = f"{int(current) + 1:04d}"
+    with tempfile.TemporaryDirectory() as scratch:
+        url = f"sqlite:///{Path(scratch) / 'scratch.db'}"
+        upgrade_database(url)
+        command.revision(alembic_config(url), message=message, autogenerate=True, rev_id=next_id)
+
+
 for _module in MODULES:
     if _module.cli is not None:
-        main.add_command(_module.cli())  # under the group's own name, not the module's
+        _groups = _module.cli()
+        for _group in (_groups,) if isinstance(_groups, click.Group) else _groups:
+            main.add_command(_group)  # under the group's own name, not the module's

@@ -101,6 +101,9 @@ class Settings(BaseSettings):
 
     # -- security --------------------------------------------------------------------------
     secret_key: SecretStr = Field(default=SecretStr(""), validation_alias=_env_alias("secret_key"))
+    # Earlier secret keys, comma-separated: secrets sealed with them (TOTP seeds) still open
+    # until `opsdeck keys rotate` re-seals them with the current key.
+    previous_secret_keys: SecretStr = Field(default=SecretStr(""))
     access_token_ttl_seconds: int = Field(default=900, ge=30)
     refresh_token_ttl_days: int = Field(default=30, ge=1)
     session_ttl_hours: int = Field(default=12, ge=1)
@@ -310,6 +313,10 @@ class Settings(BaseSettings):
         if not value:
             raise RuntimeError("secret key not initialised; call prepare() first")
         return value.encode("utf-8")
+
+    def previous_secret_bytes(self) -> list[bytes]:
+        raw = self.previous_secret_keys.get_secret_value()
+        return [item.strip().encode("utf-8") for item in raw.split(",") if item.strip()]
 
     def prepare(self) -> Settings:
         """Create the data directories and, in embedded mode, the generated secret key."""

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts.models import RecoveryCode
+from opsdeck.accounts.service.two_factor import (
+    accept_second_factor,
+    reseal_totp_secrets,
+    totp_box,
+)
 from opsdeck.audit.service import verify_chain
+from opsdeck.core.db import utcnow
+from opsdeck.core.security import SecretBoxError
+from opsdeck.settings import Settings
 from tests.accounts.conftest import audit_actions, end_read, next_totp, reload_user
 from tests.conftest import API, STRONG_PASSWORD, error_of, fields_of, login
 
@@ -35,7 +45,11 @@ def enrolled(client: TestClient, member: Any, member_headers: dict[str, str]) ->
 
 
 def test_setup_returns_a_secret_pending_until_confirmed(
-    client: TestClient, db: Session, member: Any, member_headers: dict[str, str]
+    settings: Settings,
+    client: TestClient,
+    db: Session,
+    member: Any,
+    member_headers: dict[str, str],
 ) -> None:
     response = client.post(
         f"{TWO_FA}/setup", json={"password": STRONG_PASSWORD}, headers=member_headers
@@ -49,7 +63,9 @@ def test_setup_returns_a_secret_pending_until_confirmed(
     assert parse_qs(uri.query)["issuer"] == ["OpsDeck"]
     assert parse_qs(uri.query)["secret"] == [body["secret"]]
     user = reload_user(db, member.id)
-    assert user.totp_pending_secret == body["secret"]
+    # Sealed at rest, bound to its user.
+    assert body["secret"] not in user.totp_pending_secret
+    assert totp_box(settings).open(user.totp_pending_secret, bound_to=member.id) == body["secret"]
     assert not user.totp_enabled
     assert login(client, "mallory").status_code == 200  # not on until confirmed
 
@@ -280,3 +296,70 @@ def test_browser_sign_in_with_2fa(
 
     assert response.status_code == 200
     assert response.json()["user"]["totp_enabled"] is True
+
+
+# -- secrets at rest ---------------------------------------------------------------------------
+
+
+def _with_keys(settings: Settings, current: str, previous: str = "") -> Settings:
+    return settings.model_copy(
+        update={"secret_key": SecretStr(current), "previous_secret_keys": SecretStr(previous)}
+    )
+
+
+def test_the_seed_is_sealed_and_does_not_open_in_another_row(
+    settings: Settings, db: Session, member: Any, admin: Any, enrolled: dict[str, Any]
+) -> None:
+    sealed = reload_user(db, member.id).totp_secret
+    assert sealed is not None
+    assert sealed.startswith("v1.")
+    assert enrolled["secret"] not in sealed
+    with pytest.raises(SecretBoxError):
+        totp_box(settings).open(sealed, bound_to=admin.id)
+
+
+def test_a_key_change_keeps_2fa_working_through_rotation(
+    settings: Settings, db: Session, member: Any, enrolled: dict[str, Any]
+) -> None:
+    old = settings.secret_key.get_secret_value()
+    new = "n" * 48
+    totp_now = pyotp.TOTP(enrolled["secret"])
+    user = reload_user(db, member.id)
+    before = user.totp_secret
+    assert before is not None
+    # Later steps than the confirmation's, so no code is a replay.
+    first, second = (utcnow() + timedelta(seconds=30 * k) for k in (1, 2))
+
+    # The new key alone does not open the old seed: the sign-in fails closed.
+    with pytest.raises(SecretBoxError):
+        accept_second_factor(db, _with_keys(settings, new), user, totp_now.at(first), first)
+    # With the old key listed as previous, the code is accepted; rotation re-seals the seed.
+    rotated = _with_keys(settings, new, previous=f"unused-key-{'x' * 32}, {old}")
+    assert accept_second_factor(db, rotated, user, totp_now.at(first), first) == "totp"
+    assert reseal_totp_secrets(db, rotated) == 1
+    assert reseal_totp_secrets(db, rotated) == 0
+    after = reload_user(db, member.id).totp_secret
+    assert after is not None
+    assert after != before
+    # Now the new key alone opens it, and the old one no longer does.
+    user = reload_user(db, member.id)
+    new_only = _with_keys(settings, new)
+    assert accept_second_factor(db, new_only, user, totp_now.at(second), second) == "totp"
+    with pytest.raises(SecretBoxError):
+        totp_box(settings).open(after, bound_to=member.id)
+
+
+def test_a_seed_stored_before_encryption_still_works_and_gets_sealed(
+    settings: Settings, db: Session, member: Any
+) -> None:
+    secret = pyotp.random_base32()
+    user = reload_user(db, member.id)
+    user.totp_secret = secret
+    user.totp_enabled_at = utcnow()
+    db.flush()
+    now = utcnow()
+    assert accept_second_factor(db, settings, user, pyotp.TOTP(secret).at(now), now) == "totp"
+    assert reseal_totp_secrets(db, settings) == 1
+    sealed = reload_user(db, member.id).totp_secret
+    assert sealed is not None
+    assert totp_box(settings).open(sealed, bound_to=member.id) == secret

@@ -253,6 +253,23 @@ def test_upload_paths_can_have_a_larger_limit_than_the_rest() -> None:
     assert _asgi_post(limited, "/api/v1/incidents", [], body) == 413
 
 
+def test_the_longest_matching_prefix_decides_and_a_star_matches_one_segment() -> None:
+    limited = BodySizeLimitMiddleware(
+        _read_body,
+        default_limit=1024,
+        limits={"/api/v1/things": 2048, "/api/v1/things/*/files": 8192},
+    )
+    body = b"u" * 4096
+    length = [(b"content-length", b"4096")]
+
+    assert _asgi_post(limited, "/api/v1/things/12/files", length, body) == 204
+    assert _asgi_post(limited, "/api/v1/things/12/files", [], body) == 204
+    assert _asgi_post(limited, "/api/v1/things/12/notes", length, body) == 413
+    assert _asgi_post(limited, "/api/v1/things/12/notes", length[:0], b"u" * 2000) == 204
+    assert _asgi_post(limited, "/api/v1/things//files", length, body) == 413
+    assert _asgi_post(limited, "/api/v1/other", length[:0], b"u" * 2000) == 413
+
+
 def test_a_malformed_content_length_is_refused_unread() -> None:
     limited = BodySizeLimitMiddleware(_read_body, default_limit=1024, limits={})
 

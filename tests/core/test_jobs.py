@@ -243,6 +243,7 @@ def test_periodic_jobs_are_declared_by_their_modules() -> None:
     }
     assert schedule["images.requeue_stalled"]["schedule"] == 60.0
     assert schedule["images.purge_expired_outputs"]["schedule"] == 86400.0
+    assert schedule["audit.checkpoint"]["schedule"] == 600.0
 
 
 def test_a_database_that_does_not_answer_is_told_from_other_errors(

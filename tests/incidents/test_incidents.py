@@ -514,3 +514,15 @@ def test_sql_ish_filter_values_match_nothing_and_never_fail(
         assert response.status_code == 422, (name, response.text)
         assert any(f.startswith(f"query.{name}") for f in fields_of(response)), fields_of(response)
     assert client.get(f"{INCIDENTS}/{value}", headers=member_headers).status_code in (404, 422)
+
+
+def test_attachment_names_lose_directories_and_control_characters() -> None:
+    from opsdeck.incidents.service.attachments import clean_name
+
+    assert clean_name("../../etc/passwd") == "passwd"
+    assert clean_name("C:\\Users\\eve\\report.pdf") == "report.pdf"
+    assert clean_name("a\r\nX-Injected: 1.txt") == "a_X-Injected: 1.txt"
+    assert clean_name('"quoted".txt') == "_quoted_.txt"
+    assert clean_name("...") == "attachment"
+    assert clean_name(None) == "attachment"
+    assert len(clean_name("é" * 300)) == 255

@@ -460,6 +460,98 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/incidents/integrations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Incidents-List-Integrations
+         * @description Every integration, revoked ones included; never a token.
+         */
+        get: operations["incidents-list-integrations"];
+        put?: never;
+        /**
+         * Incidents-Create-Integration
+         * @description A new alert integration. Its `token` is in this answer only: configure the sender with
+         *     it (`Authorization: Bearer <token>`) now; it cannot be shown again.
+         */
+        post: operations["incidents-create-integration"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/integrations/{integration_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Incidents-Revoke-Integration
+         * @description Revoke an integration: its token is refused from now on (the incidents it declared
+         *     stay).
+         */
+        delete: operations["incidents-revoke-integration"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/integrations/alertmanager": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Receive a Prometheus Alertmanager notification (webhook_config, version 4)
+         * @description A firing group opens an incident (201, outcome `opened`) or, while the incident its
+         *     `groupKey` opened is still open, is added to its timeline (`appended`); a resolved one is
+         *     recorded (`recorded`) and resolves the incident when the integration says so (`resolved`).
+         *     The same body again changes nothing and answers its incident (`duplicate`). Point
+         *     Alertmanager's `webhook_config` here with `http_config.authorization.credentials` set to
+         *     the integration's token.
+         */
+        post: operations["incidents-alertmanager-webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/integrations/generic": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Receive an alert from any tool (the generic JSON webhook)
+         * @description `{dedup_key, status: firing|resolved, title, description?, severity?, labels?}`, with
+         *     the Alertmanager route's rules: `dedup_key` plays `groupKey`'s part.
+         */
+        post: operations["incidents-generic-webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/incidents/categories": {
         parameters: {
             query?: never;
@@ -723,10 +815,177 @@ export interface paths {
         patch: operations["incidents-pin-event"];
         trace?: never;
     };
+    "/api/v1/incidents/{number}/attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Incidents-List-Attachments */
+        get: operations["incidents-list-attachments"];
+        put?: never;
+        /** Attach a file (images get a preview) */
+        post: operations["incidents-attach"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{number}/attachments/{attachment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Incidents-Download-Attachment */
+        get: operations["incidents-download-attachment"];
+        put?: never;
+        post?: never;
+        /** Incidents-Delete-Attachment */
+        delete: operations["incidents-delete-attachment"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{number}/attachments/{attachment_id}/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Incidents-Attachment-Preview */
+        get: operations["incidents-attachment-preview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AlertOutcome
+         * @description What an alert notification did.
+         *
+         *     - opened: a new incident (answered 201)
+         *     - appended: an `alert_firing` event on the group's open incident
+         *     - resolved: an `alert_resolved` event, and the incident resolved (resolve_on_recovery)
+         *     - recorded: an `alert_resolved` event only (or nothing, when the group has no incident)
+         *     - duplicate: the same body was received before; nothing changed, the same incident
+         * @enum {string}
+         */
+        AlertOutcome: "opened" | "appended" | "resolved" | "recorded" | "duplicate";
+        /** AlertResult */
+        AlertResult: {
+            /**
+             * Incident
+             * @description The incident's number, if the alert has one.
+             */
+            incident: number | null;
+            outcome: components["schemas"]["AlertOutcome"];
+        };
+        /**
+         * AlertmanagerAlert
+         * @description One alert of an Alertmanager notification. Unknown fields are ignored (Alertmanager and
+         *     compatible senders such as Grafana add their own).
+         */
+        AlertmanagerAlert: {
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "firing" | "resolved";
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /**
+             * Annotations
+             * @default {}
+             */
+            annotations: {
+                [key: string]: string;
+            };
+            /** Startsat */
+            startsAt?: string | null;
+            /** Endsat */
+            endsAt?: string | null;
+            /**
+             * Generatorurl
+             * @default
+             */
+            generatorURL: string;
+            /**
+             * Fingerprint
+             * @default
+             */
+            fingerprint: string;
+        };
+        /**
+         * AlertmanagerPayload
+         * @description Prometheus Alertmanager's webhook notification, version 4 (its `webhook_config`).
+         */
+        AlertmanagerPayload: {
+            /**
+             * Version
+             * @constant
+             */
+            version: "4";
+            /** Groupkey */
+            groupKey: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "firing" | "resolved";
+            /**
+             * Receiver
+             * @default
+             */
+            receiver: string;
+            /** Alerts */
+            alerts: components["schemas"]["AlertmanagerAlert"][];
+            /**
+             * Grouplabels
+             * @default {}
+             */
+            groupLabels: {
+                [key: string]: string;
+            };
+            /**
+             * Commonlabels
+             * @default {}
+             */
+            commonLabels: {
+                [key: string]: string;
+            };
+            /**
+             * Commonannotations
+             * @default {}
+             */
+            commonAnnotations: {
+                [key: string]: string;
+            };
+            /**
+             * Externalurl
+             * @default
+             */
+            externalURL: string;
+            /**
+             * Truncatedalerts
+             * @default 0
+             */
+            truncatedAlerts: number;
+        };
         /** ApiTokenCreate */
         ApiTokenCreate: {
             /** Name */
@@ -778,6 +1037,33 @@ export interface components {
             expires_at: string | null;
             /** Revoked At */
             revoked_at: string | null;
+        };
+        /** AttachmentOut */
+        AttachmentOut: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Content Type */
+            content_type: string;
+            /** Size */
+            size: number;
+            uploader: components["schemas"]["UserRef"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Download Url */
+            download_url: string;
+            /**
+             * Preview
+             * @description Images get a small WebP preview from the images pipeline.
+             * @enum {string}
+             */
+            preview: "none" | "pending" | "ready" | "failed";
+            /** Preview Url */
+            preview_url: string | null;
         };
         /** AuditEntryOut */
         AuditEntryOut: {
@@ -961,6 +1247,14 @@ export interface components {
              */
             operations?: string | null;
         };
+        /** Body_incidents-attach */
+        "Body_incidents-attach": {
+            /**
+             * File
+             * @description Any file up to OPSDECK_MAX_FILE_SIZE.
+             */
+            file: string;
+        };
         /** CategoryIn */
         CategoryIn: {
             /** Name */
@@ -1110,6 +1404,39 @@ export interface components {
          * @enum {string}
          */
         EventKind: "declared" | "status_changed" | "severity_changed" | "field_changed" | "commander_changed" | "assignee_added" | "assignee_removed" | "watcher_added" | "watcher_removed" | "comment_added" | "comment_edited" | "comment_deleted" | "note" | "alert_firing" | "alert_resolved" | "attachment_added" | "postmortem_changed" | "follow_up_changed" | "notification_failed";
+        /**
+         * GenericAlert
+         * @description The generic webhook: one alert (or one group of them) from any tool.
+         *
+         *     `dedup_key` groups notifications: while an incident opened for that key is open, more
+         *     `firing` notifications are added to its timeline; `resolved` records the recovery (and
+         *     resolves the incident when the integration says so).
+         */
+        GenericAlert: {
+            /** Dedup Key */
+            dedup_key: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "firing" | "resolved";
+            /** Title */
+            title: string;
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /** @description Wins over the integration's label mapping. */
+            severity?: components["schemas"]["Severity"] | null;
+            /**
+             * Labels
+             * @default {}
+             */
+            labels: {
+                [key: string]: string;
+            };
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -1305,6 +1632,155 @@ export interface components {
             /** Commander */
             commander?: string | null;
         };
+        /** IntegrationCreate */
+        IntegrationCreate: {
+            /** Name */
+            name: string;
+            kind: components["schemas"]["IntegrationKind"];
+            /**
+             * Severity Label
+             * @description The alert label whose value picks the severity.
+             * @default severity
+             */
+            severity_label: string;
+            /**
+             * Severity Map
+             * @description Label value -> severity (values compared case-insensitively). A value that is itself SEV1..SEV4 needs no entry. Omitted: critical SEV1, error SEV2, warning SEV3, info SEV4.
+             */
+            severity_map?: {
+                [key: string]: components["schemas"]["Severity"];
+            };
+            /**
+             * @description The severity when no label value maps to one.
+             * @default SEV3
+             */
+            default_severity: components["schemas"]["Severity"];
+            /**
+             * Resolve On Recovery
+             * @description Resolve the incident when its alerts resolve (when the workflow allows).
+             * @default false
+             */
+            resolve_on_recovery: boolean;
+            /**
+             * Category
+             * @description The category of the incidents it declares.
+             */
+            category?: string | null;
+        };
+        /** IntegrationCreated */
+        IntegrationCreated: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            kind: components["schemas"]["IntegrationKind"];
+            /**
+             * Url
+             * @description The path alerts are posted to, with the token as a Bearer.
+             */
+            url: string;
+            /**
+             * Token Prefix
+             * @description The token's first characters, to tell tokens apart.
+             */
+            token_prefix: string;
+            /** Severity Label */
+            severity_label: string;
+            /** Severity Map */
+            severity_map: {
+                [key: string]: components["schemas"]["Severity"];
+            };
+            default_severity: components["schemas"]["Severity"];
+            /** Resolve On Recovery */
+            resolve_on_recovery: boolean;
+            /** Category */
+            category: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Revoked At */
+            revoked_at: string | null;
+            /**
+             * Active
+             * @description False once revoked: its token is refused.
+             */
+            active: boolean;
+            /**
+             * Token
+             * @description The bearer token; shown in this answer only, never again.
+             */
+            token: string;
+        };
+        /**
+         * IntegrationKind
+         * @enum {string}
+         */
+        IntegrationKind: "alertmanager" | "generic";
+        /**
+         * IntegrationOut
+         * @description An integration as admins see it: never its token, only the token's first characters.
+         */
+        IntegrationOut: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            kind: components["schemas"]["IntegrationKind"];
+            /**
+             * Url
+             * @description The path alerts are posted to, with the token as a Bearer.
+             */
+            url: string;
+            /**
+             * Token Prefix
+             * @description The token's first characters, to tell tokens apart.
+             */
+            token_prefix: string;
+            /** Severity Label */
+            severity_label: string;
+            /** Severity Map */
+            severity_map: {
+                [key: string]: components["schemas"]["Severity"];
+            };
+            default_severity: components["schemas"]["Severity"];
+            /** Resolve On Recovery */
+            resolve_on_recovery: boolean;
+            /** Category */
+            category: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Revoked At */
+            revoked_at: string | null;
+            /**
+             * Active
+             * @description False once revoked: its token is refused.
+             */
+            active: boolean;
+        };
+        /** IntegrationPage */
+        IntegrationPage: {
+            /** Items */
+            items: components["schemas"]["IntegrationOut"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` to read the next page; null on the last page.
+             */
+            next_cursor: string | null;
+        };
+        /**
+         * IntegrationSort
+         * @enum {string}
+         */
+        IntegrationSort: "created_at" | "-created_at" | "name" | "-name";
         /** LogoutIn */
         LogoutIn: {
             /** Refresh Token */
@@ -3524,6 +4000,377 @@ export interface operations {
             };
         };
     };
+    "incidents-list-integrations": {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+                /** @description Page size, at most 100. */
+                limit?: number;
+                /** @description A key, ascending; `-key` for descending. */
+                sort?: components["schemas"]["IntegrationSort"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegrationPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-create-integration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IntegrationCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegrationCreated"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-revoke-integration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                integration_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-alertmanager-webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AlertmanagerPayload"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertResult"];
+                };
+            };
+            /** @description The alert opened a new incident. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertResult"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-generic-webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GenericAlert"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertResult"];
+                };
+            };
+            /** @description The alert opened a new incident. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertResult"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     "incidents-list-categories": {
         parameters: {
             query?: never;
@@ -5106,6 +5953,324 @@ export interface operations {
             };
             /** @description Forbidden */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-list-attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentOut"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-attach": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_incidents-attach"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AttachmentOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-download-attachment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                number: number;
+                attachment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-delete-attachment": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                number: number;
+                attachment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-attachment-preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                number: number;
+                attachment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

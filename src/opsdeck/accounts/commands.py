@@ -60,3 +60,38 @@ def users_create(
         raise click.ClickException(exc.message) from exc
     finally:
         engine.dispose()
+
+
+@click.group()
+def keys() -> None:
+    """Keys of the secrets stored at rest."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-seal every TOTP seed with the current OPSDECK_SECRET_KEY.
+
+    Run it after changing the secret key, with the old one in OPSDECK_PREVIOUS_SECRET_KEYS;
+    once it has run, the old key can be removed. Seeds written before encryption at rest are
+    sealed too. A seed that no configured key opens stops the run with nothing changed."""
+    settings = load_settings()
+    require_head(settings)
+
+    from opsdeck.accounts.service import reseal_totp_secrets
+    from opsdeck.audit.service import record
+    from opsdeck.core.db import make_engine, make_sessionmaker, transaction
+    from opsdeck.core.security import SecretBoxError
+
+    engine = make_engine(settings.database_url_resolved)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            changed = reseal_totp_secrets(session, settings)
+            record(session, "keys.rotated", actor_name="cli", details={"totp_seeds": changed})
+    except SecretBoxError as exc:
+        raise click.ClickException(
+            f"{exc}; add the key it was sealed with to OPSDECK_PREVIOUS_SECRET_KEYS. "
+            "Nothing was changed."
+        ) from exc
+    finally:
+        engine.dispose()
+    click.echo(f"re-sealed {changed} TOTP seeds with the current key")

@@ -35,8 +35,9 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
-    totp_pending_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Sealed at rest (core.security.SecretBox, bound to the user's id): `v1.<key id>.<data>`.
+    totp_secret: Mapped[str | None] = mapped_column(String(255), default=None)
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(255), default=None)
     totp_enabled_at: Mapped[datetime | None] = mapped_column(default=None)
     # Time step of the last accepted TOTP code: a code at or before it is a replay.
     totp_last_counter: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -18,10 +18,10 @@ def _routers() -> Sequence[APIRouter]:
     return (auth_router, users_router)
 
 
-def _cli() -> click.Group:
-    from opsdeck.accounts.commands import users
+def _cli() -> Sequence[click.Group]:
+    from opsdeck.accounts.commands import keys, users
 
-    return users
+    return (users, keys)
 
 
 module = Module(

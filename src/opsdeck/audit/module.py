@@ -24,4 +24,10 @@ def _cli() -> click.Group:
     return audit
 
 
-module = Module(name="audit", models="opsdeck.audit.models", routers=_routers, cli=_cli)
+module = Module(
+    name="audit",
+    models="opsdeck.audit.models",
+    task_modules=("opsdeck.audit.tasks",),
+    routers=_routers,
+    cli=_cli,
+)

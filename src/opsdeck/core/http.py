@@ -141,16 +141,24 @@ class SecurityHeadersMiddleware:
 
 class BodySizeLimitMiddleware:
     """Refuses bodies over the limit with 413, by Content-Length up front and by counting bytes
-    for chunked uploads. `limits` maps a path prefix to a larger limit (file uploads)."""
+    for chunked uploads. `limits` maps a path prefix to another limit (file uploads); a `*`
+    segment in it matches any one segment (`/api/v1/incidents/*/attachments`), and the longest
+    matching prefix wins, so a module's general limit and an upload route's can coexist."""
 
     def __init__(self, app: ASGIApp, default_limit: int, limits: Mapping[str, int]) -> None:
         self.app = app
         self.default_limit = default_limit
-        self.limits = limits
+        # Longest first: the most specific prefix decides.
+        self.limits = sorted(
+            ((tuple(prefix.split("/")), limit) for prefix, limit in limits.items()),
+            key=lambda item: len("/".join(item[0])),
+            reverse=True,
+        )
 
     def limit_for(self, path: str) -> int:
-        for prefix, limit in self.limits.items():
-            if path.startswith(prefix):
+        segments = path.split("/")
+        for prefix, limit in self.limits:
+            if _matches_prefix(segments, prefix):
                 return limit
         return self.default_limit
 
@@ -210,6 +218,22 @@ class BodySizeLimitMiddleware:
 
 class _BodyTooLarge(Exception):
     pass
+
+
+def _matches_prefix(segments: list[str], prefix: tuple[str, ...]) -> bool:
+    """Whether a path (split on "/") starts with `prefix`; `*` matches one whole segment, and
+    the last segment of the prefix may be the start of the path's segment."""
+    if len(segments) < len(prefix):
+        return False
+    last = len(prefix) - 1
+    for index, wanted in enumerate(prefix):
+        got = segments[index]
+        if wanted == "*" and got:
+            continue
+        if got == wanted or (index == last and got.startswith(wanted)):
+            continue
+        return False
+    return True
 
 
 async def _send_too_large(send: Send, limit: int) -> None:

@@ -32,9 +32,9 @@ class Module:
     # Modules declaring Celery tasks (core.jobs.job), periodic ones included.
     task_modules: tuple[str, ...] = ()
     routers: Callable[[], Sequence[APIRouter]] = _nothing
-    # Its command group, when it has commands (added under the group's own name: accounts
-    # brings `opsdeck users ...`).
-    cli: Callable[[], click.Group] | None = None
+    # Its command groups, when it has commands (added under each group's own name: accounts
+    # brings `opsdeck users ...` and `opsdeck keys ...`).
+    cli: Callable[[], click.Group | Sequence[click.Group]] | None = None
     # Request paths that may carry more than OPSDECK_MAX_REQUEST_BYTES: {path: max bytes}.
     body_limits: Callable[[Settings], Mapping[str, int]] = _no_limits
     # Socket.IO namespaces (python-socketio Namespace objects), for real-time modules.

@@ -12,6 +12,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -200,3 +201,88 @@ def read_token(
     if max_age is not None and current >= issued + max_age:
         raise TokenError("expired")
     return payload
+
+
+# -- secrets at rest ---------------------------------------------------------------------------
+
+
+class SecretBoxError(ValueError):
+    """A stored secret that no known key opens: tampered, moved to another row, or sealed with
+    a key that is no longer configured."""
+
+
+class SecretBox:
+    """Authenticated encryption for small secrets stored in the database (TOTP seeds).
+
+    AES-256-GCM with a key derived from the secret key by HKDF-SHA256 under the box's own
+    context (`opsdeck:<purpose>`), so it shares nothing with the other keys derived from the
+    same secret. A sealed value reads `v1.<key id>.<base64url(nonce | ciphertext | tag)>`; the
+    key id (8 hex digits of the key's digest) picks the key on read, so values sealed with a
+    previous secret key still open while they are re-sealed (`opsdeck keys rotate`). Each
+    value is bound to its row (`bound_to`, the associated data): a value copied into another
+    row does not open.
+    """
+
+    VERSION = "v1"
+
+    def __init__(self, current: bytes, previous: Sequence[bytes] = (), *, purpose: str) -> None:
+        self._purpose = purpose
+        self._current = self._derive(current)
+        self.current_kid = self._kid(self._current)
+        self._keys = {self.current_kid: self._current}
+        for secret in previous:
+            key = self._derive(secret)
+            self._keys.setdefault(self._kid(key), key)
+
+    def _derive(self, secret: bytes) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        return HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=None,
+            info=f"opsdeck:{self._purpose}".encode(),
+        ).derive(secret)
+
+    @staticmethod
+    def _kid(key: bytes) -> str:
+        return hashlib.sha256(b"opsdeck-kid:" + key).hexdigest()[:8]
+
+    @classmethod
+    def is_sealed(cls, value: str) -> bool:
+        return value.startswith(f"{cls.VERSION}.")
+
+    def seal(self, plaintext: str, *, bound_to: str) -> str:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        nonce = secrets.token_bytes(12)
+        sealed = AESGCM(self._current).encrypt(nonce, plaintext.encode(), bound_to.encode())
+        body = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+        return f"{self.VERSION}.{self.current_kid}.{body}"
+
+    def open(self, value: str, *, bound_to: str) -> str:
+        """The plaintext of a sealed value. A value that is not sealed (written before
+        encryption at rest) is returned as it is, so those rows keep working until the
+        migration or `opsdeck keys rotate` seals them."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        if not self.is_sealed(value):
+            return value
+        try:
+            _version, kid, body = value.split(".", 2)
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except (ValueError, binascii.Error):
+            raise SecretBoxError("not a sealed value") from None
+        key = self._keys.get(kid)
+        if key is None:
+            raise SecretBoxError(f"sealed with key {kid}, which is not configured")
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], bound_to.encode()).decode()
+        except (InvalidTag, ValueError):
+            raise SecretBoxError("the sealed value does not open (tampered or moved)") from None
+
+    def needs_reseal(self, value: str) -> bool:
+        """Whether a stored value is plain or sealed with another key than the current one."""
+        return not value.startswith(f"{self.VERSION}.{self.current_kid}.")

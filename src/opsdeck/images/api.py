@@ -14,6 +14,7 @@ from opsdeck.core.errors import NotFound, error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import MAX_QUERY_INT, PageParams, page_params
 from opsdeck.core.storage import media_store
+from opsdeck.core.uploads import read_upload
 from opsdeck.images import intake, service
 from opsdeck.images.models import ImageBatch
 from opsdeck.images.presenters import batch_out, batch_summary, output_csv_lines
@@ -54,7 +55,7 @@ async def create_batch(
     webhook_url: WebhookField = None,
     operations: OperationsField = None,
 ) -> BatchSummary:
-    data = await intake.read_upload(file, settings.max_file_size)
+    data = await read_upload(file, settings.max_file_size)
 
     # Parsing, checking every URL and inserting a 1,000-row CSV is ~100 ms of CPU and database
     # work: off the event loop, so other requests are not held behind it.

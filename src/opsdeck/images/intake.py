@@ -9,17 +9,17 @@ from typing import Any
 from fastapi import UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from opsdeck.core.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from opsdeck.core.errors import UnsupportedMediaType, ValidationFailed
 from opsdeck.core.outbound.errors import FetchError
 from opsdeck.core.outbound.policy import AddressPolicy, validate_url
 from opsdeck.core.storage import media_store
+from opsdeck.core.uploads import read_upload, too_large
 from opsdeck.images.csv_input import parse_products
 from opsdeck.images.formats import DECODABLE_FORMATS, content_type_and_extension, sniff
 from opsdeck.images.processing import parse_operations
 from opsdeck.images.service import ProductInput, UploadInput
 from opsdeck.settings import Settings
 
-READ_CHUNK = 1024 * 1024
 SNIFF_BYTES = 4096
 MAX_UPLOAD_FILES = 100
 
@@ -56,18 +56,6 @@ def parse_batch_request(
                 details=[{"field": "body.webhook_url", "message": exc.message}],
             ) from exc
     return BatchRequest(operations=ops.model_dump(), webhook_url=url)
-
-
-async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
-    """The file's bytes, refused with 413 as soon as it passes `max_bytes`."""
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await file.read(READ_CHUNK):
-        size += len(chunk)
-        if size > max_bytes:
-            raise _too_large(file.filename, max_bytes)
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_csv(settings: Settings, data: bytes) -> tuple[list[ProductInput], list[str]]:
@@ -127,7 +115,7 @@ async def store_uploads(settings: Settings, files: list[UploadFile]) -> list[Upl
     for number, file in enumerate(files, start=1):
         name = file.filename or f"file {number}"
         if file.size is not None and file.size > settings.max_file_size:
-            raise _too_large(name, settings.max_file_size)
+            raise too_large(name, settings.max_file_size)
         head = await file.read(SNIFF_BYTES)
         await file.seek(0)
         fmt = sniff(head)
@@ -151,11 +139,3 @@ async def store_uploads(settings: Settings, files: list[UploadFile]) -> list[Upl
             )
         )
     return uploads
-
-
-def _too_large(name: str | None, limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"{name or 'The file'} is larger than the {limit:,}-byte limit.",
-        code="file_too_large",
-        details=[{"file": name, "limit_bytes": limit}],
-    )

@@ -27,6 +27,7 @@ from opsdeck.core.errors import Conflict, NotFound
 from opsdeck.core.jobs import JobOutbox, enqueue, enqueue_many
 from opsdeck.core.pagination import Paged, PageParams, SortOrders, paginate
 from opsdeck.core.queue import discard_queued, queued_tasks
+from opsdeck.images.formats import DECODABLE_FORMATS, content_type_and_extension, sniff
 from opsdeck.images.models import (
     ACTIVE_BATCH_STATUSES,
     ACTIVE_ITEM_STATUSES,
@@ -884,3 +885,52 @@ def output_key_in_use(session: Session, key: str, *, except_ids: Iterable[str]) 
 
 def _affected(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# -- previews for other modules --------------------------------------------------------------
+
+PREVIEW_OPERATIONS: dict[str, Any] = {
+    "quality": 75,
+    "format": "webp",
+    "max_width": 640,
+    "max_height": 640,
+    "animated": False,
+}
+
+
+def processable_image(data: bytes) -> str | None:
+    """The format of `data` when it is an image this pipeline can process, else None (other
+    modules decide whether an upload gets a preview with it)."""
+    fmt = sniff(data[:4096])
+    return fmt if fmt in DECODABLE_FORMATS else None
+
+
+def start_preview(session: Session, owner: User, *, name: str, key: str) -> str:
+    """Send a stored image (a media-store key) through the pipeline for a small WebP preview
+    (at most 640 x 640); the batch id, to ask `preview_of` later. The batch is the owner's,
+    like any upload of theirs."""
+    batch = create_upload_batch(
+        session,
+        owner,
+        uploads=[UploadInput(name=name[:255], key=key)],
+        operations=PREVIEW_OPERATIONS,
+        webhook_url=None,
+    )
+    return batch.id
+
+
+@dataclass(frozen=True)
+class Preview:
+    status: ImageStatus
+    key: str | None
+    content_type: str | None
+
+
+def preview_of(session: Session, batch_id: str) -> Preview | None:
+    """Where a preview started by `start_preview` stands: pending or processing, succeeded
+    with its media-store key, or failed. None when the batch is gone."""
+    item = session.scalars(select(ImageItem).where(ImageItem.batch_id == batch_id)).first()
+    if item is None:
+        return None
+    content_type = content_type_and_extension(item.output_format)[0] if item.output_format else None
+    return Preview(status=ImageStatus(item.status), key=item.output_key, content_type=content_type)

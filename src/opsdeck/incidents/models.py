@@ -225,6 +225,27 @@ class Comment(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class Attachment(Base):
+    """A file attached to an incident, kept in the media store. An image also gets a preview
+    made by the images pipeline (`preview_batch_id`)."""
+
+    __tablename__ = "incident_attachments"
+    __table_args__ = (Index("ix_incident_attachments_incident", "incident_number", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    incident_number: Mapped[int] = mapped_column(ForeignKey("incidents.number", ondelete="CASCADE"))
+    uploader_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(64))
+    preview_batch_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class TimelineEvent(Base):
     """One line of an incident's timeline: who, what, old -> new, when. `id` orders it."""
 

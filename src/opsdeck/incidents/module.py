@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 # platform's default on purpose: a too-long description (say 1 MB) then reaches validation and
 # gets a 422 naming the field and its limit, instead of a bare 413.
 MAX_BODY_BYTES = 2 * 1024 * 1024
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 def _routers() -> Sequence[APIRouter]:
@@ -31,10 +32,13 @@ def _cli() -> click.Group:
     return incidents
 
 
-def _body_limits(_settings: Settings) -> Mapping[str, int]:
+def _body_limits(settings: Settings) -> Mapping[str, int]:
     from opsdeck.core.http import API_PREFIX
 
-    return {f"{API_PREFIX}/incidents": MAX_BODY_BYTES}
+    return {
+        f"{API_PREFIX}/incidents": MAX_BODY_BYTES,
+        f"{API_PREFIX}/incidents/*/attachments": settings.max_file_size + MULTIPART_OVERHEAD,
+    }
 
 
 module = Module(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -16,6 +17,9 @@ from opsdeck.incidents.models import (
 )
 from opsdeck.incidents.models import (
     IncidentStatus as IncidentStatus,
+)
+from opsdeck.incidents.models import (
+    IntegrationKind as IntegrationKind,
 )
 from opsdeck.incidents.models import (
     Severity as Severity,
@@ -164,6 +168,169 @@ class TimelineEventOut(BaseModel):
 
 class TimelinePage(Page[TimelineEventOut]):
     pass
+
+
+# -- attachments -----------------------------------------------------------------------------
+
+
+class AttachmentOut(BaseModel):
+    id: str
+    name: str
+    content_type: str
+    size: int
+    uploader: UserRef | None
+    created_at: datetime
+    download_url: str
+    preview: Literal["none", "pending", "ready", "failed"] = Field(
+        description="Images get a small WebP preview from the images pipeline."
+    )
+    preview_url: str | None
+
+
+# -- alert integrations (service/integrations.py) --------------------------------------------
+
+IntegrationName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+]
+LabelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+LabelValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+# What most Prometheus rules put in their `severity` label.
+DEFAULT_SEVERITY_MAP: dict[str, Severity] = {
+    "critical": Severity.SEV1,
+    "error": Severity.SEV2,
+    "warning": Severity.SEV3,
+    "info": Severity.SEV4,
+}
+SEVERITY_MAP_MAX = 50
+
+
+class IntegrationCreate(Input):
+    name: IntegrationName
+    kind: IntegrationKind
+    severity_label: LabelName = Field(
+        default="severity", description="The alert label whose value picks the severity."
+    )
+    severity_map: Annotated[dict[LabelValue, Severity], Field(max_length=SEVERITY_MAP_MAX)] = Field(
+        default_factory=lambda: dict(DEFAULT_SEVERITY_MAP),
+        description="Label value -> severity (values compared case-insensitively). A value "
+        "that is itself SEV1..SEV4 needs no entry. Omitted: critical SEV1, error SEV2, "
+        "warning SEV3, info SEV4.",
+    )
+    default_severity: Severity = Field(
+        default=Severity.SEV3, description="The severity when no label value maps to one."
+    )
+    resolve_on_recovery: bool = Field(
+        default=False,
+        description="Resolve the incident when its alerts resolve (when the workflow allows).",
+    )
+    category: Name | None = Field(
+        default=None, description="The category of the incidents it declares."
+    )
+
+
+class IntegrationOut(BaseModel):
+    """An integration as admins see it: never its token, only the token's first characters."""
+
+    id: str
+    name: str
+    kind: IntegrationKind
+    url: str = Field(description="The path alerts are posted to, with the token as a Bearer.")
+    token_prefix: str = Field(description="The token's first characters, to tell tokens apart.")
+    severity_label: str
+    severity_map: dict[str, Severity]
+    default_severity: Severity
+    resolve_on_recovery: bool
+    category: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    active: bool = Field(description="False once revoked: its token is refused.")
+
+
+class IntegrationCreated(IntegrationOut):
+    token: str = Field(description="The bearer token; shown in this answer only, never again.")
+
+
+class IntegrationPage(Page[IntegrationOut]):
+    pass
+
+
+AlertStatus = Literal["firing", "resolved"]
+
+
+class AlertmanagerAlert(BaseModel):
+    """One alert of an Alertmanager notification. Unknown fields are ignored (Alertmanager and
+    compatible senders such as Grafana add their own)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    status: AlertStatus
+    labels: dict[str, str]
+    annotations: dict[str, str] = {}
+    starts_at: datetime | None = Field(default=None, alias="startsAt")
+    ends_at: datetime | None = Field(default=None, alias="endsAt")
+    generator_url: str = Field(default="", alias="generatorURL")
+    fingerprint: str = ""
+
+
+class AlertmanagerPayload(BaseModel):
+    """Prometheus Alertmanager's webhook notification, version 4 (its `webhook_config`)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    version: Literal["4"]
+    group_key: Annotated[str, Field(min_length=1)] = Field(alias="groupKey")
+    status: AlertStatus
+    receiver: str = ""
+    alerts: Annotated[list[AlertmanagerAlert], Field(min_length=1)]
+    group_labels: dict[str, str] = Field(default={}, alias="groupLabels")
+    common_labels: dict[str, str] = Field(default={}, alias="commonLabels")
+    common_annotations: dict[str, str] = Field(default={}, alias="commonAnnotations")
+    external_url: str = Field(default="", alias="externalURL")
+    truncated_alerts: Annotated[int, Field(ge=0)] = Field(default=0, alias="truncatedAlerts")
+
+
+class GenericAlert(Input):
+    """The generic webhook: one alert (or one group of them) from any tool.
+
+    `dedup_key` groups notifications: while an incident opened for that key is open, more
+    `firing` notifications are added to its timeline; `resolved` records the recovery (and
+    resolves the incident when the integration says so)."""
+
+    dedup_key: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)
+    ]
+    status: AlertStatus
+    title: Title
+    description: Markdown = ""
+    severity: Severity | None = Field(
+        default=None, description="Wins over the integration's label mapping."
+    )
+    labels: Annotated[
+        dict[LabelName, Annotated[str, Field(max_length=1000)]], Field(max_length=64)
+    ] = {}
+
+
+class AlertOutcome(StrEnum):
+    """What an alert notification did.
+
+    - opened: a new incident (answered 201)
+    - appended: an `alert_firing` event on the group's open incident
+    - resolved: an `alert_resolved` event, and the incident resolved (resolve_on_recovery)
+    - recorded: an `alert_resolved` event only (or nothing, when the group has no incident)
+    - duplicate: the same body was received before; nothing changed, the same incident
+    """
+
+    OPENED = "opened"
+    APPENDED = "appended"
+    RESOLVED = "resolved"
+    RECORDED = "recorded"
+    DUPLICATE = "duplicate"
+
+
+class AlertResult(BaseModel):
+    incident: int | None = Field(description="The incident's number, if the alert has one.")
+    outcome: AlertOutcome
 
 
 # -- categories and tags ----------------------------------------------------------------------

@@ -41,6 +41,7 @@ from opsdeck.accounts.service.two_factor import (
     confirm_totp,
     disable_totp,
     regenerate_recovery_codes,
+    reseal_totp_secrets,
 )
 from opsdeck.accounts.service.users import (
     MAX_DISPLAY_NAME_LENGTH,
@@ -97,6 +98,7 @@ __all__ = [
     "refresh_session",
     "regenerate_recovery_codes",
     "replace_browser_session",
+    "reseal_totp_secrets",
     "revoke_api_token",
     "start_api_session",
     "start_browser_session",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
 
 from sqlalchemy import delete, func, or_, select, update
@@ -17,13 +18,53 @@ from opsdeck.audit.service import record
 from opsdeck.core.db import affected_rows, keep_on_refusal, utcnow
 from opsdeck.core.deps import ClientContext
 from opsdeck.core.errors import AppError, Conflict, ErrorDetail, Forbidden
-from opsdeck.core.security import Passwords, derive_key
+from opsdeck.core.security import Passwords, SecretBox, derive_key
 from opsdeck.settings import Settings
 
 OTP_REQUIRED_MESSAGE = "Enter the six-digit code from your authenticator app, or a recovery code."
 OTP_INVALID_MESSAGE = "The code is incorrect, expired or already used."
 
 SecondFactor = Literal["totp", "recovery_code"]
+TOTP_BOX_PURPOSE = "totp-secret"
+
+
+def totp_box(settings: Settings) -> SecretBox:
+    """The key TOTP seeds are sealed with at rest (docs/operations.md, "Secrets at rest")."""
+    return _box(settings.secret_bytes(), tuple(settings.previous_secret_bytes()))
+
+
+@lru_cache(maxsize=4)
+def _box(current: bytes, previous: tuple[bytes, ...]) -> SecretBox:
+    return SecretBox(current, previous, purpose=TOTP_BOX_PURPOSE)
+
+
+def _seal(settings: Settings, user: User, secret: str) -> str:
+    return totp_box(settings).seal(secret, bound_to=user.id)
+
+
+def _open(settings: Settings, user: User, sealed: str) -> str:
+    return totp_box(settings).open(sealed, bound_to=user.id)
+
+
+def reseal_totp_secrets(session: Session, settings: Settings) -> int:
+    """Seal every TOTP seed with the current key (plain ones written before encryption at
+    rest, and those sealed with a previous key); how many rows changed. `opsdeck keys
+    rotate` runs it; a seed no configured key opens stops it with SecretBoxError."""
+    box = totp_box(settings)
+    changed = 0
+    users = session.scalars(
+        select(User).where(
+            or_(User.totp_secret.is_not(None), User.totp_pending_secret.is_not(None))
+        )
+    )
+    for user in users:
+        for column in ("totp_secret", "totp_pending_secret"):
+            value = getattr(user, column)
+            if value is not None and box.needs_reseal(value):
+                setattr(user, column, box.seal(box.open(value, bound_to=user.id), bound_to=user.id))
+                changed += 1
+    session.flush()
+    return changed
 
 
 @dataclass(frozen=True)
@@ -48,7 +89,7 @@ def begin_totp_setup(
         session, passwords, settings, user, password=password, purpose="2fa_setup", client=client
     )
     secret = totp.new_secret()
-    user.totp_pending_secret = secret
+    user.totp_pending_secret = _seal(settings, user, secret)
     return TotpSetup(secret, totp.provisioning_uri(secret, user.username))
 
 
@@ -62,9 +103,10 @@ def confirm_totp(
 ) -> list[str]:
     """Turn 2FA on with the pending secret; returns the recovery codes, shown once."""
     _require_totp(user, enabled=False)
-    secret = user.totp_pending_secret
-    if secret is None:
+    pending = user.totp_pending_secret
+    if pending is None:
         raise Conflict("Start two-factor setup first; there is no secret waiting to be confirmed.")
+    secret = _open(settings, user, pending)
     counter = totp.matching_counter(secret, code, now=utcnow(), last_counter=None)
     if counter is None:
         raise Forbidden(
@@ -75,7 +117,7 @@ def confirm_totp(
                 ErrorDetail(field="body.code", message=OTP_INVALID_MESSAGE, type="invalid_otp")
             ],
         )
-    user.totp_secret = secret
+    user.totp_secret = pending
     user.totp_pending_secret = None
     user.totp_enabled_at = utcnow()
     user.totp_last_counter = counter
@@ -202,7 +244,8 @@ def accept_second_factor(
     if user.totp_secret is None:
         return None
     if totp.looks_like_totp(code):
-        return "totp" if _spend_totp(session, user, user.totp_secret, code, now) else None
+        secret = _open(settings, user, user.totp_secret)
+        return "totp" if _spend_totp(session, user, secret, code, now) else None
     if _spend_recovery_code(session, settings, user, code, now):
         remaining = session.scalar(
             select(func.count())

@@ -11,6 +11,6 @@ from fastapi import APIRouter
 
 
 def routers() -> Sequence[APIRouter]:
-    from opsdeck.incidents.api import catalog, incidents
+    from opsdeck.incidents.api import attachments, catalog, incidents, integrations
 
-    return (catalog.router, incidents.router)
+    return (integrations.router, catalog.router, incidents.router, attachments.router)
