@@ -86,7 +86,7 @@ test('as a member: home, images, new batch, batch detail, account, not found, fo
   }
 });
 
-test('as an admin: users, the create dialog, the audit log, incident categories and tags', async ({ page }) => {
+test('as an admin: users, the create dialog, the audit log, incident categories, tags and integrations', async ({ page }) => {
   test.setTimeout(120_000);
   await signIn(page, USERS.admin.username, USERS.admin.password);
   await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
@@ -110,4 +110,7 @@ test('as an admin: users, the create dialog, the audit log, incident categories 
   await page.goto('/incidents/admin/tags');
   await expect(page.getByRole('heading', { name: 'Incident tags' })).toBeVisible();
   await expectAccessible(page, 'incident tags');
+  await page.goto('/incidents/admin/integrations');
+  await expect(page.getByRole('heading', { name: 'Alert integrations' })).toBeVisible();
+  await expectAccessible(page, 'alert integrations');
 });

@@ -11,150 +11,150 @@ interface IncidentOut {
 
 test.describe('incidents', () => {
   test.describe('main flow', () => {
-  // The empty title the dialog sends on purpose is refused with a 422.
-  test.use({ allowedFailures: ['422 /api/v1/incidents'] });
-  test('declare with the keyboard shortcut, find it in the list, drive it through the workflow, comment', async ({ page }) => {
-    test.setTimeout(300_000);
-    const title = unique('Checkout returns 502');
-    await signIn(page, USERS.admin.username, USERS.admin.password);
-    await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
+    // The empty title the dialog sends on purpose is refused with a 422.
+    test.use({ allowedFailures: ['422 /api/v1/incidents'] });
+    test('declare with the keyboard shortcut, find it in the list, drive it through the workflow, comment', async ({ page }) => {
+      test.setTimeout(300_000);
+      const title = unique('Checkout returns 502');
+      await signIn(page, USERS.admin.username, USERS.admin.password);
+      await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
 
-    // The shortcut works from any page, the dialog takes the focus and keeps it.
-    await page.keyboard.press('Alt+Shift+D');
-    const dialog = page.getByRole('dialog', { name: 'Declare an incident' });
-    await expect(dialog).toBeVisible();
-    const titleField = dialog.getByLabel(/^Title/);
-    await expect(titleField).toBeFocused();
-    await expectAccessible(page, 'declare dialog');
-    for (let i = 0; i < 20; i++) {
+      // The shortcut works from any page, the dialog takes the focus and keeps it.
+      await page.keyboard.press('Alt+Shift+D');
+      const dialog = page.getByRole('dialog', { name: 'Declare an incident' });
+      await expect(dialog).toBeVisible();
+      const titleField = dialog.getByLabel(/^Title/);
+      await expect(titleField).toBeFocused();
+      await expectAccessible(page, 'declare dialog');
+      for (let i = 0; i < 20; i++) {
+        await page.keyboard.press('Tab');
+        expect(await dialog.evaluate((el) => el.contains(document.activeElement))).toBe(true);
+      }
+
+      // Refused by the server: the error sits next to the field it names.
+      await titleField.focus();
+      await page.keyboard.press('Enter');
+      await expect(titleField).toHaveAttribute('aria-invalid', 'true');
+      await expect(dialog.getByRole('alert').first()).toBeVisible();
+      await expectAccessible(page, 'declare dialog with errors');
+
+      await titleField.focus();
+      await page.keyboard.type(title);
+      // Tab to the severity radios (SEV3 is chosen), arrow to SEV2.
       await page.keyboard.press('Tab');
-      expect(await dialog.evaluate((el) => el.contains(document.activeElement))).toBe(true);
-    }
+      await expect(dialog.getByRole('radio', { name: 'SEV3 · minor' })).toBeFocused();
+      await page.keyboard.press('ArrowLeft');
+      await expect(dialog.getByRole('radio', { name: 'SEV2 · major' })).toBeChecked();
+      await page.keyboard.press('Tab');
+      await expect(dialog.getByLabel(/^Description/)).toBeFocused();
+      await page.keyboard.type('Payments **fail** for EU customers.');
+      await titleField.focus();
+      await page.keyboard.press('Enter');
+      await expect(dialog).toBeHidden();
 
-    // Refused by the server: the error sits next to the field it names.
-    await titleField.focus();
-    await page.keyboard.press('Enter');
-    await expect(titleField).toHaveAttribute('aria-invalid', 'true');
-    await expect(dialog.getByRole('alert').first()).toBeVisible();
-    await expectAccessible(page, 'declare dialog with errors');
+      await expect(page).toHaveURL(/\/incidents\/\d+$/);
+      const number = numberFromUrl(page);
+      await expect(page.getByRole('heading', { level: 1, name: title })).toBeVisible();
+      await expect(page.getByTestId('incident-key')).toHaveText(`INC-${number}`);
+      await expect(page.getByTestId('incident-description').locator('strong')).toHaveText('fail');
+      await expect(page.getByTestId('incident-status')).toHaveText('Triage');
+      await expectAccessible(page, 'incident detail');
 
-    await titleField.focus();
-    await page.keyboard.type(title);
-    // Tab to the severity radios (SEV3 is chosen), arrow to SEV2.
-    await page.keyboard.press('Tab');
-    await expect(dialog.getByRole('radio', { name: 'SEV3 · minor' })).toBeFocused();
-    await page.keyboard.press('ArrowLeft');
-    await expect(dialog.getByRole('radio', { name: 'SEV2 · major' })).toBeChecked();
-    await page.keyboard.press('Tab');
-    await expect(dialog.getByLabel(/^Description/)).toBeFocused();
-    await page.keyboard.type('Payments **fail** for EU customers.');
-    await titleField.focus();
-    await page.keyboard.press('Enter');
-    await expect(dialog).toBeHidden();
+      // Only the allowed next states are offered: never "Close" from triage.
+      const transitions = page.getByTestId('transitions').getByRole('button');
+      const expectTransitions = async (names: string[]) => {
+        await expect(transitions).toHaveText(names);
+        const incident = await apiCall<IncidentOut>(page, 'GET', `/api/v1/incidents/${number}`);
+        expect(incident.allowed_transitions).toHaveLength(names.length);
+      };
+      await expectTransitions([
+        'Acknowledge: Investigating',
+        'Acknowledge: Identified',
+        'Acknowledge: Monitoring',
+        'Resolve',
+      ]);
+      await page.getByRole('button', { name: 'Acknowledge: Investigating' }).focus();
+      await page.keyboard.press('Enter');
+      await expect(page.getByTestId('incident-status')).toHaveText('Investigating');
+      await expect(page.getByTestId('incident-status')).toBeFocused();
+      await expect(page.getByRole('status').filter({ hasText: `INC-${number} is now Investigating.` })).toBeVisible();
+      await expectTransitions(['Move to Identified', 'Move to Monitoring', 'Resolve']);
+      await page.getByRole('button', { name: 'Resolve' }).click();
+      await expect(page.getByTestId('incident-status')).toHaveText('Resolved');
+      await expectTransitions(['Close', 'Reopen']);
+      await page.getByRole('button', { name: 'Close' }).click();
+      await expect(page.getByTestId('incident-status')).toHaveText('Closed');
+      await expectTransitions(['Reopen']);
+      await page.getByRole('button', { name: 'Reopen' }).click();
+      await expect(page.getByTestId('incident-status')).toHaveText('Investigating');
 
-    await expect(page).toHaveURL(/\/incidents\/\d+$/);
-    const number = numberFromUrl(page);
-    await expect(page.getByRole('heading', { level: 1, name: title })).toBeVisible();
-    await expect(page.getByTestId('incident-key')).toHaveText(`INC-${number}`);
-    await expect(page.getByTestId('incident-description').locator('strong')).toHaveText('fail');
-    await expect(page.getByTestId('incident-status')).toHaveText('Triage');
-    await expectAccessible(page, 'incident detail');
+      // Editors change the details; a severity change is on the timeline.
+      await page.getByRole('button', { name: 'Edit incident' }).click();
+      const edit = page.getByRole('dialog', { name: 'Edit incident' });
+      await expect(edit.getByLabel(/^Title/)).toBeFocused();
+      await expectAccessible(page, 'edit incident dialog');
+      await edit.getByRole('radio', { name: 'SEV1 · critical' }).check();
+      await edit.getByRole('button', { name: 'Save changes' }).click();
+      await expect(edit).toBeHidden();
+      await expect(page.getByText('SEV1 · critical').first()).toBeVisible();
+      await expect(page.getByTestId('timeline').getByText('changed the severity from SEV2 · major to SEV1 · critical')).toBeVisible();
 
-    // Only the allowed next states are offered: never "Close" from triage.
-    const transitions = page.getByTestId('transitions').getByRole('button');
-    const expectTransitions = async (names: string[]) => {
-      await expect(transitions).toHaveText(names);
-      const incident = await apiCall<IncidentOut>(page, 'GET', `/api/v1/incidents/${number}`);
-      expect(incident.allowed_transitions).toHaveLength(names.length);
-    };
-    await expectTransitions([
-      'Acknowledge: Investigating',
-      'Acknowledge: Identified',
-      'Acknowledge: Monitoring',
-      'Resolve',
-    ]);
-    await page.getByRole('button', { name: 'Acknowledge: Investigating' }).focus();
-    await page.keyboard.press('Enter');
-    await expect(page.getByTestId('incident-status')).toHaveText('Investigating');
-    await expect(page.getByTestId('incident-status')).toBeFocused();
-    await expect(page.getByRole('status').filter({ hasText: `INC-${number} is now Investigating.` })).toBeVisible();
-    await expectTransitions(['Move to Identified', 'Move to Monitoring', 'Resolve']);
-    await page.getByRole('button', { name: 'Resolve' }).click();
-    await expect(page.getByTestId('incident-status')).toHaveText('Resolved');
-    await expectTransitions(['Close', 'Reopen']);
-    await page.getByRole('button', { name: 'Close' }).click();
-    await expect(page.getByTestId('incident-status')).toHaveText('Closed');
-    await expectTransitions(['Reopen']);
-    await page.getByRole('button', { name: 'Reopen' }).click();
-    await expect(page.getByTestId('incident-status')).toHaveText('Investigating');
+      // Every move is on the timeline; a pinned note stands out.
+      const timeline = page.getByTestId('timeline');
+      await expect(timeline.getByText('moved it from Resolved to Closed')).toBeVisible();
+      await page.getByLabel(/^Note/).fill('Rolled back **v2.3**');
+      await page.getByLabel('Pin this note').check();
+      await page.getByRole('button', { name: 'Add note' }).click();
+      const note = timeline.locator('li[data-kind="note"]');
+      await expect(note.getByText('Pinned', { exact: true })).toBeVisible();
+      await expect(note.locator('strong')).toHaveText('v2.3');
+      await page.locator('label', { hasText: 'Pinned only' }).click();
+      await expect(timeline.getByTestId('timeline-event')).toHaveCount(1);
+      await page.locator('label', { hasText: 'All events' }).click();
+      await expect(timeline.getByTestId('timeline-event')).not.toHaveCount(1);
 
-    // Editors change the details; a severity change is on the timeline.
-    await page.getByRole('button', { name: 'Edit incident' }).click();
-    const edit = page.getByRole('dialog', { name: 'Edit incident' });
-    await expect(edit.getByLabel(/^Title/)).toBeFocused();
-    await expectAccessible(page, 'edit incident dialog');
-    await edit.getByRole('radio', { name: 'SEV1 · critical' }).check();
-    await edit.getByRole('button', { name: 'Save changes' }).click();
-    await expect(edit).toBeHidden();
-    await expect(page.getByText('SEV1 · critical').first()).toBeVisible();
-    await expect(page.getByTestId('timeline').getByText('changed the severity from SEV2 · major to SEV1 · critical')).toBeVisible();
+      // Comment, edit it (marked edited), delete it (a placeholder stays).
+      await page.getByRole('textbox', { name: 'Comment', exact: true }).fill('Looking at the load balancer');
+      await page.getByRole('button', { name: 'Add comment' }).click();
+      const comment = page.getByTestId('comment').first();
+      await expect(comment).toContainText('Looking at the load balancer');
+      await comment.getByRole('button', { name: /^Edit/ }).click();
+      await page.getByLabel('Edit your comment').fill('It was the load balancer');
+      await page.getByRole('button', { name: 'Save comment' }).click();
+      await expect(comment).toContainText('It was the load balancer');
+      await expect(comment).toContainText('(edited)');
+      await comment.getByRole('button', { name: /^Delete/ }).click();
+      await expect(page.getByRole('dialog', { name: 'Delete this comment?' })).toBeVisible();
+      await expectAccessible(page, 'delete comment dialog');
+      await page.getByRole('button', { name: 'Delete comment' }).click();
+      await expect(comment).toContainText('This comment was deleted.');
+      await expectAccessible(page, 'incident detail with timeline and comments');
 
-    // Every move is on the timeline; a pinned note stands out.
-    const timeline = page.getByTestId('timeline');
-    await expect(timeline.getByText('moved it from Resolved to Closed')).toBeVisible();
-    await page.getByLabel(/^Note/).fill('Rolled back **v2.3**');
-    await page.getByLabel('Pin this note').check();
-    await page.getByRole('button', { name: 'Add note' }).click();
-    const note = timeline.locator('li[data-kind="note"]');
-    await expect(note.getByText('Pinned', { exact: true })).toBeVisible();
-    await expect(note.locator('strong')).toHaveText('v2.3');
-    await page.locator('label', { hasText: 'Pinned only' }).click();
-    await expect(timeline.getByTestId('timeline-event')).toHaveCount(1);
-    await page.locator('label', { hasText: 'All events' }).click();
-    await expect(timeline.getByTestId('timeline-event')).not.toHaveCount(1);
+      // The list finds it, by search and filters kept in the URL.
+      await page.goto(`/incidents?severity=SEV1&q=${encodeURIComponent(title)}`);
+      await expect(page.getByRole('heading', { name: 'Incidents', exact: true })).toBeVisible();
+      const table = page.getByTestId('incidents-table');
+      await expect(table.getByRole('link', { name: title })).toBeVisible();
+      await expect(page.getByRole('checkbox', { name: 'SEV1 · critical' })).toBeChecked();
+      await expect(page.getByLabel(/^Search/)).toHaveValue(title);
+      await expectAccessible(page, 'incidents list, filtered');
+      await page.getByRole('checkbox', { name: 'SEV4 · low' }).check();
+      await expect(page).toHaveURL(/severity=SEV1&severity=SEV4/);
+      await expect(table.getByRole('link', { name: title })).toBeVisible();
+      await page.goto(`/incidents?status=closed&q=${encodeURIComponent(title)}`);
+      await expect(page.getByText('No incident matches')).toBeVisible();
+      await expectAccessible(page, 'incidents list, nothing matches');
 
-    // Comment, edit it (marked edited), delete it (a placeholder stays).
-    await page.getByRole('textbox', { name: 'Comment', exact: true }).fill('Looking at the load balancer');
-    await page.getByRole('button', { name: 'Add comment' }).click();
-    const comment = page.getByTestId('comment').first();
-    await expect(comment).toContainText('Looking at the load balancer');
-    await comment.getByRole('button', { name: /^Edit/ }).click();
-    await page.getByLabel('Edit your comment').fill('It was the load balancer');
-    await page.getByRole('button', { name: 'Save comment' }).click();
-    await expect(comment).toContainText('It was the load balancer');
-    await expect(comment).toContainText('(edited)');
-    await comment.getByRole('button', { name: /^Delete/ }).click();
-    await expect(page.getByRole('dialog', { name: 'Delete this comment?' })).toBeVisible();
-    await expectAccessible(page, 'delete comment dialog');
-    await page.getByRole('button', { name: 'Delete comment' }).click();
-    await expect(comment).toContainText('This comment was deleted.');
-    await expectAccessible(page, 'incident detail with timeline and comments');
-
-    // The list finds it, by search and filters kept in the URL.
-    await page.goto(`/incidents?severity=SEV1&q=${encodeURIComponent(title)}`);
-    await expect(page.getByRole('heading', { name: 'Incidents', exact: true })).toBeVisible();
-    const table = page.getByTestId('incidents-table');
-    await expect(table.getByRole('link', { name: title })).toBeVisible();
-    await expect(page.getByRole('checkbox', { name: 'SEV1 · critical' })).toBeChecked();
-    await expect(page.getByLabel(/^Search/)).toHaveValue(title);
-    await expectAccessible(page, 'incidents list, filtered');
-    await page.getByRole('checkbox', { name: 'SEV4 · low' }).check();
-    await expect(page).toHaveURL(/severity=SEV1&severity=SEV4/);
-    await expect(table.getByRole('link', { name: title })).toBeVisible();
-    await page.goto(`/incidents?status=closed&q=${encodeURIComponent(title)}`);
-    await expect(page.getByText('No incident matches')).toBeVisible();
-    await expectAccessible(page, 'incidents list, nothing matches');
-
-    // The saved view sets the URL filters; the admin declared it, so it is theirs.
-    await page.goto('/incidents');
-    await page.getByRole('link', { name: 'My open incidents' }).click();
-    await expect(page).toHaveURL(/mine=true/);
-    await expect(page.getByRole('link', { name: 'My open incidents' })).toHaveAttribute('aria-current', 'page');
-    await expect(page.getByRole('switch', { name: /Only mine/ })).toBeChecked();
-    await expect(table.getByRole('link', { name: title })).toBeVisible();
-    await table.getByRole('link', { name: title }).click();
-    await expect(page.getByRole('heading', { level: 1, name: title })).toBeVisible();
-  });
+      // The saved view sets the URL filters; the admin declared it, so it is theirs.
+      await page.goto('/incidents');
+      await page.getByRole('link', { name: 'My open incidents' }).click();
+      await expect(page).toHaveURL(/mine=true/);
+      await expect(page.getByRole('link', { name: 'My open incidents' })).toHaveAttribute('aria-current', 'page');
+      await expect(page.getByRole('switch', { name: /Only mine/ })).toBeChecked();
+      await expect(table.getByRole('link', { name: title })).toBeVisible();
+      await table.getByRole('link', { name: title }).click();
+      await expect(page.getByRole('heading', { level: 1, name: title })).toBeVisible();
+    });
   });
 
   test('a member sees no workflow buttons on an incident they cannot edit, and may watch it', async ({ page }) => {
@@ -193,52 +193,83 @@ test.describe('incidents', () => {
   });
 
   test.describe('admin', () => {
-  // A category named twice is refused with a 409 on purpose.
-  test.use({ allowedFailures: ['409 /api/v1/incidents/categories'] });
-  test('admins manage categories and tags, and people file incidents under them', async ({ page }) => {
-    test.setTimeout(240_000);
-    const category = unique('Network');
-    const tag = unique('edge').toLowerCase().replace(' ', '-');
+    // A category named twice is refused with a 409 on purpose.
+    test.use({ allowedFailures: ['409 /api/v1/incidents/categories'] });
+    test('admins manage categories and tags, and people file incidents under them', async ({ page }) => {
+      test.setTimeout(240_000);
+      const category = unique('Network');
+      const tag = unique('edge').toLowerCase().replace(' ', '-');
+      await signIn(page, USERS.admin.username, USERS.admin.password);
+      await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
+      await page.getByRole('navigation').getByRole('link', { name: 'Incident categories' }).click();
+      await expect(page.getByRole('heading', { name: 'Incident categories' })).toBeVisible();
+      await expectAccessible(page, 'admin incident categories');
+      await page.getByLabel(/^Name/).fill(category);
+      await page.getByLabel(/^Description/).fill('Links, DNS, load balancers');
+      await page.getByRole('button', { name: 'Add category' }).click();
+      await expect(page.getByTestId('categories-table')).toContainText(category);
+      // The same name again is refused, next to the field.
+      await page.getByLabel(/^Name/).fill(category);
+      await page.getByRole('button', { name: 'Add category' }).click();
+      await expect(page.getByLabel(/^Name/)).toHaveAttribute('aria-invalid', 'true');
+      await expectAccessible(page, 'admin incident categories, with an error');
+      await page.getByRole('button', { name: `Edit ${category}` }).click();
+      await expect(page.getByRole('dialog', { name: 'Edit category' })).toBeVisible();
+      await expectAccessible(page, 'admin incident categories, edit dialog');
+      await page.keyboard.press('Escape');
+
+      await page.getByRole('navigation').getByRole('link', { name: 'Incident tags' }).click();
+      await expect(page.getByRole('heading', { name: 'Incident tags' })).toBeVisible();
+      await page.getByLabel(/^Name/).fill(tag);
+      await page.getByRole('button', { name: 'Add tag' }).click();
+      await expect(page.getByTestId('tags-table')).toContainText(tag);
+      await expectAccessible(page, 'admin incident tags');
+
+      await page.getByRole('button', { name: 'Declare incident' }).click();
+      const dialog = page.getByRole('dialog', { name: 'Declare an incident' });
+      const title = unique('DNS lookups time out');
+      await dialog.getByLabel(/^Title/).fill(title);
+      await dialog.getByLabel('Category').selectOption(category);
+      await dialog.getByRole('checkbox', { name: tag }).check();
+      await dialog.getByRole('button', { name: 'Declare' }).click();
+      await expect(page.getByRole('heading', { level: 1, name: title })).toBeVisible();
+      await expect(page.getByText(`#${tag}`)).toBeVisible();
+
+      await page.goto(`/incidents?category=${encodeURIComponent(category)}&tag=${encodeURIComponent(tag)}`);
+      await expect(page.getByLabel('Category')).toHaveValue(category);
+      await expect(page.getByTestId('incidents-table').getByRole('link')).toHaveText([title]);
+    });
+  });
+
+  test('admins create an alert integration, see its token once, and revoke it', async ({ page }) => {
+    test.setTimeout(180_000);
+    const name = unique('prod alertmanager');
     await signIn(page, USERS.admin.username, USERS.admin.password);
     await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
-    await page.getByRole('navigation').getByRole('link', { name: 'Incident categories' }).click();
-    await expect(page.getByRole('heading', { name: 'Incident categories' })).toBeVisible();
-    await expectAccessible(page, 'admin incident categories');
-    await page.getByLabel(/^Name/).fill(category);
-    await page.getByLabel(/^Description/).fill('Links, DNS, load balancers');
-    await page.getByRole('button', { name: 'Add category' }).click();
-    await expect(page.getByTestId('categories-table')).toContainText(category);
-    // The same name again is refused, next to the field.
-    await page.getByLabel(/^Name/).fill(category);
-    await page.getByRole('button', { name: 'Add category' }).click();
-    await expect(page.getByLabel(/^Name/)).toHaveAttribute('aria-invalid', 'true');
-    await expectAccessible(page, 'admin incident categories, with an error');
-    await page.getByRole('button', { name: `Edit ${category}` }).click();
-    await expect(page.getByRole('dialog', { name: 'Edit category' })).toBeVisible();
-    await expectAccessible(page, 'admin incident categories, edit dialog');
-    await page.keyboard.press('Escape');
-
-    await page.getByRole('navigation').getByRole('link', { name: 'Incident tags' }).click();
-    await expect(page.getByRole('heading', { name: 'Incident tags' })).toBeVisible();
-    await page.getByLabel(/^Name/).fill(tag);
-    await page.getByRole('button', { name: 'Add tag' }).click();
-    await expect(page.getByTestId('tags-table')).toContainText(tag);
-    await expectAccessible(page, 'admin incident tags');
-
-    await page.getByRole('button', { name: 'Declare incident' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Declare an incident' });
-    const title = unique('DNS lookups time out');
-    await dialog.getByLabel(/^Title/).fill(title);
-    await dialog.getByLabel('Category').selectOption(category);
-    await dialog.getByRole('checkbox', { name: tag }).check();
-    await dialog.getByRole('button', { name: 'Declare' }).click();
-    await expect(page.getByRole('heading', { level: 1, name: title })).toBeVisible();
-    await expect(page.getByText(`#${tag}`)).toBeVisible();
-
-    await page.goto(`/incidents?category=${encodeURIComponent(category)}&tag=${encodeURIComponent(tag)}`);
-    await expect(page.getByLabel('Category')).toHaveValue(category);
-    await expect(page.getByTestId('incidents-table').getByRole('link')).toHaveText([title]);
-  });
+    await page.getByRole('navigation').getByRole('link', { name: 'Alert integrations' }).click();
+    await expect(page.getByRole('heading', { name: 'Alert integrations' })).toBeVisible();
+    await expectAccessible(page, 'admin alert integrations');
+    await page.getByLabel(/^Name/).fill(name);
+    await page.getByRole('button', { name: 'Create integration' }).click();
+    const shown = page.getByTestId('integration-token');
+    await expect(shown).toBeVisible();
+    const token = await shown.getByLabel('Token').inputValue();
+    expect(token.length).toBeGreaterThan(20);
+    await expectAccessible(page, 'admin alert integrations, token shown');
+    const row = page.getByTestId('integrations-table').getByRole('row', { name: new RegExp(name) });
+    await expect(row).toContainText('Active');
+    await expect(row).toContainText(token.slice(0, 4));
+    await expect(row).not.toContainText(token);
+    await page.getByRole('button', { name: 'I have copied it' }).click();
+    await expect(shown).toBeHidden();
+    // Never shown again: not after a reload either.
+    await page.reload();
+    await expect(page.getByRole('heading', { name: 'Alert integrations' })).toBeVisible();
+    await expect(page.getByText(token)).toHaveCount(0);
+    await row.getByRole('button', { name: /^Revoke/ }).click();
+    await expect(page.getByRole('dialog', { name: 'Revoke integration' })).toBeVisible();
+    await page.getByRole('button', { name: 'Revoke integration' }).click();
+    await expect(row).toContainText('Revoked');
   });
 
   test.describe('as a member', () => {

@@ -19,6 +19,11 @@ export type TimelinePage = Schemas['TimelinePage'];
 export type EventKind = TimelineEvent['kind'];
 export type Category = Schemas['CategoryOut'];
 export type Tag = Schemas['TagOut'];
+export type Integration = Schemas['IntegrationOut'];
+export type IntegrationCreated = Schemas['IntegrationCreated'];
+export type IntegrationCreate = Schemas['IntegrationCreate'];
+export type IntegrationPage = Schemas['IntegrationPage'];
+export type IntegrationKind = Integration['kind'];
 
 /** The workflow's states, in order (incidents/service/workflow.py). */
 export const STATUSES: readonly IncidentStatus[] = [
@@ -68,6 +73,7 @@ export const incidentsKeys = {
   timeline: (number: number) => ['incidents', 'incident', number, 'timeline'] as const,
   categories: () => ['incidents', 'categories'] as const,
   tags: () => ['incidents', 'tags'] as const,
+  integrations: () => ['incidents', 'integrations'] as const,
 };
 
 export function listIncidents(
@@ -227,4 +233,21 @@ export function createTag(name: string): Promise<Tag> {
 
 export async function deleteTag(id: string): Promise<void> {
   await unwrap(api.DELETE('/api/v1/incidents/tags/{tag_id}', { params: { path: { tag_id: id } } }));
+}
+
+export function listIntegrations(cursor?: string | null): Promise<IntegrationPage> {
+  return unwrap(
+    api.GET('/api/v1/incidents/integrations', { params: { query: { cursor: cursor ?? undefined, limit: 100 } } }),
+  );
+}
+
+/** A new alert integration; its `token` is in this answer only. */
+export function createIntegration(body: IntegrationCreate): Promise<IntegrationCreated> {
+  return unwrap(api.POST('/api/v1/incidents/integrations', { body }));
+}
+
+export async function revokeIntegration(id: string): Promise<void> {
+  await unwrap(
+    api.DELETE('/api/v1/incidents/integrations/{integration_id}', { params: { path: { integration_id: id } } }),
+  );
 }

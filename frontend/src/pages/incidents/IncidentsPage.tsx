@@ -2,6 +2,7 @@ import { Route, Routes, useParams } from 'react-router';
 import { RequireAdmin } from '../../auth/guards';
 import { NotFoundPage } from '../NotFoundPage';
 import AdminCategoriesPage from './AdminCategoriesPage';
+import AdminIntegrationsPage from './AdminIntegrationsPage';
 import AdminTagsPage from './AdminTagsPage';
 import IncidentDetailPage, { IncidentNotFound } from './IncidentDetailPage';
 import IncidentListPage from './IncidentListPage';
@@ -24,6 +25,7 @@ export default function IncidentsPage() {
       <Route index element={<IncidentListPage />} />
       <Route path="admin/categories" element={<RequireAdmin><AdminCategoriesPage /></RequireAdmin>} />
       <Route path="admin/tags" element={<RequireAdmin><AdminTagsPage /></RequireAdmin>} />
+      <Route path="admin/integrations" element={<RequireAdmin><AdminIntegrationsPage /></RequireAdmin>} />
       <Route path=":number" element={<IncidentDetailRoute />} />
       <Route path="*" element={<NotFoundPage />} />
     </Routes>
