@@ -154,6 +154,8 @@ def serve(host: str | None, port: int | None) -> None:
         "First admin: opsdeck users create --username admin --email you@example.com --admin",
         err=True,
     )
+    if settings.environment != "production":
+        click.echo("Example data to look around: opsdeck seed demo", err=True)
     worker = _Supervised(
         [sys.executable, "-m", "opsdeck", "worker", "--beat"],
         stop_timeout=settings.worker_stop_timeout_seconds + 2,
@@ -291,6 +293,53 @@ def db_revision(message: str) -> None:
         url = f"sqlite:///{Path(scratch) / 'scratch.db'}"
         upgrade_database(url)
         command.revision(alembic_config(url), message=message, autogenerate=True, rev_id=next_id)
+
+
+@main.group()
+def seed() -> None:
+    """Example data, to try OpsDeck out (never in production)."""
+
+
+# The exit status when `seed demo` refuses to run in production (a usage error, like click's).
+REFUSED_IN_PRODUCTION = 2
+
+
+@seed.command("demo")
+def seed_demo() -> None:
+    """Every module's demo data: users, incidents with their timelines, ... Idempotent: a
+    second run adds nothing. Refused when OPSDECK_ENVIRONMENT is production."""
+    settings = load_settings()
+    if settings.environment == "production":
+        click.echo(
+            "Refusing to seed demo data: this deployment is production "
+            "(OPSDECK_ENVIRONMENT=production). Demo users with a shared password and invented "
+            "incidents do not belong there.",
+            err=True,
+        )
+        raise SystemExit(REFUSED_IN_PRODUCTION)
+    require_head(settings)
+    from opsdeck.core.db import make_engine, make_sessionmaker, transaction
+
+    engine = make_engine(settings.database_url_resolved)
+    created: dict[str, int] = {}
+    started = time.monotonic()
+    try:
+        factory = make_sessionmaker(engine)
+        for module in MODULES:
+            if module.demo_seed is None:
+                continue
+            with transaction(factory) as session:
+                counts = module.demo_seed(session, settings)
+            for what, count in counts.items():
+                if count:
+                    created[what] = created.get(what, 0) + count
+                    click.echo(f"  {module.name}: {count} {what}")
+    finally:
+        engine.dispose()
+    if created:
+        click.echo(f"Demo data created in {time.monotonic() - started:.1f} s.")
+    else:
+        click.echo("Nothing to add: the demo data is there already.")
 
 
 for _module in MODULES:

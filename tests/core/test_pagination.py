@@ -279,3 +279,58 @@ def test_cursors_round_trip_and_are_url_safe(gadgets: list[Gadget]) -> None:
         key = decode_cursor(ORDERS, sort, cursor)
         column = sort.removeprefix("-")
         assert key == ((row.id,) if column == "id" else (getattr(row, column), row.id))
+
+
+def test_a_cursor_without_a_sort_goes_on_in_its_own_order(
+    http: TestClient, gadgets: list[Gadget]
+) -> None:
+    first = http.get(ROUTE, params={"sort": "rank", "limit": 4}).json()
+
+    second = http.get(ROUTE, params={"cursor": first["next_cursor"], "limit": 4}).json()
+
+    assert first["items"] + second["items"] == _expected(gadgets, "rank")[:8]
+
+
+# -- computed sort keys ---------------------------------------------------------------------
+
+SCORED = SortOrders(
+    name="GadgetScoreSort",
+    id_column=Gadget.id,
+    keys={"id": Gadget.id},
+    default="id",
+    computed={"score": float},
+)
+
+
+def _score(row: Gadget) -> float:
+    return row.rank * 1.5 + 0.25
+
+
+@pytest.mark.parametrize("sort", ["score", "-score"])
+def test_a_computed_key_pages_every_row_once_in_its_order(
+    sessions: sessionmaker[Session], gadgets: list[Gadget], sort: str
+) -> None:
+    statement = select(Gadget, (Gadget.rank * 1.5 + 0.25).label("score"))
+    seen: list[str] = []
+    with sessions() as session:
+        cursor: str | None = None
+        for _ in range(100):
+            after = decode_cursor(SCORED, sort, cursor) if cursor else None
+            page = paginate(session, statement, PageParams(SCORED, sort, 4, after))
+            assert all(isinstance(row, Gadget) for row in page.items)
+            seen += [row.id for row in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+
+    ordered = [row.id for row in sorted(gadgets, key=lambda row: (_score(row), row.id))]
+    assert seen == (ordered[::-1] if sort.startswith("-") else ordered)
+    assert "score" in SCORED.choices
+    assert "-score" in SCORED.choices
+
+
+def test_a_computed_key_the_statement_does_not_select_is_a_programming_error(
+    sessions: sessionmaker[Session], gadgets: list[Gadget]
+) -> None:
+    with sessions() as session, pytest.raises(ValueError, match="score"):
+        paginate(session, select(Gadget), PageParams(SCORED, "-score", 4))

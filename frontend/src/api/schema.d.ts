@@ -460,6 +460,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/incidents/notification-preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Incidents-Get-Notification-Preferences */
+        get: operations["incidents-get-notification-preferences"];
+        /** Incidents-Set-Notification-Preferences */
+        put: operations["incidents-set-notification-preferences"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/unsubscribe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The page an unsubscribe link opens: a button that confirms */
+        get: operations["incidents-unsubscribe-page"];
+        put?: never;
+        /** One-click unsubscribe (RFC 8058: mail clients POST List-Unsubscribe=One-Click) */
+        post: operations["incidents-unsubscribe"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Incidents-List-Webhooks */
+        get: operations["incidents-list-webhooks"];
+        put?: never;
+        /** Incidents-Create-Webhook */
+        post: operations["incidents-create-webhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/webhooks/{endpoint_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Incidents-Delete-Webhook */
+        delete: operations["incidents-delete-webhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/webhooks/{endpoint_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Incidents-List-Webhook-Deliveries */
+        get: operations["incidents-list-webhook-deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/incidents/integrations": {
         parameters: {
             query?: never;
@@ -618,6 +706,196 @@ export interface paths {
         post?: never;
         /** Incidents-Delete-Tag */
         delete: operations["incidents-delete-tag"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Incident stats over a period (open by severity, per day, MTTA and MTTR)
+         * @description At most 366 days; `since` must be before `until`. A time without a zone is UTC.
+         */
+        get: operations["incidents-stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/export.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The incident list as CSV (the list's filters), streamed */
+        get: operations["incidents-export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/follow-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Incidents-List-Follow-Ups
+         * @description Follow-ups of every incident the caller may see, each with `overdue`.
+         */
+        get: operations["incidents-list-follow-ups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/follow-ups/{follow_up_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Incidents-Delete-Follow-Up */
+        delete: operations["incidents-delete-follow-up"];
+        options?: never;
+        head?: never;
+        /**
+         * Incidents-Update-Follow-Up
+         * @description Only the fields sent change; `owner: null` / `due_date: null` clear them. The
+         *     incident's editors change anything; the owner may change the status.
+         */
+        patch: operations["incidents-update-follow-up"];
+        trace?: never;
+    };
+    "/api/v1/incidents/{number}/follow-ups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Incidents-List-Incident-Follow-Ups */
+        get: operations["incidents-list-incident-follow-ups"];
+        put?: never;
+        /**
+         * Incidents-Create-Follow-Up
+         * @description A due date in the past is a 422 naming `due_date`; an unknown owner one naming `owner`.
+         */
+        post: operations["incidents-create-follow-up"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/postmortem-templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Incidents-List-Postmortem-Templates
+         * @description Every template, the default first. Anybody signed in reads them (to pick one when
+         *     starting a postmortem); admins change them.
+         */
+        get: operations["incidents-list-postmortem-templates"];
+        put?: never;
+        /** Incidents-Create-Postmortem-Template */
+        post: operations["incidents-create-postmortem-template"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/postmortem-templates/{template_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Incidents-Update-Postmortem-Template */
+        put: operations["incidents-update-postmortem-template"];
+        post?: never;
+        /** Incidents-Delete-Postmortem-Template */
+        delete: operations["incidents-delete-postmortem-template"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{number}/postmortem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Incidents-Get-Postmortem
+         * @description 404 until somebody starts it (and for an incident the caller may not see).
+         */
+        get: operations["incidents-get-postmortem"];
+        /**
+         * Incidents-Update-Postmortem
+         * @description Replace the Markdown body (draft or in review; a published one is a 409).
+         */
+        put: operations["incidents-update-postmortem"];
+        /**
+         * Incidents-Create-Postmortem
+         * @description Start the postmortem as a draft from a template (the default one when no
+         *     `template_id`), its timeline filled from the incident's pinned events.
+         */
+        post: operations["incidents-create-postmortem"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/incidents/{number}/postmortem/transition": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Incidents-Transition-Postmortem
+         * @description draft -> in_review -> published, in_review -> draft; an admin may reopen a published
+         *     one (-> draft). A 409 lists the allowed next states in its details.
+         */
+        post: operations["incidents-transition-postmortem"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1331,6 +1609,39 @@ export interface components {
          * @enum {string}
          */
         CommentSort: "created_at" | "-created_at";
+        /** DayCount */
+        DayCount: {
+            /**
+             * Day
+             * Format: date
+             * @description A UTC day.
+             */
+            day: string;
+            /** Count */
+            count: number;
+        };
+        /**
+         * DeliveryStatus
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "delivered" | "failed";
+        /**
+         * DurationPercentiles
+         * @description A duration over the period's incidents that have it, in seconds; null when none does.
+         */
+        DurationPercentiles: {
+            /**
+             * Count
+             * @description How many incidents the percentiles are over.
+             */
+            count: number;
+            /** P50 Seconds */
+            p50_seconds: number | null;
+            /** P90 Seconds */
+            p90_seconds: number | null;
+            /** P95 Seconds */
+            p95_seconds: number | null;
+        };
         /**
          * ErrorBody
          * @description Every error answer of the API.
@@ -1404,6 +1715,88 @@ export interface components {
          * @enum {string}
          */
         EventKind: "declared" | "status_changed" | "severity_changed" | "field_changed" | "commander_changed" | "assignee_added" | "assignee_removed" | "watcher_added" | "watcher_removed" | "comment_added" | "comment_edited" | "comment_deleted" | "note" | "alert_firing" | "alert_resolved" | "attachment_added" | "postmortem_changed" | "follow_up_changed" | "notification_failed";
+        /** FollowUpCreate */
+        FollowUpCreate: {
+            /** Title */
+            title: string;
+            /**
+             * Owner
+             * @description A username.
+             */
+            owner?: string | null;
+            /**
+             * Due Date
+             * @description Today or later.
+             */
+            due_date?: string | null;
+            /** @default open */
+            status: components["schemas"]["FollowUpStatus"];
+        };
+        /** FollowUpOut */
+        FollowUpOut: {
+            /** Id */
+            id: string;
+            /** Incident Number */
+            incident_number: number;
+            /**
+             * Incident Key
+             * @description INC-<number>
+             */
+            incident_key: string;
+            /** Incident Title */
+            incident_title: string;
+            /** Title */
+            title: string;
+            owner: components["schemas"]["UserRef"] | null;
+            /** Due Date */
+            due_date: string | null;
+            status: components["schemas"]["FollowUpStatus"];
+            /**
+             * Overdue
+             * @description Due before today (UTC) and not done.
+             */
+            overdue: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Completed At */
+            completed_at: string | null;
+        };
+        /** FollowUpPage */
+        FollowUpPage: {
+            /** Items */
+            items: components["schemas"]["FollowUpOut"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` to read the next page; null on the last page.
+             */
+            next_cursor: string | null;
+        };
+        /**
+         * FollowUpSort
+         * @enum {string}
+         */
+        FollowUpSort: "created_at" | "-created_at";
+        /**
+         * FollowUpStatus
+         * @enum {string}
+         */
+        FollowUpStatus: "open" | "in_progress" | "done";
+        /**
+         * FollowUpUpdate
+         * @description Only the fields sent change; `owner: null` and `due_date: null` clear them.
+         */
+        FollowUpUpdate: {
+            /** Title */
+            title?: string | null;
+            /** Owner */
+            owner?: string | null;
+            /** Due Date */
+            due_date?: string | null;
+            status?: components["schemas"]["FollowUpStatus"] | null;
+        };
         /**
          * GenericAlert
          * @description The generic webhook: one alert (or one group of them) from any tool.
@@ -1571,12 +1964,46 @@ export interface components {
          * IncidentSort
          * @enum {string}
          */
-        IncidentSort: "number" | "-number" | "declared_at" | "-declared_at" | "updated_at" | "-updated_at" | "severity" | "-severity";
+        IncidentSort: "number" | "-number" | "declared_at" | "-declared_at" | "updated_at" | "-updated_at" | "severity" | "-severity" | "relevance" | "-relevance";
         /**
          * IncidentSource
          * @enum {string}
          */
         IncidentSource: "manual" | "alertmanager" | "generic";
+        /**
+         * IncidentStats
+         * @description Over the incidents the caller may see. `open_by_severity` is now; the rest is over the
+         *     period [since, until): incidents declared in it (by status, MTTA, MTTR), declared and
+         *     resolved per UTC day (every day listed, zero-filled).
+         */
+        IncidentStats: {
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+            /**
+             * Until
+             * Format: date-time
+             */
+            until: string;
+            /** Open By Severity */
+            open_by_severity: {
+                [key: string]: number;
+            };
+            /** By Status */
+            by_status: {
+                [key: string]: number;
+            };
+            /** Created Per Day */
+            created_per_day: components["schemas"]["DayCount"][];
+            /** Resolved Per Day */
+            resolved_per_day: components["schemas"]["DayCount"][];
+            /** @description Declared to acknowledged. */
+            mtta: components["schemas"]["DurationPercentiles"];
+            /** @description Declared to resolved. */
+            mttr: components["schemas"]["DurationPercentiles"];
+        };
         /**
          * IncidentStatus
          * @enum {string}
@@ -1796,6 +2223,38 @@ export interface components {
              */
             pinned: boolean;
         };
+        /**
+         * NotificationPreferences
+         * @description Which incident e-mails a user gets (all on by default).
+         */
+        NotificationPreferences: {
+            /** Assignment */
+            assignment: boolean;
+            /** Status Change */
+            status_change: boolean;
+            /** Comment */
+            comment: boolean;
+            /** Follow Up Due */
+            follow_up_due: boolean;
+            /** Daily Digest */
+            daily_digest: boolean;
+        };
+        /**
+         * NotificationPreferencesUpdate
+         * @description Only the kinds sent change.
+         */
+        NotificationPreferencesUpdate: {
+            /** Assignment */
+            assignment?: boolean | null;
+            /** Status Change */
+            status_change?: boolean | null;
+            /** Comment */
+            comment?: boolean | null;
+            /** Follow Up Due */
+            follow_up_due?: boolean | null;
+            /** Daily Digest */
+            daily_digest?: boolean | null;
+        };
         /** PasswordAndCode */
         PasswordAndCode: {
             /** Password */
@@ -1822,6 +2281,110 @@ export interface components {
         PinIn: {
             /** Pinned */
             pinned: boolean;
+        };
+        /** PostmortemCreate */
+        PostmortemCreate: {
+            /**
+             * Template Id
+             * @description The default template when left out.
+             */
+            template_id?: string | null;
+        };
+        /** PostmortemOut */
+        PostmortemOut: {
+            /** Incident Number */
+            incident_number: number;
+            /**
+             * Key
+             * @description INC-<number>
+             */
+            key: string;
+            status: components["schemas"]["PostmortemStatus"];
+            /** Body */
+            body: string;
+            /**
+             * Body Html
+             * @description The body rendered and sanitised.
+             */
+            body_html: string;
+            author: components["schemas"]["UserRef"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Published At */
+            published_at: string | null;
+            /**
+             * Allowed Transitions
+             * @description The states the caller may move it to next.
+             */
+            allowed_transitions: components["schemas"]["PostmortemStatus"][];
+            /**
+             * Can Edit
+             * @description Whether the caller may edit and move it.
+             */
+            can_edit: boolean;
+        };
+        /**
+         * PostmortemStatus
+         * @enum {string}
+         */
+        PostmortemStatus: "draft" | "in_review" | "published";
+        /** PostmortemTemplateIn */
+        PostmortemTemplateIn: {
+            /** Name */
+            name: string;
+            /** Body */
+            body: string;
+            /**
+             * Is Default
+             * @description New postmortems start from it (one template at a time).
+             * @default false
+             */
+            is_default: boolean;
+        };
+        /** PostmortemTemplateOut */
+        PostmortemTemplateOut: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Body
+             * @description Markdown; {{key}}, {{title}}, {{severity}}, {{timeline}} and {{follow_ups}} are filled in when a postmortem starts from it.
+             */
+            body: string;
+            /** Is Default */
+            is_default: boolean;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** PostmortemTemplateUpdate */
+        PostmortemTemplateUpdate: {
+            /** Name */
+            name?: string | null;
+            /** Body */
+            body?: string | null;
+            /** Is Default */
+            is_default?: boolean | null;
+        };
+        /** PostmortemTransitionIn */
+        PostmortemTransitionIn: {
+            to: components["schemas"]["PostmortemStatus"];
+        };
+        /** PostmortemUpdate */
+        PostmortemUpdate: {
+            /** Body */
+            body: string;
         };
         /** ProductOut */
         ProductOut: {
@@ -2076,6 +2639,79 @@ export interface components {
          * @enum {string}
          */
         Visibility: "public" | "restricted";
+        /** WebhookDeliveryOut */
+        WebhookDeliveryOut: {
+            /**
+             * Id
+             * @description Also the X-OpsDeck-Delivery header of every attempt.
+             */
+            id: string;
+            /** Event */
+            event: string;
+            status: components["schemas"]["DeliveryStatus"];
+            /** Attempts */
+            attempts: number;
+            /** Last Status Code */
+            last_status_code: number | null;
+            /** Last Error */
+            last_error: string | null;
+            /** Payload */
+            payload: {
+                [key: string]: unknown;
+            };
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Delivered At */
+            delivered_at: string | null;
+        };
+        /** WebhookDeliveryPage */
+        WebhookDeliveryPage: {
+            /** Items */
+            items: components["schemas"]["WebhookDeliveryOut"][];
+            /**
+             * Next Cursor
+             * @description Pass as `cursor` to read the next page; null on the last page.
+             */
+            next_cursor: string | null;
+        };
+        /**
+         * WebhookDeliverySort
+         * @enum {string}
+         */
+        WebhookDeliverySort: "created_at" | "-created_at";
+        /** WebhookEndpointIn */
+        WebhookEndpointIn: {
+            /**
+             * Url
+             * @description http(s) URL the events go to
+             */
+            url: string;
+            /**
+             * Events
+             * @description Any of incident.created, incident.status_changed, incident.resolved, incident.comment_added; empty: all of them.
+             * @default []
+             */
+            events: string[];
+        };
+        /** WebhookEndpointOut */
+        WebhookEndpointOut: {
+            /** Id */
+            id: string;
+            /** Url */
+            url: string;
+            /** Events */
+            events: string[];
+            /** Is Active */
+            is_active: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+        };
         /** WebhookOut */
         WebhookOut: {
             /** Url */
@@ -4000,6 +4636,450 @@ export interface operations {
             };
         };
     };
+    "incidents-get-notification-preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationPreferences"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-set-notification-preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NotificationPreferencesUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationPreferences"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-unsubscribe-page": {
+        parameters: {
+            query: {
+                /** @description From the e-mail's link. */
+                token: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-unsubscribe": {
+        parameters: {
+            query: {
+                /** @description From the e-mail's link. */
+                token: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-list-webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointOut"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-create-webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEndpointIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-delete-webhook": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-list-webhook-deliveries": {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+                /** @description Page size, at most 200. */
+                limit?: number;
+                /** @description A key, ascending; `-key` for descending. */
+                sort?: components["schemas"]["WebhookDeliverySort"];
+            };
+            header?: never;
+            path: {
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     "incidents-list-integrations": {
         parameters: {
             query?: {
@@ -4795,6 +5875,1040 @@ export interface operations {
             };
         };
     };
+    "incidents-stats": {
+        parameters: {
+            query?: {
+                /** @description Start (ISO 8601; default: 30 days before until). */
+                since?: string | null;
+                /** @description End, excluded (default: now). */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IncidentStats"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-export": {
+        parameters: {
+            query?: {
+                /** @description Any of these statuses. */
+                status?: components["schemas"]["IncidentStatus"][] | null;
+                /** @description Any of these severities. */
+                severity?: components["schemas"]["Severity"][] | null;
+                /** @description A category name. */
+                category?: string | null;
+                /** @description A tag name. */
+                tag?: string | null;
+                /** @description A username. */
+                commander?: string | null;
+                /** @description A username. */
+                assignee?: string | null;
+                /** @description A username. */
+                reporter?: string | null;
+                /** @description Declared at or after (ISO 8601). */
+                since?: string | null;
+                /** @description Declared before (ISO 8601). */
+                until?: string | null;
+                /** @description Only incidents I command, reported, am assigned or watch. */
+                mine?: boolean;
+                /** @description Full-text search over title, description and comments. */
+                q?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-list-follow-ups": {
+        parameters: {
+            query?: {
+                /** @description Any of these (repeat it). */
+                status?: components["schemas"]["FollowUpStatus"][] | null;
+                /** @description A username. */
+                owner?: string | null;
+                /** @description true: only overdue ones; false: only the others. */
+                overdue?: boolean | null;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+                /** @description Page size, at most 200. */
+                limit?: number;
+                /** @description A key, ascending; `-key` for descending. */
+                sort?: components["schemas"]["FollowUpSort"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FollowUpPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-delete-follow-up": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                follow_up_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-update-follow-up": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                follow_up_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FollowUpUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FollowUpOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-list-incident-follow-ups": {
+        parameters: {
+            query?: {
+                /** @description Any of these (repeat it). */
+                status?: components["schemas"]["FollowUpStatus"][] | null;
+                /** @description A username. */
+                owner?: string | null;
+                /** @description true: only overdue ones; false: only the others. */
+                overdue?: boolean | null;
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+                /** @description Page size, at most 200. */
+                limit?: number;
+                /** @description A key, ascending; `-key` for descending. */
+                sort?: components["schemas"]["FollowUpSort"];
+            };
+            header?: never;
+            path: {
+                /** @description The incident's number. */
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FollowUpPage"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-create-follow-up": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The incident's number. */
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FollowUpCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FollowUpOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-list-postmortem-templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostmortemTemplateOut"][];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-create-postmortem-template": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PostmortemTemplateIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostmortemTemplateOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-update-postmortem-template": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PostmortemTemplateUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostmortemTemplateOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-delete-postmortem-template": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                template_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-get-postmortem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The incident's number. */
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostmortemOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-update-postmortem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The incident's number. */
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PostmortemUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostmortemOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-create-postmortem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The incident's number. */
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PostmortemCreate"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostmortemOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-transition-postmortem": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The incident's number. */
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PostmortemTransitionIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PostmortemOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     "incidents-list": {
         parameters: {
             query?: {
@@ -4818,7 +6932,7 @@ export interface operations {
                 until?: string | null;
                 /** @description Only incidents I command, reported, am assigned or watch. */
                 mine?: boolean;
-                /** @description Full-text search: title, description, comments. */
+                /** @description Full-text search over title, description and comments. */
                 q?: string | null;
                 /** @description `next_cursor` of the previous page. */
                 cursor?: string | null;

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from opsdeck.core.commands import load_settings, require_head
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from opsdeck.settings import Settings
 
 
 @click.group()
@@ -95,3 +101,78 @@ def keys_rotate() -> None:
     finally:
         engine.dispose()
     click.echo(f"re-sealed {changed} TOTP seeds with the current key")
+
+
+# `opsdeck seed demo`: a dozen people (username, display name, admin?). Two of them are admins,
+# the on-call leads; the rest are members.
+DEMO_USERS: tuple[tuple[str, str, bool], ...] = (
+    ("amara.okafor", "Amara Okafor", True),
+    ("ben.hartley", "Ben Hartley", True),
+    ("chen.wei", "Chen Wei", False),
+    ("diego.ramos", "Diego Ramos", False),
+    ("elif.demir", "Elif Demir", False),
+    ("farah.haddad", "Farah Haddad", False),
+    ("gustav.lind", "Gustav Lind", False),
+    ("hana.sato", "Hana Sato", False),
+    ("ivan.petrov", "Ivan Petrov", False),
+    ("julia.costa", "Julia Costa", False),
+    ("kwame.mensah", "Kwame Mensah", False),
+    ("lena.fischer", "Lena Fischer", False),
+)
+DEMO_EMAIL_DOMAIN = "demo.example.com"
+
+
+def demo_seed(session: Session, settings: Settings) -> dict[str, int]:
+    """The demo users that do not exist yet, all with one random password, printed once
+    (when they are created; a second run creates nobody and prints nothing)."""
+    import secrets
+
+    from opsdeck.accounts import service
+    from opsdeck.accounts.models import Role
+    from opsdeck.core.errors import AppError
+    from opsdeck.core.security import Passwords
+
+    missing = [
+        user for user in DEMO_USERS if service.get_active_user_by_username(session, user[0]) is None
+    ]
+    if not missing:
+        return {"users": 0}
+
+    class HashedOnce(Passwords):
+        """They all share the password (printed below), so one hash serves them all."""
+
+        cached: dict[str, str] = {}
+
+        def hash(self, password: str) -> str:
+            if password not in self.cached:
+                self.cached[password] = super().hash(password)
+            return self.cached[password]
+
+    passwords = HashedOnce(
+        time_cost=settings.password_hash_time_cost,
+        memory_kib=settings.password_hash_memory_kib,
+        parallelism=settings.password_hash_parallelism,
+    )
+    password = f"demo-{secrets.token_urlsafe(12)}"
+    created = 0
+    for username, display_name, admin in missing:
+        try:
+            service.create_user(
+                session,
+                passwords,
+                username=username,
+                email=f"{username}@{DEMO_EMAIL_DOMAIN}",
+                password=password,
+                display_name=display_name,
+                role=Role.ADMIN if admin else Role.MEMBER,
+                actor_name="seed",
+            )
+        except AppError:
+            # Taken by an inactive account or another e-mail: leave that person out.
+            continue
+        created += 1
+    if created:
+        admins = ", ".join(name for name, _, admin in missing if admin)
+        click.echo(f"Demo users' password (all of them, shown once): {password}")
+        click.echo(f"Demo admins: {admins}; the others are members.")
+    return {"users": created}

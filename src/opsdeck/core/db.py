@@ -250,6 +250,36 @@ def head_revision() -> str | None:
     return script.get_current_head()
 
 
+# The tables FTS5 keeps beside a full-text table `x`: x_data, x_idx, x_content, ...
+FTS5_SHADOW_SUFFIXES = ("_data", "_idx", "_content", "_docsize", "_config")
+UNMODELLED_TABLES_KEY = "opsdeck.unmodelled_tables"
+
+
+def unmodelled_tables(metadata: MetaData) -> set[str]:
+    """The names a module registered as tables of its migrations that are not models (a
+    full-text index whose shape differs per database); `schema_filter` skips them."""
+    names: set[str] = metadata.info.setdefault(UNMODELLED_TABLES_KEY, set())
+    return names
+
+
+def schema_filter(metadata: MetaData) -> Callable[[str | None, str, Any], bool]:
+    """Alembic's `include_name` for comparing the models with the database: a table named in
+    `unmodelled_tables(metadata)`, or one of the FTS5 shadow tables of such a table, is not
+    compared (migrations own it)."""
+    skipped = unmodelled_tables(metadata)
+
+    def include_name(name: str | None, type_: str, _parents: Any) -> bool:
+        if type_ != "table" or name is None:
+            return True
+        if name in skipped:
+            return False
+        return not any(
+            name == f"{table}{suffix}" for table in skipped for suffix in FTS5_SHADOW_SUFFIXES
+        )
+
+    return include_name
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

@@ -12,8 +12,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import click
     from fastapi import APIRouter
+    from sqlalchemy.orm import Session
 
     from opsdeck.settings import Settings
+
+# `opsdeck seed demo` calls each module's seeder, in registry order (accounts' users come
+# before the incidents that name them), each in a transaction of its own that the command
+# commits. A seeder adds the module's example data and returns what it created, as
+# {"what": count}; it is idempotent: when its data is there already it adds nothing and
+# returns zeros (or {}). It may print (click.echo) what only it can say, such as the demo
+# users' password. The command refuses to run in production before calling any.
+DemoSeeder = Callable[["Session", "Settings"], Mapping[str, int]]
 
 
 def _nothing() -> Sequence[Any]:
@@ -39,3 +48,5 @@ class Module:
     body_limits: Callable[[Settings], Mapping[str, int]] = _no_limits
     # Socket.IO namespaces (python-socketio Namespace objects), for real-time modules.
     socket_namespaces: Callable[[], Sequence[Any]] = _nothing
+    # Its example data for `opsdeck seed demo` (see DemoSeeder above), when it has some.
+    demo_seed: DemoSeeder | None = None

@@ -10,6 +10,13 @@ list's own filters already allow, and a malformed one is a 422 in the house erro
 A list declares its allowed sort orders once (`SortOrders`); `page_params(orders)` is the
 FastAPI dependency that reads `cursor`, `limit` and `sort` (an enum in the OpenAPI schema), and
 `paginate(session, statement, params)` runs the select and returns the page.
+
+A sort key may also be computed per request (`SortOrders.computed`, e.g. full-text relevance):
+the list's statement selects it as a column labelled with the key's name, after the row's
+entity, and `paginate` orders, pages and makes cursors with it like with a column. Without an
+explicit `sort`, a `cursor` goes on in the order it was made for (`PageParams.sort_given` says
+whether the request chose one), so a list may pick its order per request (search results by
+relevance) and its next pages follow.
 """
 
 from __future__ import annotations
@@ -24,9 +31,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar, cast
 
-from fastapi import Query
+from fastapi import Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Select, TypeDecorator, and_, or_
+from sqlalchemy import ColumnElement, Select, TypeDecorator, and_, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from opsdeck.core.errors import ValidationFailed
@@ -63,16 +70,23 @@ class SortOrders:
     id_column: InstrumentedAttribute[Any]
     keys: Mapping[str, InstrumentedAttribute[Any]]
     default: str
+    # Keys computed per request (name -> Python type of the value, e.g. {"relevance": float}):
+    # the paginated statement selects each as a column labelled with its name.
+    computed: Mapping[str, type] = field(default_factory=dict)
     choices: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        choices = tuple(choice for key in self.keys for choice in (key, f"-{key}"))
+        names = [*self.keys, *self.computed]
+        choices = tuple(choice for key in names for choice in (key, f"-{key}"))
         if self.default not in choices:
             raise ValueError(f"default sort {self.default!r} is not one of {choices}")
         object.__setattr__(self, "choices", choices)
 
     def column(self, sort: str) -> InstrumentedAttribute[Any]:
         return self.keys[sort.removeprefix("-")]
+
+    def is_computed(self, sort: str) -> bool:
+        return sort.removeprefix("-") in self.computed
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,8 @@ class PageParams:
     sort: str
     limit: int
     after: tuple[Any, ...] | None = None
+    # False when the request named no `sort` (the list's default, or the cursor's own order).
+    sort_given: bool = True
 
 
 @dataclass(frozen=True)
@@ -101,6 +117,12 @@ def _invalid(message: str) -> ValidationFailed:
 def _key_columns(orders: SortOrders, sort: str) -> list[InstrumentedAttribute[Any]]:
     column = orders.column(sort)
     return [column] if column is orders.id_column else [column, orders.id_column]
+
+
+def _key_types(orders: SortOrders, sort: str) -> list[type]:
+    if orders.is_computed(sort):
+        return [orders.computed[sort.removeprefix("-")], _python_type(orders.id_column)]
+    return [_python_type(column) for column in _key_columns(orders, sort)]
 
 
 def _python_type(column: InstrumentedAttribute[Any]) -> type:
@@ -127,6 +149,8 @@ def _decode_value(raw: Any, kind: type) -> Any:
             raise _invalid("bad key")
         return moment
     # bool is an int to isinstance; it is never a key.
+    if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
     if isinstance(raw, bool) or not isinstance(raw, kind):
         raise _invalid("bad key")
     if isinstance(raw, int) and not -(2**63) <= raw < 2**63:
@@ -135,7 +159,11 @@ def _decode_value(raw: Any, kind: type) -> Any:
 
 
 def encode_cursor(orders: SortOrders, sort: str, row: object) -> str:
-    key = [_encode_value(getattr(row, column.key)) for column in _key_columns(orders, sort)]
+    return _encode_key(sort, [getattr(row, column.key) for column in _key_columns(orders, sort)])
+
+
+def _encode_key(sort: str, values: Sequence[Any]) -> str:
+    key = [_encode_value(value) for value in values]
     body = json.dumps({"s": sort, "k": key}, separators=(",", ":"), ensure_ascii=False)
     return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
 
@@ -150,14 +178,22 @@ def decode_cursor(orders: SortOrders, sort: str, cursor: str) -> tuple[Any, ...]
         raise _invalid("not a cursor")
     if body.get("s") != sort:
         raise _invalid("made for another sort order")
-    columns = _key_columns(orders, sort)
+    kinds = _key_types(orders, sort)
     raw_key: list[Any] = body["k"]
-    if len(raw_key) != len(columns):
+    if len(raw_key) != len(kinds):
         raise _invalid("bad key")
-    return tuple(
-        _decode_value(raw, _python_type(column))
-        for raw, column in zip(raw_key, columns, strict=True)
-    )
+    return tuple(_decode_value(raw, kind) for raw, kind in zip(raw_key, kinds, strict=True))
+
+
+def _cursor_sort(orders: SortOrders, cursor: str) -> str | None:
+    """The sort order a cursor was made for, when it names one the list allows."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        body = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (binascii.Error, UnicodeError, ValueError):
+        return None
+    sort = body.get("s") if isinstance(body, dict) else None
+    return sort if isinstance(sort, str) and sort in orders.choices else None
 
 
 def page_params(
@@ -167,15 +203,21 @@ def page_params(
     `orders.choices`, an enum in the OpenAPI schema) into PageParams; a bad cursor is a 422."""
     sort_enum = cast(Any, enum.StrEnum)(orders.name, {choice: choice for choice in orders.choices})
 
-    def dependency(cursor: str | None, limit: int, sort: enum.StrEnum) -> PageParams:
+    def dependency(
+        request: Request, cursor: str | None, limit: int, sort: enum.StrEnum
+    ) -> PageParams:
         chosen = str(sort)
+        given = "sort" in request.query_params
+        if not given and cursor:
+            chosen = _cursor_sort(orders, cursor) or chosen
         after = decode_cursor(orders, chosen, cursor) if cursor else None
-        return PageParams(orders=orders, sort=chosen, limit=limit, after=after)
+        return PageParams(orders=orders, sort=chosen, limit=limit, after=after, sort_given=given)
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     # Built here because the limit bound and the sort enum belong to each list.
     dependency.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
+            inspect.Parameter("request", keyword, annotation=Request),
             inspect.Parameter(
                 "cursor",
                 keyword,
@@ -212,7 +254,7 @@ def page_params(
     return dependency
 
 
-def _after(columns: Sequence[InstrumentedAttribute[Any]], key: tuple[Any, ...], desc: bool) -> Any:
+def _after(columns: Sequence[Any], key: tuple[Any, ...], desc: bool) -> Any:
     """Rows strictly past `key` in (column, ..., id) order: (a > x) or (a = x and b > y)..."""
     terms = []
     for index, column in enumerate(columns):
@@ -222,8 +264,13 @@ def _after(columns: Sequence[InstrumentedAttribute[Any]], key: tuple[Any, ...], 
     return or_(*terms)
 
 
-def paginate(session: Session, statement: Select[Row], params: PageParams) -> Paged[Row]:
-    """Run `statement` (filtered, unordered) for the page `params` asks for."""
+def paginate(
+    session: Session, statement: Select[Row, *tuple[Any, ...]], params: PageParams
+) -> Paged[Row]:
+    """Run `statement` (filtered, unordered) for the page `params` asks for. For a computed
+    sort key, `statement` selects the row's entity first and the key as a labelled column."""
+    if params.orders.is_computed(params.sort):
+        return _paginate_computed(session, statement, params)
     desc = params.sort.startswith("-")
     columns = _key_columns(params.orders, params.sort)
     if params.after is not None:
@@ -233,4 +280,26 @@ def paginate(session: Session, statement: Select[Row], params: PageParams) -> Pa
     items = rows[: params.limit]
     more = len(rows) > params.limit
     cursor = encode_cursor(params.orders, params.sort, items[-1]) if more else None
+    return Paged(items=items, next_cursor=cursor)
+
+
+def _paginate_computed(session: Session, statement: Select[Any], params: PageParams) -> Paged[Any]:
+    name = params.sort.removeprefix("-")
+    desc = params.sort.startswith("-")
+    if name not in statement.selected_columns:
+        raise ValueError(f"the statement selects no column labelled {name!r} to sort by")
+    value: ColumnElement[Any] = statement.selected_columns[name]
+    id_column = params.orders.id_column
+    columns = [value, id_column]
+    if params.after is not None:
+        statement = statement.where(_after(columns, params.after, desc))
+    ordered = statement.order_by(*(column.desc() if desc else column.asc() for column in columns))
+    rows = list(session.execute(ordered.limit(params.limit + 1)))
+    page = rows[: params.limit]
+    items = [row[0] for row in page]
+    more = len(rows) > params.limit
+    cursor = None
+    if more:
+        last = page[-1]
+        cursor = _encode_key(params.sort, [last._mapping[name], getattr(last[0], id_column.key)])
     return Paged(items=items, next_cursor=cursor)

@@ -4,9 +4,9 @@
 
 Decisions a reader may look for:
 - Every cell, header included, that starts with `=`, `+`, `-`, `@`, a tab or a carriage return
-  gets a leading `'` (OWASP's advice against formula injection): product names and extra
-  columns come from the uploader and the file is opened in spreadsheets. A cell such as
-  "-5% off" therefore reads "'-5% off"; that is the accepted price of the rule.
+  gets a leading `'` (OWASP's advice against formula injection, `core.spreadsheet`): product
+  names and extra columns come from the uploader and the file is opened in spreadsheets. A
+  cell such as "-5% off" therefore reads "'-5% off"; that is the accepted price of the rule.
 - UTF-8 with a byte order mark by default: the file's readers are people with Excel, which
   reads a CSV without a BOM in the machine's legacy code page and garbles non-ASCII names.
   `bom=False` gives plain UTF-8 for programs (the input parser accepts both).
@@ -26,12 +26,13 @@ import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from opsdeck.core.spreadsheet import BOM as _BOM
+from opsdeck.core.spreadsheet import DEFAULT_CHUNK_SIZE
+from opsdeck.core.spreadsheet import FORMULA_PREFIXES as FORMULA_PREFIXES
+from opsdeck.core.spreadsheet import neutralise_cell as neutralise_cell
+
 OUTPUT_URLS_COLUMN = "Output Image Urls"
 ERRORS_COLUMN = "Errors"
-# OWASP CSV injection: characters a spreadsheet may read as the start of a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-DEFAULT_CHUNK_SIZE = 64 * 1024
-_BOM = "\ufeff"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +51,6 @@ class OutputRow:
 
     cells: Sequence[str]
     images: Sequence[OutputImage]
-
-
-def neutralise_cell(value: str) -> str:
-    """The cell as a spreadsheet shows it as text rather than evaluating it as a formula."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
 def output_urls_cell(images: Sequence[OutputImage]) -> str:

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from opsdeck.core.db import Base, new_id, utcnow
+from opsdeck.core.db import Base, new_id, unmodelled_tables, utcnow
 
 
 class IncidentStatus(StrEnum):
@@ -446,3 +446,13 @@ class Notification(Base):
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# -- search (migration 0006) ------------------------------------------------------------------
+# The full-text index is not a model: its shape differs per database. PostgreSQL keeps one
+# tsvector per incident (`incident_search`, GIN-indexed, removed with the incident), SQLite an
+# FTS5 table whose rowid is the incident number (`incident_search_fts`). service/search.py
+# reads and writes them; comparisons of the models with the database skip them.
+SEARCH_TABLE = "incident_search"
+SEARCH_FTS_TABLE = "incident_search_fts"
+unmodelled_tables(Base.metadata).update((SEARCH_TABLE, SEARCH_FTS_TABLE))

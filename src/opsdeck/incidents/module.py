@@ -10,6 +10,7 @@ from opsdeck.core.modules import Module
 if TYPE_CHECKING:
     import click
     from fastapi import APIRouter
+    from sqlalchemy.orm import Session
 
     from opsdeck.settings import Settings
 
@@ -41,6 +42,12 @@ def _body_limits(settings: Settings) -> Mapping[str, int]:
     }
 
 
+def _demo_seed(session: Session, _settings: Settings) -> Mapping[str, int]:
+    from opsdeck.incidents.service.demo import seed_demo
+
+    return seed_demo(session)
+
+
 module = Module(
     name="incidents",
     models="opsdeck.incidents.models",
@@ -48,4 +55,5 @@ module = Module(
     routers=_routers,
     cli=_cli,
     body_limits=_body_limits,
+    demo_seed=_demo_seed,
 )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -363,3 +363,138 @@ class TagOut(BaseModel):
 
     id: str
     name: str
+
+
+# -- postmortems and follow-ups ---------------------------------------------------------------
+# (kept in one section at the end of the file; the enums come from models like the others)
+
+
+from opsdeck.incidents.models import FollowUpStatus as FollowUpStatus  # noqa: E402
+from opsdeck.incidents.models import PostmortemStatus as PostmortemStatus  # noqa: E402
+
+TemplateName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
+]
+
+
+class PostmortemTemplateIn(Input):
+    name: TemplateName
+    body: Markdown
+    is_default: bool = Field(
+        default=False, description="New postmortems start from it (one template at a time)."
+    )
+
+
+class PostmortemTemplateUpdate(Input):
+    name: TemplateName | None = None
+    body: Markdown | None = None
+    is_default: bool | None = None
+
+
+class PostmortemTemplateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    body: str = Field(
+        description="Markdown; {{key}}, {{title}}, {{severity}}, {{timeline}} and "
+        "{{follow_ups}} are filled in when a postmortem starts from it."
+    )
+    is_default: bool
+    updated_at: datetime
+
+
+class PostmortemCreate(Input):
+    template_id: str | None = Field(
+        default=None, max_length=32, description="The default template when left out."
+    )
+
+
+class PostmortemUpdate(Input):
+    body: Markdown
+
+
+class PostmortemTransitionIn(Input):
+    to: PostmortemStatus
+
+
+class PostmortemOut(BaseModel):
+    incident_number: int
+    key: str = Field(description="INC-<number>")
+    status: PostmortemStatus
+    body: str
+    body_html: str = Field(description="The body rendered and sanitised.")
+    author: UserRef | None
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    allowed_transitions: list[PostmortemStatus] = Field(
+        description="The states the caller may move it to next."
+    )
+    can_edit: bool = Field(description="Whether the caller may edit and move it.")
+
+
+class FollowUpCreate(Input):
+    title: Title
+    owner: Username | None = Field(default=None, description="A username.")
+    due_date: date | None = Field(default=None, description="Today or later.")
+    status: FollowUpStatus = FollowUpStatus.OPEN
+
+
+class FollowUpUpdate(Input):
+    """Only the fields sent change; `owner: null` and `due_date: null` clear them."""
+
+    title: Title | None = None
+    owner: Username | None = None
+    due_date: date | None = None
+    status: FollowUpStatus | None = None
+
+
+class FollowUpOut(BaseModel):
+    id: str
+    incident_number: int
+    incident_key: str = Field(description="INC-<number>")
+    incident_title: str
+    title: str
+    owner: UserRef | None
+    due_date: date | None
+    status: FollowUpStatus
+    overdue: bool = Field(description="Due before today (UTC) and not done.")
+    created_at: datetime
+    completed_at: datetime | None
+
+
+class FollowUpPage(Page[FollowUpOut]):
+    pass
+
+
+# -- reports ----------------------------------------------------------------------------------
+
+
+class DayCount(BaseModel):
+    day: date = Field(description="A UTC day.")
+    count: int
+
+
+class DurationPercentiles(BaseModel):
+    """A duration over the period's incidents that have it, in seconds; null when none does."""
+
+    count: int = Field(description="How many incidents the percentiles are over.")
+    p50_seconds: float | None
+    p90_seconds: float | None
+    p95_seconds: float | None
+
+
+class IncidentStats(BaseModel):
+    """Over the incidents the caller may see. `open_by_severity` is now; the rest is over the
+    period [since, until): incidents declared in it (by status, MTTA, MTTR), declared and
+    resolved per UTC day (every day listed, zero-filled)."""
+
+    since: datetime
+    until: datetime
+    open_by_severity: dict[Severity, int]
+    by_status: dict[IncidentStatus, int]
+    created_per_day: list[DayCount]
+    resolved_per_day: list[DayCount]
+    mtta: DurationPercentiles = Field(description="Declared to acknowledged.")
+    mttr: DurationPercentiles = Field(description="Declared to resolved.")

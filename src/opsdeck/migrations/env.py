@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from alembic import context
 
-from opsdeck.core.db import UTCDateTime, make_engine
+from opsdeck.core.db import UTCDateTime, make_engine, schema_filter
 from opsdeck.models import metadata
 
 config = context.config
@@ -30,7 +30,11 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fa
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=_url(), target_metadata=metadata, literal_binds=True, render_as_batch=True
+        url=_url(),
+        target_metadata=metadata,
+        literal_binds=True,
+        render_as_batch=True,
+        include_name=schema_filter(metadata),
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -46,6 +50,7 @@ def run_migrations_online() -> None:
             render_as_batch=url.startswith("sqlite"),
             compare_type=True,
             render_item=_render_item,
+            include_name=schema_filter(metadata),
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -1,7 +1,8 @@
 """The incidents routers, one file per resource; `routers()` is what module.py mounts.
 
-Routers with fixed paths under /incidents (categories, stats, ...) come before the one with
-`/incidents/{number}`, so a fixed path is never read as an incident number."""
+Routers with fixed paths under /incidents (categories, stats, follow-ups,
+postmortem-templates, ...) come before the one with `/incidents/{number}`, so a fixed path is
+never read as an incident number."""
 
 from __future__ import annotations
 
@@ -11,6 +12,26 @@ from fastapi import APIRouter
 
 
 def routers() -> Sequence[APIRouter]:
-    from opsdeck.incidents.api import attachments, catalog, incidents, integrations
+    from opsdeck.incidents.api import (
+        attachments,
+        catalog,
+        follow_ups,
+        incidents,
+        integrations,
+        notifications,
+        postmortems,
+        reports,
+        webhooks,
+    )
 
-    return (integrations.router, catalog.router, incidents.router, attachments.router)
+    return (
+        notifications.router,
+        webhooks.router,
+        integrations.router,
+        catalog.router,
+        reports.router,
+        follow_ups.router,
+        postmortems.router,
+        incidents.router,
+        attachments.router,
+    )

@@ -10,8 +10,7 @@ from fastapi import Depends, Query
 
 from opsdeck.incidents.schemas import IncidentStatus, Severity
 from opsdeck.incidents.service import IncidentFilter
-
-SEARCH_MAX = 200
+from opsdeck.incidents.service.search import MAX_QUERY_LENGTH
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -40,7 +39,10 @@ def incident_filter(
     ] = False,
     q: Annotated[
         str | None,
-        Query(max_length=SEARCH_MAX, description="Full-text search: title, description, comments."),
+        Query(
+            max_length=MAX_QUERY_LENGTH,
+            description="Full-text search over title, description and comments.",
+        ),
     ] = None,
 ) -> IncidentFilter:
     return IncidentFilter(

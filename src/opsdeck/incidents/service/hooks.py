@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from opsdeck.audit import service as audit
 from opsdeck.incidents.models import Incident
+from opsdeck.incidents.service import search
 from opsdeck.incidents.service.access import Actor
 
 
@@ -39,6 +40,8 @@ class Change:
 def changed(session: Session, incident: Incident, change: Change) -> None:
     """Called by the service after every change it makes to an incident."""
     session.flush()
+    if change.text_changed:
+        search.index_incident(session, incident.number)
     audit.record(
         session,
         change.event,
@@ -48,3 +51,7 @@ def changed(session: Session, incident: Incident, change: Change) -> None:
         target_id=str(incident.number),
         details=change.data,
     )
+    from opsdeck.incidents.service import notifications, outbound  # they import Change
+
+    notifications.on_change(session, incident, change)
+    outbound.on_change(session, incident, change)

@@ -4,7 +4,7 @@ event and goes through hooks.changed (audit, search, webhooks, mail) in the same
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import Select, delete, exists, false, func, or_, select
@@ -28,7 +28,7 @@ from opsdeck.incidents.models import (
     Tag,
     Visibility,
 )
-from opsdeck.incidents.service import catalog, timeline, workflow
+from opsdeck.incidents.service import catalog, search, timeline, workflow
 from opsdeck.incidents.service.access import (
     Actor,
     get_visible,
@@ -48,6 +48,8 @@ INCIDENT_SORTS = SortOrders(
         "severity": Incident.severity,
     },
     default="-number",
+    # With `q` and no `sort`, a list is by relevance, most relevant first ("-relevance").
+    computed={search.RELEVANCE: float},
 )
 
 
@@ -457,6 +459,9 @@ def filtered(session: Session, actor: Actor | None, filters: IncidentFilter) -> 
     """The incidents `actor` may see that match `filters`, unordered. An unknown category,
     tag or user matches nothing (it is a filter, not a reference)."""
     query = select(Incident).where(visible_clause(actor))
+    q = search.normalise(filters.q)
+    if q is not None:
+        query = query.where(search.match_clause(session, q))
     if filters.status:
         query = query.where(Incident.status.in_([str(s) for s in filters.status]))
     if filters.severity:
@@ -515,7 +520,23 @@ def filtered(session: Session, actor: Actor | None, filters: IncidentFilter) -> 
 def list_incidents(
     session: Session, actor: Actor, filters: IncidentFilter, page: PageParams
 ) -> Paged[Incident]:
-    return paginate(session, filtered(session, actor, filters), page)
+    """A page of `filtered`. With a search (`q`) and no `sort` asked for, the most relevant
+    first; `sort=relevance` or `-relevance` without a search is a 422."""
+    q = search.normalise(filters.q)
+    relevance = page.orders.is_computed(page.sort)
+    if q is not None and not page.sort_given and page.after is None:
+        page = replace(page, sort=f"-{search.RELEVANCE}")
+        relevance = True
+    if not relevance:
+        return paginate(session, filtered(session, actor, filters), page)
+    if q is None:
+        raise ValidationFailed(
+            "Sorting by relevance needs a search (`q`).",
+            details=[{"field": "query.sort", "message": "needs q", "type": "needs_search"}],
+        )
+    # The relevance join is the search's match: `filtered` need not match a second time.
+    statement = filtered(session, actor, replace(filters, q=None))
+    return paginate(session, search.with_relevance(session, statement, q), page)
 
 
 def get_incident(session: Session, actor: Actor, number: int) -> Incident:

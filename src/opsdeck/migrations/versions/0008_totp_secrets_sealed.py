@@ -1,7 +1,7 @@
 """TOTP seeds sealed at rest: wider columns, and every plain seed sealed with the secret key
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07 00:05:00.000000
 
 Seeds stored before this migration are plain base32 text. They are sealed here with the
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -61,7 +61,7 @@ def downgrade() -> None:
     ).scalar_one()
     if sealed:
         raise RuntimeError(
-            f"{sealed} users have sealed TOTP seeds, which the code before 0010 cannot read; "
+            f"{sealed} users have sealed TOTP seeds, which the code before 0008 cannot read; "
             "turn their 2FA off first, or stay on this revision."
         )
     with op.batch_alter_table("users", schema=None) as batch_op:
