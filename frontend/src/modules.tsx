@@ -46,6 +46,7 @@ export const MODULES: ModuleEntry[] = [
     adminLinks: [
       { to: '/incidents/admin/categories', label: 'Incident categories' },
       { to: '/incidents/admin/tags', label: 'Incident tags' },
+      { to: '/incidents/admin/templates', label: 'Postmortem templates' },
       { to: '/incidents/admin/integrations', label: 'Alert integrations' },
     ],
   },

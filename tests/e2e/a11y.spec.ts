@@ -76,6 +76,8 @@ test('as a member: home, images, new batch, batch detail, account, not found, fo
 
   for (const [path, heading] of [
     ['/account', 'Account'],
+    ['/incidents/dashboard', 'Incident dashboard'],
+    ['/incidents/follow-ups', 'Follow-ups'],
     ['/chat', 'Chat'],
     ['/no-such-page', /not found/i],
     ['/admin/users', 'Access denied'],

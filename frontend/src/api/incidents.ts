@@ -24,6 +24,14 @@ export type IntegrationCreated = Schemas['IntegrationCreated'];
 export type IntegrationCreate = Schemas['IntegrationCreate'];
 export type IntegrationPage = Schemas['IntegrationPage'];
 export type IntegrationKind = Integration['kind'];
+export type IncidentStats = Schemas['IncidentStats'];
+export type DurationPercentiles = Schemas['DurationPercentiles'];
+export type FollowUp = Schemas['FollowUpOut'];
+export type FollowUpPage = Schemas['FollowUpPage'];
+export type FollowUpStatus = FollowUp['status'];
+export type Postmortem = Schemas['PostmortemOut'];
+export type PostmortemStatus = Postmortem['status'];
+export type PostmortemTemplate = Schemas['PostmortemTemplateOut'];
 
 /** The workflow's states, in order (incidents/service/workflow.py). */
 export const STATUSES: readonly IncidentStatus[] = [
@@ -74,7 +82,16 @@ export const incidentsKeys = {
   categories: () => ['incidents', 'categories'] as const,
   tags: () => ['incidents', 'tags'] as const,
   integrations: () => ['incidents', 'integrations'] as const,
+  stats: (since: string, until: string) => ['incidents', 'stats', since, until] as const,
+  followUps: (filter: FollowUpFilter) => ['incidents', 'follow-ups', filter] as const,
+  postmortem: (number: number) => ['incidents', 'incident', number, 'postmortem'] as const,
+  templates: () => ['incidents', 'postmortem-templates'] as const,
 };
+
+export interface FollowUpFilter {
+  status: FollowUpStatus[];
+  overdue?: boolean;
+}
 
 export function listIncidents(
   filters: IncidentFilters,
@@ -249,5 +266,71 @@ export function createIntegration(body: IntegrationCreate): Promise<IntegrationC
 export async function revokeIntegration(id: string): Promise<void> {
   await unwrap(
     api.DELETE('/api/v1/incidents/integrations/{integration_id}', { params: { path: { integration_id: id } } }),
+  );
+}
+
+export function getStats(since: string, until: string): Promise<IncidentStats> {
+  return unwrap(api.GET('/api/v1/incidents/stats', { params: { query: { since, until } } }));
+}
+
+/** The CSV export of the list with these filters (a download link, streamed by the server). */
+export function exportCsvPath(query: URLSearchParams): string {
+  const text = query.toString();
+  return text ? `/api/v1/incidents/export.csv?${text}` : '/api/v1/incidents/export.csv';
+}
+
+export function listFollowUps(filter: FollowUpFilter, cursor?: string | null, limit = 50): Promise<FollowUpPage> {
+  return unwrap(
+    api.GET('/api/v1/incidents/follow-ups', {
+      params: {
+        query: {
+          status: filter.status.length ? filter.status : undefined,
+          overdue: filter.overdue,
+          cursor: cursor ?? undefined,
+          limit,
+        },
+      },
+    }),
+  );
+}
+
+export function getPostmortem(number: number): Promise<Postmortem> {
+  return unwrap(api.GET('/api/v1/incidents/{number}/postmortem', { params: { path: { number } } }));
+}
+
+export function startPostmortem(number: number): Promise<Postmortem> {
+  return unwrap(api.POST('/api/v1/incidents/{number}/postmortem', { params: { path: { number } }, body: null }));
+}
+
+export function savePostmortem(number: number, body: string): Promise<Postmortem> {
+  return unwrap(api.PUT('/api/v1/incidents/{number}/postmortem', { params: { path: { number } }, body: { body } }));
+}
+
+export function transitionPostmortem(number: number, to: PostmortemStatus): Promise<Postmortem> {
+  return unwrap(
+    api.POST('/api/v1/incidents/{number}/postmortem/transition', { params: { path: { number } }, body: { to } }),
+  );
+}
+
+export function listTemplates(): Promise<PostmortemTemplate[]> {
+  return unwrap(api.GET('/api/v1/incidents/postmortem-templates'));
+}
+
+export function createTemplate(body: { name: string; body: string; is_default: boolean }): Promise<PostmortemTemplate> {
+  return unwrap(api.POST('/api/v1/incidents/postmortem-templates', { body }));
+}
+
+export function updateTemplate(
+  id: string,
+  body: { name?: string; body?: string; is_default?: boolean },
+): Promise<PostmortemTemplate> {
+  return unwrap(
+    api.PUT('/api/v1/incidents/postmortem-templates/{template_id}', { params: { path: { template_id: id } }, body }),
+  );
+}
+
+export async function deleteTemplate(id: string): Promise<void> {
+  await unwrap(
+    api.DELETE('/api/v1/incidents/postmortem-templates/{template_id}', { params: { path: { template_id: id } } }),
   );
 }

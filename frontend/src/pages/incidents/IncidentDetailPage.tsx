@@ -345,11 +345,16 @@ export default function IncidentDetailPage({ number }: { number: number }) {
           <Title order={1} className="break-anywhere">
             {incident.title}
           </Title>
-          {incident.can_edit ? (
-            <Button variant="default" size="xs" onClick={() => setEditing(true)} style={{ flexShrink: 0 }}>
-              Edit incident
+          <Group gap="xs" wrap="nowrap" style={{ flexShrink: 0 }}>
+            <Button variant="default" size="xs" component={Link} to={`/incidents/${incident.number}/postmortem`}>
+              Postmortem
             </Button>
-          ) : null}
+            {incident.can_edit ? (
+              <Button variant="default" size="xs" onClick={() => setEditing(true)}>
+                Edit incident
+              </Button>
+            ) : null}
+          </Group>
         </Group>
         <Text size="sm" c="dimmed" mt={4}>
           Declared {formatDateTime(incident.declared_at)}

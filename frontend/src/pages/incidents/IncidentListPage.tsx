@@ -19,6 +19,7 @@ import {
 import { useDebouncedValue } from '@mantine/hooks';
 import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
 import {
+  exportCsvPath,
   incidentKey,
   incidentsKeys,
   listCategories,
@@ -103,6 +104,17 @@ export default function IncidentListPage() {
             or the keyboard shortcut <Kbd>Alt</Kbd> + <Kbd>Shift</Kbd> + <Kbd>D</Kbd>.
           </Text>
         </div>
+        <Group gap="xs">
+          <Button variant="default" size="xs" component={Link} to="/incidents/dashboard">
+            Dashboard
+          </Button>
+          <Button variant="default" size="xs" component={Link} to="/incidents/follow-ups">
+            Follow-ups
+          </Button>
+          <Button variant="default" size="xs" component="a" href={exportCsvPath(paramsFromFilters(filters))} download>
+            Export CSV
+          </Button>
+        </Group>
       </Group>
 
       <nav aria-label="Saved views">
