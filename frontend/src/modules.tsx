@@ -48,6 +48,7 @@ export const MODULES: ModuleEntry[] = [
       { to: '/incidents/admin/tags', label: 'Incident tags' },
       { to: '/incidents/admin/templates', label: 'Postmortem templates' },
       { to: '/incidents/admin/integrations', label: 'Alert integrations' },
+      { to: '/incidents/admin/webhooks', label: 'Incident webhooks' },
     ],
   },
   {

@@ -291,7 +291,8 @@ test.describe('incidents', () => {
     });
 
     await page.goto(`/incidents/${incident.number}`);
-    await page.getByRole('link', { name: 'Postmortem' }).click();
+    await expect(page.getByRole('heading', { level: 1, name: title })).toBeVisible();
+    await page.getByRole('link', { name: 'Postmortem', exact: true }).click();
     await expect(page.getByRole('heading', { name: `Postmortem of INC-${incident.number}` })).toBeVisible();
     await expect(page.getByTestId('postmortem-status')).toHaveText('Draft');
     await expectAccessible(page, 'postmortem editor');
@@ -343,6 +344,41 @@ test.describe('incidents', () => {
     await dialog.getByRole('button', { name: 'Save template' }).click();
     await expect(dialog).toBeHidden();
     await expect(page.getByRole('status').getByText(`Template “${name}” saved.`)).toBeVisible();
+  });
+
+  test('admins add and delete an incident webhook', async ({ page }) => {
+    test.setTimeout(180_000);
+    const url = `http://127.0.0.1:9/${unique('hook').replace(' ', '-')}`;
+    await signIn(page, USERS.admin.username, USERS.admin.password);
+    await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
+    await page.getByRole('navigation').getByRole('link', { name: 'Incident webhooks' }).click();
+    await expect(page.getByRole('heading', { name: 'Incident webhooks' })).toBeVisible();
+    await page.getByLabel(/^URL/).fill(url);
+    await page.getByRole('checkbox', { name: 'incident.resolved' }).check();
+    await page.getByRole('button', { name: 'Add webhook' }).click();
+    const row = page.getByTestId('webhooks-table').getByRole('row', { name: new RegExp(url) });
+    await expect(row).toContainText('incident.resolved');
+    await expectAccessible(page, 'incident webhooks');
+    await row.getByRole('button', { name: /^Delete/ }).click();
+    await page.getByRole('button', { name: 'Delete webhook' }).click();
+    await expect(row).toHaveCount(0);
+  });
+
+  test('people choose which incident e-mails they get', async ({ page }) => {
+    test.setTimeout(120_000);
+    await signIn(page, USERS.member.username, USERS.member.password);
+    await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
+    await page.goto('/incidents');
+    await page.getByRole('link', { name: 'E-mail preferences' }).click();
+    await expect(page.getByRole('heading', { name: 'Incident e-mails' })).toBeVisible();
+    const digest = page.getByRole('switch', { name: /Daily digest/ });
+    const before = await digest.isChecked();
+    await digest.setChecked(!before);
+    await page.getByRole('button', { name: 'Save preferences' }).click();
+    await expect(page.getByRole('status').getByText('Your e-mail preferences were saved.')).toBeVisible();
+    await expectAccessible(page, 'incident e-mail preferences');
+    await page.reload();
+    await expect(page.getByRole('switch', { name: /Daily digest/ })).toBeChecked({ checked: !before });
   });
 
   test.describe('as a member', () => {

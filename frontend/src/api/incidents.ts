@@ -32,6 +32,14 @@ export type FollowUpStatus = FollowUp['status'];
 export type Postmortem = Schemas['PostmortemOut'];
 export type PostmortemStatus = Postmortem['status'];
 export type PostmortemTemplate = Schemas['PostmortemTemplateOut'];
+export type NotificationPreferences = Schemas['NotificationPreferences'];
+export type WebhookEndpoint = Schemas['WebhookEndpointOut'];
+export const WEBHOOK_EVENTS = [
+  'incident.created',
+  'incident.status_changed',
+  'incident.resolved',
+  'incident.comment_added',
+] as const;
 
 /** The workflow's states, in order (incidents/service/workflow.py). */
 export const STATUSES: readonly IncidentStatus[] = [
@@ -86,6 +94,8 @@ export const incidentsKeys = {
   followUps: (filter: FollowUpFilter) => ['incidents', 'follow-ups', filter] as const,
   postmortem: (number: number) => ['incidents', 'incident', number, 'postmortem'] as const,
   templates: () => ['incidents', 'postmortem-templates'] as const,
+  preferences: () => ['incidents', 'notification-preferences'] as const,
+  webhooks: () => ['incidents', 'webhooks'] as const,
 };
 
 export interface FollowUpFilter {
@@ -333,4 +343,24 @@ export async function deleteTemplate(id: string): Promise<void> {
   await unwrap(
     api.DELETE('/api/v1/incidents/postmortem-templates/{template_id}', { params: { path: { template_id: id } } }),
   );
+}
+
+export function getPreferences(): Promise<NotificationPreferences> {
+  return unwrap(api.GET('/api/v1/incidents/notification-preferences'));
+}
+
+export function setPreferences(body: Partial<NotificationPreferences>): Promise<NotificationPreferences> {
+  return unwrap(api.PUT('/api/v1/incidents/notification-preferences', { body }));
+}
+
+export function listWebhooks(): Promise<WebhookEndpoint[]> {
+  return unwrap(api.GET('/api/v1/incidents/webhooks'));
+}
+
+export function createWebhook(url: string, events: string[]): Promise<WebhookEndpoint> {
+  return unwrap(api.POST('/api/v1/incidents/webhooks', { body: { url, events } }));
+}
+
+export async function deleteWebhook(id: string): Promise<void> {
+  await unwrap(api.DELETE('/api/v1/incidents/webhooks/{endpoint_id}', { params: { path: { endpoint_id: id } } }));
 }

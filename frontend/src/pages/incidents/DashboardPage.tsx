@@ -57,8 +57,11 @@ export default function DashboardPage() {
       <div>
         <Title order={1}>Incident dashboard</Title>
         <Text c="dimmed" size="sm">
-          Now, and the last {WEEKS} weeks. <Anchor component={Link} to="/incidents" size="sm">All incidents</Anchor>
+          Now, and the last {WEEKS} weeks.
         </Text>
+        <Anchor component={Link} to="/incidents" size="sm">
+          All incidents
+        </Anchor>
       </div>
       <SimpleGrid cols={{ base: 1, md: 2 }} spacing="lg">
         <Card withBorder radius="md" padding="lg" component="section" aria-labelledby="open-title">
@@ -91,7 +94,7 @@ export default function DashboardPage() {
               <Stack gap={4} data-testid="overdue-follow-ups">
                 {overdue.data.items.map((item) => (
                   <Text size="sm" key={item.id} className="break-anywhere">
-                    <Anchor component={Link} to={`/incidents/${item.incident_number}`} size="sm">
+                    <Anchor component={Link} to={`/incidents/${item.incident_number}`} size="sm" underline="always">
                       {item.incident_key}
                     </Anchor>{' '}
                     {item.title} · due {item.due_date}

@@ -77,7 +77,7 @@ export default function FollowUpsPage() {
                 <Table.Tr key={item.id} data-overdue={item.overdue || undefined}>
                   <Table.Td className="break-anywhere">{item.title}</Table.Td>
                   <Table.Td className="break-anywhere">
-                    <Anchor component={Link} to={`/incidents/${item.incident_number}`} size="sm">
+                    <Anchor component={Link} to={`/incidents/${item.incident_number}`} size="sm" underline="always">
                       {item.incident_key}
                     </Anchor>{' '}
                     <Text span size="xs" c="dimmed">

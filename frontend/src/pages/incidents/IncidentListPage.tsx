@@ -111,6 +111,9 @@ export default function IncidentListPage() {
           <Button variant="default" size="xs" component={Link} to="/incidents/follow-ups">
             Follow-ups
           </Button>
+          <Button variant="default" size="xs" component={Link} to="/incidents/notifications">
+            E-mail preferences
+          </Button>
           <Button variant="default" size="xs" component="a" href={exportCsvPath(paramsFromFilters(filters))} download>
             Export CSV
           </Button>

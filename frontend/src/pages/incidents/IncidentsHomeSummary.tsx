@@ -31,7 +31,7 @@ export function IncidentsHomeSummary() {
   return (
     <Group gap={6} mt="xs" data-testid="incidents-summary">
       <Text size="sm">
-        <Anchor component={Link} to={listPath(OPEN)} size="sm">
+        <Anchor component={Link} to={listPath(OPEN)} size="sm" underline="always">
           {count} open incident{page.items.length === 1 && !page.next_cursor ? '' : 's'}
         </Anchor>
         {worst ? ' · worst:' : ''}

@@ -5,6 +5,8 @@ import AdminCategoriesPage from './AdminCategoriesPage';
 import AdminIntegrationsPage from './AdminIntegrationsPage';
 import AdminTagsPage from './AdminTagsPage';
 import AdminTemplatesPage from './AdminTemplatesPage';
+import AdminWebhooksPage from './AdminWebhooksPage';
+import NotificationsPage from './NotificationsPage';
 import DashboardPage from './DashboardPage';
 import FollowUpsPage from './FollowUpsPage';
 import PostmortemPage from './PostmortemPage';
@@ -31,6 +33,8 @@ export default function IncidentsPage() {
       <Route path="admin/categories" element={<RequireAdmin><AdminCategoriesPage /></RequireAdmin>} />
       <Route path="admin/tags" element={<RequireAdmin><AdminTagsPage /></RequireAdmin>} />
       <Route path="admin/templates" element={<RequireAdmin><AdminTemplatesPage /></RequireAdmin>} />
+      <Route path="admin/webhooks" element={<RequireAdmin><AdminWebhooksPage /></RequireAdmin>} />
+      <Route path="notifications" element={<NotificationsPage />} />
       <Route path="admin/integrations" element={<RequireAdmin><AdminIntegrationsPage /></RequireAdmin>} />
       <Route path="dashboard" element={<DashboardPage />} />
       <Route path="follow-ups" element={<FollowUpsPage />} />
