@@ -87,9 +87,11 @@ def test_db_check_fails_until_upgrade(tmp_path: Path) -> None:
     assert behind.returncode == 1
     assert "run `opsdeck db upgrade` first" in behind.stderr
 
-    refused = _opsdeck("web", "--port", "1", env=env)
-    assert refused.returncode == 1
-    assert "opsdeck db upgrade" in refused.stderr
+    # The distributed roles refuse a database that is behind (`serve` migrates it itself).
+    for role in (("web", "--port", "1"), ("worker",)):
+        refused = _opsdeck(*role, env=env)
+        assert refused.returncode == 1, role
+        assert "opsdeck db upgrade" in refused.stderr, role
 
     assert _opsdeck("db", "upgrade", env=env).returncode == 0
     at_head = _opsdeck("db", "check", env=env)
@@ -200,21 +202,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_serve_runs_web_and_worker_and_stops_both_on_ctrl_c(tmp_path: Path) -> None:
+    # A fresh data directory, never migrated: `serve` applies the migrations itself.
     env = _isolated_env(tmp_path)
-    assert _opsdeck("db", "upgrade", env=env).returncode == 0
-    created = _opsdeck(
-        "users",
-        "create",
-        "--username",
-        "admin",
-        "--email",
-        "admin@example.com",
-        "--admin",
-        "--password-stdin",
-        env=env,
-        stdin=STRONG_PASSWORD + "\n",
-    )
-    assert created.returncode == 0, created.stderr
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
@@ -239,6 +228,19 @@ def test_serve_runs_web_and_worker_and_stops_both_on_ctrl_c(tmp_path: Path) -> N
         assert body["checks"] == {"database": "ok", "broker": "ok", "storage": "ok"}
         assert _get(f"{base}/health") == (200, {"status": "ok"})
 
+        created = _opsdeck(
+            "users",
+            "create",
+            "--username",
+            "admin",
+            "--email",
+            "admin@example.com",
+            "--admin",
+            "--password-stdin",
+            env=env,
+            stdin=STRONG_PASSWORD + "\n",
+        )
+        assert created.returncode == 0, created.stderr
         form = urllib.parse.urlencode({"username": "admin", "password": STRONG_PASSWORD}).encode()
         with urllib.request.urlopen(f"{base}/api/v1/auth/token", data=form, timeout=10) as resp:  # noqa: S310
             token = json.loads(resp.read())["access_token"]
@@ -368,3 +370,50 @@ def test_audit_checkpoints_reveal_a_truncated_chain(
     )
     assert refused.exit_code == 1
     assert "signature does not match" in refused.output
+
+
+def _client_seen_by_the_app(settings: Settings, forwarded_for: str) -> str:
+    """The client address an app behind uvicorn's configuration (as `opsdeck web` and `serve`
+    build it) sees for a connection from 127.0.0.1 that claims `forwarded_for`."""
+    import asyncio
+
+    import uvicorn
+
+    from opsdeck.cli import proxy_options
+
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["client"][0])
+
+    config = uvicorn.Config(app, log_config=None, **proxy_options(settings))
+    config.load()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": [(b"x-forwarded-for", forwarded_for.encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8004),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(_message: dict[str, Any]) -> None:
+        return None
+
+    asyncio.run(config.loaded_app(scope, receive, send))
+    return seen[0]
+
+
+def test_forwarding_headers_are_trusted_only_from_configured_proxies() -> None:
+    # By default none is trusted, not even a local process: it could claim any address.
+    assert _client_seen_by_the_app(Settings(_env_file=None), "203.0.113.9") == "127.0.0.1"
+    behind_a_proxy = Settings(forwarded_allow_ips="127.0.0.1")
+    assert _client_seen_by_the_app(behind_a_proxy, "203.0.113.9") == "203.0.113.9"

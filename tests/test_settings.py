@@ -96,6 +96,50 @@ def test_cors_origins_accept_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> No
     assert Settings().cors_origins == ["https://a.example", "https://b.example"]
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        '["https://a.example", "https://b.example"]',
+        ' [ "https://a.example" ,"https://b.example", "" ] ',
+        "https://a.example,https://b.example,",
+    ],
+)
+def test_cors_origins_accept_a_json_list_too(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("OPSDECK_CORS_ORIGINS", value)
+    assert Settings().cors_origins == ["https://a.example", "https://b.example"]
+
+
+@pytest.mark.parametrize(
+    "value", ['["10.20.0.0/16", "192.168.5.0/24"]', "10.20.0.0/16, 192.168.5.0/24"]
+)
+def test_fetch_allowed_networks_accept_a_json_or_a_comma_list(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("OPSDECK_FETCH_ALLOWED_NETWORKS", value)
+    assert Settings().fetch_allowed_networks == ["10.20.0.0/16", "192.168.5.0/24"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('["https://a.example"', "not a valid JSON list"),
+        ('["https://a.example", 5]', "strings only"),
+    ],
+)
+def test_a_broken_json_list_is_refused_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    monkeypatch.setenv("OPSDECK_CORS_ORIGINS", value)
+    with pytest.raises(ValidationError, match=message):
+        Settings()
+
+
+def test_a_json_list_of_networks_is_still_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSDECK_FETCH_ALLOWED_NETWORKS", '["10.20.0.1/16"]')
+    with pytest.raises(ValidationError, match="not a network in CIDR form"):
+        Settings()
+
+
 @pytest.mark.parametrize("secret", ["", "changeme", "change-me", "short-but-random-91"])
 def test_production_refuses_missing_or_placeholder_secret(secret: str) -> None:
     with pytest.raises(ValidationError, match=r"OPSDECK_SECRET_KEY .* must be set"):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -22,10 +24,12 @@ from opsdeck.core.http import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
     SecurityHeadersMiddleware,
+    ServerErrorsUnsharedMiddleware,
 )
 from opsdeck.core.jobs import Relay
 from opsdeck.core.queue import configure_celery
 from opsdeck.core.security import Passwords
+from opsdeck.core.sockets import SocketContext, SocketHub, asgi_app, build_socket_server
 from opsdeck.core.spa import default_dist_dir, mount_spa
 from opsdeck.modules import MODULES, task_modules
 from opsdeck.settings import Settings, get_settings
@@ -47,14 +51,22 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def serve_app() -> FastAPI:
-    """The factory `opsdeck web` hands to uvicorn. With `--workers N` uvicorn starts fresh
-    processes that import this and nothing else, so logging is configured here too."""
+def serve_app() -> Any:
+    """The factory `opsdeck web` hands to uvicorn: the FastAPI app inside the Socket.IO server
+    (`/socket.io/` to the namespaces of every module, everything else to the app). With
+    `--workers N` uvicorn starts fresh processes that import this and nothing else, so logging
+    is configured here too."""
     from opsdeck.core.observability import configure_logging_for
 
     settings = get_settings()
     configure_logging_for(settings)
-    return create_app(settings)
+    return with_sockets(create_app(settings))
+
+
+def with_sockets(app: FastAPI) -> Any:
+    """The ASGI application serving `app` and its Socket.IO server (`app.state.sockets`)."""
+    hub: SocketHub = app.state.sockets
+    return asgi_app(hub.server, app)
 
 
 def create_app(settings: Settings | None = None, *, check_migrations: bool = True) -> FastAPI:
@@ -66,6 +78,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if check_migrations:
             ensure_at_head(engine)
+        # Sync routes emit to Socket.IO clients through the loop the server runs on.
+        hub.bind(asyncio.get_running_loop())
         # Publishes the jobs whose broker was unreachable when their transaction committed.
         relay = Relay(engine)
         relay.start()
@@ -92,6 +106,13 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         memory_kib=settings.password_hash_memory_kib,
         parallelism=settings.password_hash_parallelism,
     )
+
+    hub = SocketHub(build_socket_server(settings))
+    app.state.sockets = hub
+    context = SocketContext(settings=settings, sessionmaker=app.state.sessionmaker, hub=hub)
+    for module in MODULES:
+        for namespace in module.socket_namespaces(context):
+            hub.server.register_namespace(namespace)
 
     install_error_handlers(app)
     app.include_router(health_router)
@@ -120,6 +141,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
             allow_headers=["Authorization", "Content-Type", "X-CSRF-Token", "X-Request-ID"],
             expose_headers=["X-Request-ID", "Retry-After", "Location"],
         )
+        app.add_middleware(ServerErrorsUnsharedMiddleware)  # no CORS headers on a 500
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -47,6 +47,14 @@ def main() -> None:
     """OpsDeck: a self-hosted operations platform; each module adds its commands below."""
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's forwarding-header options: X-Forwarded-For/-Proto are believed only from the
+    proxies OPSDECK_FORWARDED_ALLOW_IPS names. Unset, none is: any local process could claim
+    any address otherwise, and step around the per-address sign-in limit."""
+    trusted = settings.forwarded_allow_ips.strip()
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or None}
+
+
 def _run_web(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
@@ -56,8 +64,7 @@ def _run_web(settings: Settings, host: str | None, port: int | None, workers: in
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        **proxy_options(settings),
         log_config=None,
         server_header=False,
     )
@@ -110,6 +117,7 @@ def worker(concurrency: int | None, beat: bool, metrics_port: int | None) -> Non
     settings = load_settings()
     _use_metrics_dir(settings, wipe=False)
     _configure_logging(settings)
+    require_head(settings)
     from opsdeck.core.queue import configure_celery, queue_depths
     from opsdeck.core.shutdown import die_with_parent, install_worker_stop
     from opsdeck.modules import task_modules
@@ -143,11 +151,17 @@ def beat() -> None:
 @click.option("--host", default=None, help="Interface to bind (default OPSDECK_HOST).")
 @click.option("--port", type=int, default=None, help="Port (default OPSDECK_PORT, 8004).")
 def serve(host: str | None, port: int | None) -> None:
-    """Web server and an embedded worker in one command; Ctrl-C stops both."""
+    """Web server and an embedded worker in one command; Ctrl-C stops both. Pending
+    migrations are applied first."""
     settings = load_settings()
     _use_metrics_dir(settings, wipe=True)
     _configure_logging(settings)
-    require_head(settings)
+    from opsdeck.core.db import upgrade_database
+
+    # The single-node role migrates by itself, as `make run` does, so `docker run IMAGE serve`
+    # works on a fresh volume. The distributed roles (web, worker) refuse a database that is
+    # behind: there, one `opsdeck migrate` job runs before them.
+    upgrade_database(settings.database_url_resolved)
     bound = f"http://{host or settings.host}:{port or settings.port}"
     click.echo(f"OpsDeck {__version__} listening on {bound}", err=True)
     click.echo(

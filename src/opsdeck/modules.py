@@ -7,11 +7,12 @@ import importlib
 
 from opsdeck.accounts.module import module as accounts
 from opsdeck.audit.module import module as audit
+from opsdeck.chat.module import module as chat
 from opsdeck.core.modules import Module
 from opsdeck.images.module import module as images
 from opsdeck.incidents.module import module as incidents
 
-MODULES: tuple[Module, ...] = (accounts, audit, images, incidents)
+MODULES: tuple[Module, ...] = (accounts, audit, images, incidents, chat)
 
 # Tables every module relies on that live in the shared kernel (the job outbox).
 CORE_MODELS = ("opsdeck.core.jobs",)

@@ -8,6 +8,7 @@ Sources, highest priority first: keyword arguments, `OPSDECK_<NAME>` (and the un
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import secrets
 from email.utils import parseaddr
@@ -70,6 +71,23 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def _list_setting(value: Any) -> Any:
+    """A list setting from the environment: a JSON list (`["a", "b"]`) or a comma list
+    (`a, b`); blank items are dropped either way."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not a valid JSON list: {exc}") from exc
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ValueError('a JSON list must hold strings only, e.g. ["a", "b"]')
+        return [item.strip() for item in items if item.strip()]
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -86,7 +104,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8004, ge=1, le=65535)
     public_url: str = ""
-    forwarded_allow_ips: str = "127.0.0.1"
+    # Proxies whose X-Forwarded-For/-Proto are believed; empty: none (the peer is the client).
+    forwarded_allow_ips: str = ""
     frontend_dist: Path | None = None
 
     # -- storage and queue -----------------------------------------------------------------
@@ -132,6 +151,14 @@ class Settings(BaseSettings):
     images_retention_days: int = Field(default=30, ge=1)
     webhook_secret: SecretStr = Field(default=SecretStr(""))
 
+    # -- chat ------------------------------------------------------------------------------
+    chat_max_rooms_per_user: int = Field(default=50, ge=1)  # rooms one user created, not archived
+    chat_max_members_per_room: int = Field(default=1000, ge=2)
+    # Sends per user: a burst of `chat_send_burst`, refilled over `chat_send_window_seconds`.
+    chat_send_burst: int = Field(default=30, ge=1)
+    chat_send_window_seconds: float = Field(default=10.0, gt=0)
+    chat_typing_burst: int = Field(default=10, ge=1)  # typing events per user per 10 s
+
     # -- mail ------------------------------------------------------------------------------
     # No host: messages are written as .eml files under <data_dir>/mail instead (core.mail).
     smtp_host: str = ""
@@ -168,15 +195,12 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip().startswith("["):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+        return _list_setting(value)
 
     @field_validator("fetch_allowed_networks", mode="before")
     @classmethod
     def _parse_networks(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip().startswith("["):
-            value = [item.strip() for item in value.split(",") if item.strip()]
+        value = _list_setting(value)
         if not isinstance(value, list):
             return value
         networks = []

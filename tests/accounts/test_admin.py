@@ -305,6 +305,41 @@ def test_the_last_admin_cannot_demote_or_deactivate_themselves(
     assert audit_actions(db, "user.role_changed") == []
 
 
+def test_an_admin_cannot_deactivate_their_own_account_even_with_another_admin(
+    client: TestClient,
+    db: Session,
+    make_user: UserFactory,
+    admin: Any,
+    admin_headers: dict[str, str],
+) -> None:
+    make_user("second", role="admin")
+
+    response = client.patch(f"{USERS}/{admin.id}", json={"is_active": False}, headers=admin_headers)
+
+    assert response.status_code == 409
+    assert error_of(response)["code"] == "cannot_deactivate_self"
+    assert "your own account" in error_of(response)["message"]
+    assert reload_user(db, admin.id).is_active is True
+    assert audit_actions(db, "user.deactivated") == []
+    assert client.get(f"{USERS}/me", headers=admin_headers).status_code == 200
+
+
+@pytest.mark.parametrize("value", [0, 1, "false", "true", "no", None])
+def test_is_active_takes_booleans_only(
+    client: TestClient, db: Session, member: Any, admin_headers: dict[str, str], value: Any
+) -> None:
+    response = client.patch(
+        f"{USERS}/{member.id}", json={"is_active": value}, headers=admin_headers
+    )
+
+    if value is None:  # null: leave as it is
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 422
+        assert [d["field"] for d in error_of(response)["details"]] == ["body.is_active"]
+    assert reload_user(db, member.id).is_active is True
+
+
 def test_an_admin_can_step_down_when_another_admin_remains(
     client: TestClient, make_user: UserFactory, admin: Any, admin_headers: dict[str, str]
 ) -> None:

@@ -41,6 +41,34 @@ def test_update_my_name_and_email(
     assert audit_actions(db, "user.updated")[-1].details == {"fields": ["display_name", "email"]}
 
 
+def test_bidirectional_controls_are_taken_out_of_display_names(
+    client: TestClient,
+    db: Session,
+    member: Any,
+    member_headers: dict[str, str],
+    admin_headers: dict[str, str],
+) -> None:
+    # U+202E would show "Mal\u202eetirovaf" as "Malfavorite", reversed after the override.
+    mine = client.patch(
+        ME, json={"display_name": " \u202eMal\u2066lory\u2069\u200f "}, headers=member_headers
+    )
+    created = client.post(
+        f"{API}/users",
+        json={
+            "username": "trudy",
+            "email": "trudy@example.com",
+            "password": NEW_PASSWORD,
+            "display_name": "\u202dTrudy\u061c",
+        },
+        headers=admin_headers,
+    )
+
+    assert mine.status_code == 200
+    assert mine.json()["display_name"] == "Mallory"
+    assert created.status_code == 201
+    assert created.json()["display_name"] == "Trudy"
+
+
 def test_i_cannot_change_my_own_role(
     client: TestClient, db: Session, member: Any, member_headers: dict[str, str]
 ) -> None:

@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from opsdeck.app import create_app
 from opsdeck.core.deps import SessionDep
@@ -70,6 +71,12 @@ def add_kernel_routes(app: FastAPI) -> Probe:
     @router.get("/boom")
     def boom() -> None:
         raise RuntimeError("database password is hunter2")
+
+    @router.get("/boom-database")
+    def boom_database() -> None:
+        # A database error that is not an outage: core.errors answers it 500 from inside the
+        # middleware stack (unlike /boom, which the outermost request-context layer answers).
+        raise IntegrityError("INSERT INTO widgets", {}, Exception("duplicate key hunter2"))
 
     @router.get("/chatty")
     def chatty() -> dict[str, str]:

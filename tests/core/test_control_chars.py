@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+
+from opsdeck.core.control_chars import BIDI_CONTROLS, strip_bidi_controls
 
 
 def _refused(response: Any, *fields: str) -> None:
@@ -72,3 +75,22 @@ def test_text_with_tabs_and_line_breaks_still_passes(
     assert (
         client.get("/api/v1/users", params={"q": "root"}, headers=admin_headers).status_code == 200
     )
+
+
+BIDI = [chr(c) for c in (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))]
+
+
+def test_the_bidirectional_controls_are_the_twelve_of_unicode() -> None:
+    assert set(BIDI) == BIDI_CONTROLS
+
+
+@pytest.mark.parametrize("char", BIDI, ids=lambda c: f"U+{ord(c):04X}")
+def test_bidirectional_controls_are_stripped(char: str) -> None:
+    assert strip_bidi_controls(f"{char}invoice{char}_fdp.exe{char}") == "invoice_fdp.exe"
+
+
+def test_other_text_is_kept_as_it_is() -> None:
+    hebrew, arabic = "\u05e9\u05dc\u05d5\u05dd", "\u0645\u0631\u062d\u0628\u0627"
+    family = "\U0001f468\u200d\U0001f469"  # the zero-width joiner is not a bidi control
+    text = f"Blue mug {hebrew} {arabic} {family} \t\n"
+    assert strip_bidi_controls(text) == text

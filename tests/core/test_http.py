@@ -132,6 +132,21 @@ def test_cors_simple_request_from_a_configured_origin_exposes_the_request_id(
     assert "retry-after" in exposed
 
 
+@pytest.mark.parametrize("path", ["boom", "boom-database"])
+def test_a_500_carries_no_cors_headers(app_with: AppFactory, path: str) -> None:
+    app = app_with(cors_origins=TRUSTED_ORIGIN)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        fine = client.get("/health", headers={"Origin": TRUSTED_ORIGIN})
+        crashed = client.get(f"{TEST_PREFIX}/{path}", headers={"Origin": TRUSTED_ORIGIN})
+
+    assert fine.headers["access-control-allow-origin"] == TRUSTED_ORIGIN
+    assert crashed.status_code == 500
+    assert crashed.json()["error"]["code"] == "internal_error"
+    # A cross-origin page cannot read what went wrong on the server.
+    assert not [name for name in crashed.headers if name.startswith("access-control-")]
+    assert crashed.headers[REQUEST_ID_HEADER]
+
+
 def test_cors_refuses_other_origins_even_when_open(cors_client: TestClient) -> None:
     preflight = _preflight(cors_client, OTHER_ORIGIN)
     simple = cors_client.get("/health", headers={"Origin": OTHER_ORIGIN})
@@ -305,6 +320,15 @@ def test_wrong_method_is_a_json_405_naming_the_allowed_ones(kernel_client: TestC
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
     assert response.headers["allow"] == "GET"
+
+
+def test_a_405_names_every_method_of_every_route_at_the_path(kernel_client: TestClient) -> None:
+    # GET and POST /api/v1/images/batches are two routes; Starlette's 405 named the first's only.
+    response = kernel_client.delete("/api/v1/images/batches")
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "GET, POST"
 
 
 def test_validation_errors_name_every_field_by_its_path(kernel_client: TestClient) -> None:

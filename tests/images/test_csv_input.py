@@ -116,6 +116,12 @@ def test_serial_number_and_product_name_are_trimmed_and_cells_kept_as_written() 
     assert rows[0].cells == ("  7 ", "  Blue mug  ", f" {A} ")
 
 
+def test_bidirectional_controls_are_taken_out_of_product_names() -> None:
+    rows = parse_products(csv_file(HEADER, f"1,\u202eBlue\u2066 mug\u2069\u200e,{A}"))
+
+    assert rows[0].product_name == "Blue mug"
+
+
 @pytest.mark.parametrize(
     "header",
     [

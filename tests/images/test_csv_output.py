@@ -136,6 +136,19 @@ def test_a_row_that_does_not_match_the_header_is_a_programming_error() -> None:
 # -- formula injection ------------------------------------------------------------------------
 
 
+def test_bidirectional_controls_are_taken_out_of_every_cell() -> None:
+    row = OutputRow(
+        ["1", "\u202eBlue mug\u202c", f"\u2067{IN_A}"], [OutputImage(error="\u200fbad")]
+    )
+
+    [header, back] = read_back(write_output_csv(["S. No.\u061c", *HEADER[1:]], [row]))
+
+    assert header[0] == "S. No."
+    assert back == ["1", "Blue mug", IN_A, "", "1: bad"]
+    # An override in front of a formula does not hide it from the neutralisation.
+    assert neutralise_cell("\u202e=HYPERLINK()") == "'=HYPERLINK()"
+
+
 @pytest.mark.parametrize("prefix", FORMULA_PREFIXES)
 def test_each_formula_prefix_is_neutralised(prefix: str) -> None:
     assert neutralise_cell(f"{prefix}cmd|' /C calc'!A0") == f"'{prefix}cmd|' /C calc'!A0"

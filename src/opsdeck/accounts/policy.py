@@ -13,6 +13,8 @@ from importlib import resources
 
 from email_validator import EmailNotValidError, validate_email
 
+from opsdeck.core.control_chars import strip_bidi_controls
+
 USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
 USERNAME_RULE = (
     "Use 3 to 64 characters: lowercase letters, digits, '.', '_' or '-', "
@@ -28,6 +30,12 @@ def normalise_username(value: str) -> str:
     if not USERNAME_PATTERN.fullmatch(username):
         raise ValueError(USERNAME_RULE)
     return username
+
+
+def clean_display_name(value: str) -> str:
+    """A display name as it is kept: without bidirectional formatting characters (which can
+    make a name show as another, U+202E and friends) and surrounding white space."""
+    return strip_bidi_controls(value).strip()
 
 
 def normalise_email(value: str) -> str:

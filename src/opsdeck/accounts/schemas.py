@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 # Role is re-exported: the API and other modules name it here, not in models.
 from opsdeck.accounts.models import Role as Role
-from opsdeck.accounts.policy import normalise_email, normalise_username
+from opsdeck.accounts.policy import clean_display_name, normalise_email, normalise_username
 from opsdeck.core.pagination import Page
 
 Username = Annotated[str, Field(max_length=200), AfterValidator(normalise_username)]
 Email = Annotated[str, Field(max_length=254), AfterValidator(normalise_email)]
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+DisplayName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=100),
+    AfterValidator(clean_display_name),
+]
 # Policy (8 to 128 characters, not common) is the service's job, so the CLI gets it too and
 # the answer is `weak_password`; this bound only keeps absurd bodies away from the hasher.
 NewPassword = Annotated[str, Field(max_length=1024)]
@@ -57,7 +61,9 @@ class UserCreate(Input):
 
 class UserAdminUpdate(Input):
     role: Role | None = None
-    is_active: bool | None = None
+    # Strict: `0`, `"false"` or `"no"` are refused, not read as false (a typo or a fuzzer's
+    # guess must not deactivate anybody).
+    is_active: StrictBool | None = None
     display_name: DisplayName | None = None
 
 

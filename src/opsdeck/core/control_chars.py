@@ -10,6 +10,12 @@ allowed in bodies (Markdown, multi-line text); the path and the query take none 
 Checked here: the path, the query string, JSON and form-urlencoded bodies (every key and
 string value, at any depth). Not here: multipart bodies, whose files are binary; their text
 fields are validated by the routes that read them.
+
+Bidirectional formatting characters (U+202E RIGHT-TO-LEFT OVERRIDE and friends) are valid
+text, so they are not refused here; but in a name they can make "invoice_exe.pdf" show as
+something else, or hide what a spreadsheet cell starts with. Modules strip them with
+`strip_bidi_controls` where text is shown or exported: display names, product names,
+the output CSV.
 """
 
 from __future__ import annotations
@@ -33,6 +39,20 @@ _JSON_CONTROL_ESCAPE = re.compile(rb"\\u00[01][0-9a-fA-F]|\\u007[fF]")
 _FORM_CONTROL_ESCAPE = re.compile(rb"%[01][0-9a-fA-F]|%7[fF]")
 _CHECKED_BODIES = ("application/json", "application/x-www-form-urlencoded")
 MESSAGE = "Control characters (such as NUL) are not allowed here."
+
+# The bidirectional formatting characters: the embeddings and overrides (U+202A-U+202E), the
+# isolates (U+2066-U+2069), the left-to-right and right-to-left marks (U+200E, U+200F) and
+# the Arabic letter mark (U+061C). Unicode Technical Report #36 and CVE-2021-42574
+# ("Trojan Source") describe what they can disguise.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+_BIDI_CONTROL = re.compile("[" + "".join(sorted(BIDI_CONTROLS)) + "]")
+
+
+def strip_bidi_controls(text: str) -> str:
+    """`text` without its bidirectional formatting characters, so it shows as it is stored."""
+    return _BIDI_CONTROL.sub("", text)
 
 
 class ControlCharacterMiddleware:

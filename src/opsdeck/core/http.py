@@ -119,6 +119,29 @@ def security_headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
+class ServerErrorsUnsharedMiddleware:
+    """Takes the CORS headers off a 500, whatever answered it: a cross-origin page may read
+    the API's answers, but not what went wrong on the server. Installed just outside
+    CORSMiddleware (a 503 keeps them: its Retry-After is meant for the client)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_unshared(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 500:
+                headers = MutableHeaders(scope=message)
+                for name in [n for n in headers if n.startswith("access-control-")]:
+                    del headers[name]
+            await send(message)
+
+        await self.app(scope, receive, send_unshared)
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

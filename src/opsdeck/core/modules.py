@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
     from sqlalchemy.orm import Session
 
+    from opsdeck.core.sockets import SocketContext
     from opsdeck.settings import Settings
 
 # `opsdeck seed demo` calls each module's seeder, in registry order (accounts' users come
@@ -33,6 +34,10 @@ def _no_limits(_settings: Settings) -> Mapping[str, int]:
     return {}
 
 
+def _no_namespaces(_context: SocketContext) -> Sequence[Any]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Module:
     name: str
@@ -46,7 +51,8 @@ class Module:
     cli: Callable[[], click.Group | Sequence[click.Group]] | None = None
     # Request paths that may carry more than OPSDECK_MAX_REQUEST_BYTES: {path: max bytes}.
     body_limits: Callable[[Settings], Mapping[str, int]] = _no_limits
-    # Socket.IO namespaces (python-socketio Namespace objects), for real-time modules.
-    socket_namespaces: Callable[[], Sequence[Any]] = _nothing
+    # Socket.IO namespaces (python-socketio AsyncNamespace objects), for real-time modules,
+    # built with the web process's settings, session factory and hub (core.sockets).
+    socket_namespaces: Callable[[SocketContext], Sequence[Any]] = _no_namespaces
     # Its example data for `opsdeck seed demo` (see DemoSeeder above), when it has some.
     demo_seed: DemoSeeder | None = None

@@ -14,6 +14,8 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Sequence
 
+from opsdeck.core.control_chars import strip_bidi_controls
+
 # OWASP CSV injection: characters a spreadsheet may read as the start of a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 DEFAULT_CHUNK_SIZE = 64 * 1024
@@ -21,7 +23,10 @@ BOM = "\ufeff"
 
 
 def neutralise_cell(value: str) -> str:
-    """The cell as a spreadsheet shows it as text rather than evaluating it as a formula."""
+    """The cell as a spreadsheet shows it as text rather than evaluating it as a formula, and
+    without bidirectional formatting characters, which could disguise its text (or hide a
+    formula's first character behind an override: they are taken out first)."""
+    value = strip_bidi_controls(value)
     return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 

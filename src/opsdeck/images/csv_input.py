@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from opsdeck.core.control_chars import strip_bidi_controls
 from opsdeck.core.errors import UnsupportedMediaType, ValidationFailed
 
 SERIAL_NUMBER_COLUMN = "S. No."
@@ -240,7 +241,8 @@ def parse_products(
 
         serial = row[serial_at].strip()
         _check_serial_number(serial, line, serial_column, first_line_of_serial, problems)
-        product_name = row[name_at].strip()
+        # Shown in the web app: without bidirectional controls that could disguise it.
+        product_name = strip_bidi_controls(row[name_at]).strip()
         if not product_name:
             problems.add(line, name_column, "", f"Line {line}: the product name is empty.")
         cell = row[urls_at]

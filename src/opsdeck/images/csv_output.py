@@ -14,6 +14,8 @@ Decisions a reader may look for:
 - Input columns are reproduced even when one is already named `Output Image Urls` or `Errors`
   (an output CSV uploaded again): nothing the user sent is dropped, and the new columns are
   always the last two.
+- Bidirectional formatting characters (U+202E and friends) are taken out of every cell: they
+  can make a cell show text other than what it holds (core.control_chars).
 - A comma inside an output URL is written `%2C`, so the list keeps one position per input.
 - An image with an error is a failure even if it has an output URL; one with neither (still
   pending) leaves its position empty without an error. Reasons are put on one line.

@@ -12,7 +12,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts.models import ROLES, Role, User
-from opsdeck.accounts.policy import normalise_email, normalise_username, password_problem
+from opsdeck.accounts.policy import (
+    clean_display_name,
+    normalise_email,
+    normalise_username,
+    password_problem,
+)
 from opsdeck.accounts.service.api_tokens import revoke_all_api_tokens
 from opsdeck.accounts.service.sign_in import Principal, revoke_sessions
 from opsdeck.accounts.service.two_factor import reauthenticate
@@ -163,6 +168,12 @@ def update_user(
     deactivate = is_active is False and user.is_active
     if user.is_admin and user.is_active and (deactivate or role not in (None, "admin")):
         _ensure_another_active_admin(session, user)
+    if deactivate and user.id == actor.id:
+        # Signing oneself out everywhere by mistake leaves nobody to undo it on a small team.
+        raise Conflict(
+            "You cannot deactivate your own account; ask another administrator to do it.",
+            code="cannot_deactivate_self",
+        )
 
     changes: list[tuple[str, dict[str, Any]]] = []
     if display_name is not None and display_name != user.display_name:
@@ -279,7 +290,7 @@ def _normalised(normalise: Callable[[str], str], value: str, field: str) -> str:
 
 
 def _valid_display_name(value: str) -> str:
-    value = value.strip()
+    value = clean_display_name(value)
     if len(value) > MAX_DISPLAY_NAME_LENGTH:
         message = f"Use at most {MAX_DISPLAY_NAME_LENGTH} characters."
         raise ValidationFailed(

@@ -1,0 +1,353 @@
+"""The `/chat` Socket.IO namespace (docs/chat.md has the table of events and payloads).
+
+- Connecting authenticates like the API: `auth: {token}` (an access token or an `opd_` API
+  token), else the `opsdeck_session` cookie, which is accepted only from an allowed Origin
+  (this app's, or OPSDECK_CORS_ORIGINS). A refusal is a `connect_error` with a reason.
+- Every event is answered through its ack with `{ok: true, ...}` or
+  `{ok: false, error: {code, message}}`: a bad payload, a refusal, even a bug, never a
+  disconnect. The sender is the connection's user, never a field of the payload, and
+  membership is checked on every event (it may have changed since the room was joined).
+- Database work runs in a thread, one unit of work per event (core.sockets.in_transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from typing import Any, TypeVar
+
+import socketio
+import structlog
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from opsdeck.accounts import service as accounts
+from opsdeck.accounts.dependencies import SESSION_COOKIE
+from opsdeck.chat import service
+from opsdeck.chat.presenters import message_out, messages_out
+from opsdeck.chat.schemas import (
+    DeleteEvent,
+    EditEvent,
+    ReadEvent,
+    RoomEvent,
+    SendEvent,
+    SyncEvent,
+)
+from opsdeck.core.errors import AppError, Unauthorized, is_database_unavailable
+from opsdeck.core.ratelimit import RateLimit, rate_limiter
+from opsdeck.core.sockets import SocketContext, SocketHub, in_transaction, origin_allowed
+
+NAMESPACE = "/chat"
+# Joins, leaves, syncs, reads, edits and deletes share one bucket per user (sends and typing
+# have their own, from settings): a flood of joins is answered `rate_limited`, not served.
+EVENT_LIMIT = RateLimit("chat.event", 100, 10.0)
+MAX_TOKEN_LENGTH = 4096
+log = structlog.get_logger("opsdeck.chat.events")
+P = TypeVar("P", bound=BaseModel)
+Ack = dict[str, Any]
+
+
+def conversation_room(conversation_id: str) -> str:
+    return f"conversation:{conversation_id}"
+
+
+def user_room(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+@dataclass(frozen=True)
+class SocketUser:
+    """The connection's user, as the chat service reads it (`service.Actor`)."""
+
+    id: str
+    username: str
+    is_admin: bool
+
+
+class EventError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def ok(**fields: Any) -> Ack:
+    return {"ok": True, **fields}
+
+
+def failed(code: str, message: str) -> Ack:
+    return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def _parse(model: type[P], data: Any) -> P:
+    if not isinstance(data, Mapping):
+        raise EventError("invalid_payload", "The payload must be an object.")
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'payload'}: {error['msg']}"
+            for error in exc.errors(include_url=False)[:5]
+        )
+        raise EventError("invalid_payload", problems) from None
+
+
+def _cookie(environ: Mapping[str, Any]) -> str | None:
+    raw = environ.get("HTTP_COOKIE")
+    if not raw:
+        return None
+    try:
+        jar = SimpleCookie(str(raw))
+    except CookieError:
+        return None
+    morsel = jar.get(SESSION_COOKIE)
+    return morsel.value if morsel is not None and morsel.value else None
+
+
+def _refuse(code: str, message: str) -> socketio.exceptions.ConnectionRefusedError:
+    return socketio.exceptions.ConnectionRefusedError(message, {"code": code})
+
+
+Handler = Callable[[str, SocketUser, Any], Awaitable[Ack]]
+
+
+class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    def __init__(self, context: SocketContext) -> None:
+        super().__init__(NAMESPACE)
+        self.context = context
+        self.handlers: dict[str, Handler] = {
+            "room:join": self.room_join,
+            "room:leave": self.room_leave,
+            "message:send": self.message_send,
+            "message:edit": self.message_edit,
+            "message:delete": self.message_delete,
+            "typing": self.typing,
+            "read": self.read,
+            "sync": self.sync,
+        }
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event == "connect":
+            await self.connect(args[0], args[1], args[2] if len(args) > 2 else None)
+            return True
+        if event == "disconnect":
+            return None
+        sid = args[0]
+        data = args[1] if len(args) > 1 else None
+        handler = self.handlers.get(event)
+        if handler is None:
+            return failed("unknown_event", f"There is no event {event[:64]!r} on {NAMESPACE}.")
+        session = await self.get_session(sid)
+        user = session.get("user") if isinstance(session, dict) else None
+        if not isinstance(user, SocketUser):
+            return failed("not_authenticated", "Connect with a token or a session first.")
+        try:
+            return await handler(sid, user, data)
+        except EventError as exc:
+            return failed(exc.code, exc.message)
+        except AppError as exc:
+            return failed(exc.code, exc.message)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                log.warning("chat_event_database_unavailable", socket_event=event)
+                return failed("unavailable", "The database is not answering; try again soon.")
+            log.exception("chat_event_failed", socket_event=event, user_id=user.id)
+            return failed("internal_error", "Something went wrong on the server; try again.")
+
+    async def _work(self, work: Callable[[Session], Any]) -> Any:
+        return await in_transaction(self.context.sessionmaker, work)
+
+    def _limit(self, limit: RateLimit, user: SocketUser) -> None:
+        decision = rate_limiter(self.context.settings).hit(limit, user.id)
+        if not decision.allowed:
+            raise EventError("rate_limited", f"Slow down; try again in {decision.retry_after} s.")
+
+    # -- connect ---------------------------------------------------------------------------
+
+    async def connect(self, sid: str, environ: Mapping[str, Any], auth: Any) -> None:
+        token = auth.get("token") if isinstance(auth, Mapping) else None
+        if token is not None and (not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH):
+            raise _refuse("not_authenticated", "auth.token must be a string.")
+        cookie = None if token else _cookie(environ)
+        if not token and not cookie:
+            raise _refuse(
+                "not_authenticated", "Connect with auth: {token} or a signed-in session cookie."
+            )
+        if cookie and not origin_allowed(self.context.settings, environ):
+            raise _refuse(
+                "origin_not_allowed",
+                "A session cookie is accepted only from this site's own pages (Origin).",
+            )
+        settings = self.context.settings
+
+        def authenticate(session: Session) -> SocketUser:
+            if token:
+                principal = accounts.authenticate_bearer(session, settings, token)
+            else:
+                principal = accounts.authenticate_cookie(session, cookie or "")
+            user = principal.user
+            return SocketUser(id=user.id, username=user.username, is_admin=user.is_admin)
+
+        try:
+            user = await self._work(authenticate)
+        except Unauthorized as exc:
+            raise _refuse(exc.code, exc.message) from None
+        except Exception as exc:
+            # Never an unhandled error in the server's connect path: a refusal that says so.
+            if not is_database_unavailable(exc):
+                log.exception("chat_connect_failed")
+            raise _refuse("unavailable", "The server cannot sign you in now; try again.") from None
+        await self.save_session(sid, {"user": user})
+        await self.enter_room(sid, user_room(user.id))
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def room_join(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        self._limit(EVENT_LIMIT, user)
+        payload = _parse(RoomEvent, data)
+        settings = self.context.settings
+
+        def join(session: Session) -> Ack:
+            conversation, member = service.join_room(session, settings, user, payload.room_id)
+            unread = service.unread_counts(session, user.id, [conversation.id])
+            return ok(
+                room_id=conversation.id,
+                last_seq=conversation.next_seq,
+                last_read_seq=member.last_read_seq,
+                unread=unread.get(conversation.id, 0),
+            )
+
+        answer: Ack = await self._work(join)
+        await self.enter_room(sid, conversation_room(payload.room_id))
+        return answer
+
+    async def room_leave(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        self._limit(EVENT_LIMIT, user)
+        payload = _parse(RoomEvent, data)
+        # Stops the live events on this connection; membership is left over REST.
+        await self.leave_room(sid, conversation_room(payload.room_id))
+        return ok(room_id=payload.room_id)
+
+    async def message_send(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        payload = _parse(SendEvent, data)
+        settings = self.context.settings
+
+        def send(session: Session) -> tuple[dict[str, Any], bool]:
+            sent = service.send_message(
+                session,
+                user,
+                payload.room_id,
+                client_id=payload.client_id,
+                body=payload.body,
+                reply_to=payload.reply_to,
+            )
+            return message_out(session, sent.message).model_dump(mode="json"), sent.created
+
+        self._limit(service.send_limit(settings), user)
+        message, created = await self._work(send)
+        if created:
+            await self.emit("message:new", message, room=conversation_room(message["room_id"]))
+        return ok(id=message["id"], seq=message["seq"], duplicate=not created, message=message)
+
+    async def message_edit(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        self._limit(EVENT_LIMIT, user)
+        payload = _parse(EditEvent, data)
+
+        def edit(session: Session) -> dict[str, Any]:
+            message = service.edit_message(session, user, payload.id, payload.body)
+            return message_out(session, message).model_dump(mode="json")
+
+        message = await self._work(edit)
+        await self.emit("message:edited", message, room=conversation_room(message["room_id"]))
+        return ok(id=message["id"], seq=message["seq"], message=message)
+
+    async def message_delete(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        self._limit(EVENT_LIMIT, user)
+        payload = _parse(DeleteEvent, data)
+
+        def delete(session: Session) -> dict[str, Any]:
+            message = service.delete_message(session, user, payload.id)
+            return message_out(session, message).model_dump(mode="json")
+
+        message = await self._work(delete)
+        await self.emit("message:deleted", message, room=conversation_room(message["room_id"]))
+        return ok(id=message["id"], seq=message["seq"])
+
+    async def typing(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        payload = _parse(RoomEvent, data)
+        self._limit(service.typing_limit(self.context.settings), user)
+
+        def check(session: Session) -> None:
+            service.require_member(session, user, payload.room_id)
+
+        await self._work(check)
+        await self.emit(
+            "typing",
+            {"room_id": payload.room_id, "user": {"id": user.id, "username": user.username}},
+            room=conversation_room(payload.room_id),
+            skip_sid=sid,
+        )
+        return ok()
+
+    async def read(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        self._limit(EVENT_LIMIT, user)
+        payload = _parse(ReadEvent, data)
+
+        def mark(session: Session) -> dict[str, Any]:
+            unread = service.mark_read(session, user, payload.room_id, payload.seq)
+            member = service.active_member(session, payload.room_id, user.id)
+            return {
+                "room_id": payload.room_id,
+                "unread": unread,
+                "last_read_seq": member.last_read_seq if member is not None else 0,
+            }
+
+        state = await self._work(mark)
+        # The user's other tabs and devices.
+        await self.emit("unread", state, room=user_room(user.id), skip_sid=sid)
+        return ok(**state)
+
+    async def sync(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        self._limit(EVENT_LIMIT, user)
+        payload = _parse(SyncEvent, data)
+
+        def catch_up(session: Session) -> tuple[list[dict[str, Any]], bool]:
+            rows, more = service.sync(session, user, payload.room_id, payload.after_seq)
+            return [m.model_dump(mode="json") for m in messages_out(session, rows)], more
+
+        messages, more = await self._work(catch_up)
+        return ok(room_id=payload.room_id, messages=messages, more=more)
+
+
+# -- from REST routes ------------------------------------------------------------------------
+
+
+def publish(hub: SocketHub, event: str, message: Mapping[str, Any]) -> None:
+    """Emit a message event to its conversation's clients from a sync route (call it after the
+    commit: `core.db.after_commit`)."""
+    hub.emit_threadsafe(
+        event, dict(message), room=conversation_room(str(message["room_id"])), namespace=NAMESPACE
+    )
+
+
+def evict(hub: SocketHub, conversation_id: str, user_id: str) -> None:
+    """Stop a user's connections (on this process) receiving a conversation they were removed
+    from, and tell their clients (`room:removed`, every process)."""
+
+    async def run() -> None:
+        server = hub.server
+        room = conversation_room(conversation_id)
+        for sid, _eio_sid in list(server.manager.get_participants(NAMESPACE, user_room(user_id))):
+            await server.leave_room(sid, room, namespace=NAMESPACE)
+        await server.emit(
+            "room:removed", {"room_id": conversation_id}, to=user_room(user_id), namespace=NAMESPACE
+        )
+
+    hub.submit(run)
+
+
+def namespaces(context: SocketContext) -> list[ChatNamespace]:
+    return [ChatNamespace(context)]

@@ -1,0 +1,170 @@
+"""Request and response bodies of the chat API and the payloads of its Socket.IO events
+(docs/chat.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from opsdeck.chat.models import ConversationKind as ConversationKind
+from opsdeck.chat.models import MemberRole as MemberRole
+from opsdeck.chat.models import RoomVisibility as RoomVisibility
+from opsdeck.core.pagination import MAX_QUERY_INT, Page
+
+# Characters, checked before the service's byte limit (10 KB) so that a huge body is refused
+# without being encoded; the byte limit is the rule.
+BODY_MAX_CHARS = 20_000
+RoomName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Topic = Annotated[str, StringConstraints(strip_whitespace=True, max_length=250)]
+Description = Annotated[str, StringConstraints(max_length=1000)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Body = Annotated[str, Field(max_length=BODY_MAX_CHARS)]
+Seq = Annotated[int, Field(ge=0, le=MAX_QUERY_INT)]
+
+
+class Input(BaseModel):
+    # An unknown field is a typo or a probe (an `author` in a message); say so.
+    model_config = ConfigDict(extra="forbid")
+
+
+class UserRef(BaseModel):
+    id: str
+    username: str
+    display_name: str
+
+
+# -- rooms -----------------------------------------------------------------------------------
+
+
+class RoomCreate(Input):
+    name: RoomName
+    visibility: RoomVisibility
+    topic: Topic = ""
+    description: Description = ""
+
+
+class RoomOut(BaseModel):
+    id: str
+    kind: ConversationKind
+    visibility: RoomVisibility
+    name: str
+    topic: str
+    description: str
+    created_at: datetime
+    last_activity_at: datetime
+    archived_at: datetime | None
+    last_seq: int = Field(description="The sequence number of the latest message (0: none).")
+    member: bool = Field(description="Whether the caller is in the conversation.")
+    role: MemberRole | None
+    last_read_seq: int
+    unread: int = Field(description="Messages by others after the caller's read pointer.")
+    member_count: int
+    members: list[UserRef] = Field(
+        description="The people of a direct message (empty for rooms: see /members)."
+    )
+
+
+class RoomPage(Page[RoomOut]):
+    pass
+
+
+class MemberIn(Input):
+    user_id: Id
+
+
+class RoleIn(Input):
+    role: MemberRole
+
+
+class MemberOut(BaseModel):
+    user: UserRef
+    role: MemberRole
+    joined_at: datetime
+
+
+class DmCreate(Input):
+    user_ids: list[Id] = Field(min_length=1, max_length=9)
+
+
+class ReadIn(Input):
+    seq: Seq
+
+
+class ReadOut(BaseModel):
+    room_id: str
+    last_read_seq: int
+    unread: int
+
+
+# -- messages --------------------------------------------------------------------------------
+
+
+class MessageCreate(Input):
+    client_id: ClientId = Field(
+        description="Chosen by the client (a UUID): sending it again answers the same message."
+    )
+    body: Body
+    reply_to: Id | None = None
+
+
+class MessageEditIn(Input):
+    body: Body
+
+
+class MessageOut(BaseModel):
+    id: str
+    room_id: str
+    seq: int
+    client_id: str
+    author: UserRef | None
+    body: str
+    body_html: str = Field(description="Sanitised HTML rendered from the Markdown body.")
+    created_at: datetime
+    edited_at: datetime | None
+    deleted: bool
+    reply_to: str | None
+
+
+class MessagePage(Page[MessageOut]):
+    pass
+
+
+class MessageVersionOut(BaseModel):
+    body: str
+    edited_at: datetime
+
+
+# -- Socket.IO payloads (client -> server) -------------------------------------------------------
+
+
+class RoomEvent(Input):
+    room_id: Id
+
+
+class SendEvent(Input):
+    room_id: Id
+    client_id: ClientId
+    body: Body
+    reply_to: Id | None = None
+
+
+class EditEvent(Input):
+    id: Id
+    body: Body
+
+
+class DeleteEvent(Input):
+    id: Id
+
+
+class ReadEvent(Input):
+    room_id: Id
+    seq: Seq
+
+
+class SyncEvent(Input):
+    room_id: Id
+    after_seq: Seq = 0

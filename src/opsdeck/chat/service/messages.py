@@ -1,0 +1,313 @@
+"""Messages: send (idempotent by client id, numbered by the conversation's sequence), edit
+(history kept), delete (a tombstone), history in sequence order, and catching up after a
+sequence number."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from opsdeck.audit import service as audit
+from opsdeck.chat.models import Conversation, Member, Message, MessageEdit
+from opsdeck.chat.service.access import (
+    Actor,
+    active_member,
+    get_readable,
+    require_member,
+    require_moderator,
+    require_writable,
+)
+from opsdeck.core.db import utcnow
+from opsdeck.core.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
+from opsdeck.core.markdown import render
+from opsdeck.core.pagination import (
+    Paged,
+    PageParams,
+    SortOrders,
+    decode_cursor,
+    paginate,
+)
+from opsdeck.core.ratelimit import RateLimit, rate_limiter
+from opsdeck.settings import Settings
+
+MAX_MESSAGE_BYTES = 10 * 1024
+MAX_CLIENT_ID_LENGTH = 64
+CLIENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# What one `sync` answers at most; `more` says to ask again after the last one.
+SYNC_LIMIT = 500
+MESSAGE_SORTS = SortOrders("ChatMessageSort", Message.seq, {"seq": Message.seq}, default="seq")
+
+
+def send_limit(settings: Settings) -> RateLimit:
+    return RateLimit("chat.send", settings.chat_send_burst, settings.chat_send_window_seconds)
+
+
+def typing_limit(settings: Settings) -> RateLimit:
+    return RateLimit("chat.typing", settings.chat_typing_burst, 10.0)
+
+
+def check_rate(settings: Settings, limit: RateLimit, user_id: str) -> None:
+    decision = rate_limiter(settings).hit(limit, user_id)
+    if not decision.allowed:
+        raise TooManyRequests(
+            "Slow down: too many messages.", retry_after=decision.retry_after, code="rate_limited"
+        )
+
+
+def _check_body(body: str) -> str:
+    size = len(body.encode("utf-8"))
+    if size > MAX_MESSAGE_BYTES:
+        raise ValidationFailed(
+            f"A message is at most {MAX_MESSAGE_BYTES} bytes.",
+            details=[
+                {
+                    "field": "body.body",
+                    "message": f"{size} bytes",
+                    "type": "too_long",
+                    "limit_bytes": MAX_MESSAGE_BYTES,
+                }
+            ],
+            code="message_too_long",
+        )
+    if not body.strip():
+        raise ValidationFailed(
+            "A message needs some text.",
+            details=[{"field": "body.body", "message": "empty", "type": "empty"}],
+        )
+    return body
+
+
+def _check_client_id(client_id: str) -> str:
+    if not CLIENT_ID_PATTERN.match(client_id):
+        raise ValidationFailed(
+            "client_id is 1 to 64 letters, digits or . _ : - (a UUID fits).",
+            details=[{"field": "body.client_id", "message": "bad client id", "type": "client_id"}],
+        )
+    return client_id
+
+
+@dataclass(frozen=True)
+class Sent:
+    message: Message
+    # False when the client id had been sent before: the answer is the earlier message.
+    created: bool
+
+
+def _by_client_id(
+    session: Session, author_id: str, conversation_id: str, client_id: str
+) -> Message | None:
+    return session.scalars(
+        select(Message).where(
+            Message.author_id == author_id,
+            Message.conversation_id == conversation_id,
+            Message.client_id == client_id,
+        )
+    ).first()
+
+
+def send_message(
+    session: Session,
+    actor: Actor,
+    conversation_id: str,
+    *,
+    client_id: str,
+    body: str,
+    reply_to: str | None = None,
+) -> Sent:
+    """Post a message as `actor`. A client id the actor already used in this conversation
+    answers the message it made, unchanged, so a resend after a lost ack is harmless."""
+    _check_client_id(client_id)
+    conversation, member = require_member(session, actor, conversation_id)
+    earlier = _by_client_id(session, actor.id, conversation.id, client_id)
+    if earlier is not None:
+        return Sent(earlier, created=False)
+    require_writable(conversation)
+    _check_body(body)
+    if reply_to is not None:
+        parent = session.get(Message, reply_to)
+        if parent is None or parent.conversation_id != conversation.id:
+            raise NotFound("The message replied to is not in this conversation.", code="no_parent")
+    now = utcnow()
+    try:
+        with session.begin_nested():
+            # Takes the conversation's row lock (PostgreSQL) until the commit: senders to one
+            # conversation queue here, so sequence numbers follow commit order.
+            seq = session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation.id)
+                .values(next_seq=Conversation.next_seq + 1, last_activity_at=now)
+                .returning(Conversation.next_seq)
+            ).scalar_one()
+            message = Message(
+                conversation_id=conversation.id,
+                seq=seq,
+                author_id=actor.id,
+                client_id=client_id,
+                body=body,
+                body_html=render(body),
+                reply_to_id=reply_to,
+                created_at=now,
+            )
+            session.add(message)
+            session.flush()
+    except IntegrityError:
+        # The same client id sent twice at once: the other send won; answer its message.
+        earlier = _by_client_id(session, actor.id, conversation.id, client_id)
+        if earlier is None:
+            raise
+        return Sent(earlier, created=False)
+    # The author has read what they wrote.
+    if member.last_read_seq < seq:
+        member.last_read_seq = seq
+    session.flush()
+    return Sent(message, created=True)
+
+
+def _editable(session: Session, actor: Actor, message_id: str) -> tuple[Message, Member]:
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound("There is no such message.", code="message_not_found")
+    member = active_member(session, message.conversation_id, actor.id)
+    if member is None:
+        raise NotFound("There is no such message.", code="message_not_found")
+    if message.deleted_at is not None:
+        raise NotFound("The message was deleted.", code="message_deleted")
+    return message, member
+
+
+def edit_message(session: Session, actor: Actor, message_id: str, body: str) -> Message:
+    message, _member = _editable(session, actor, message_id)
+    if message.author_id != actor.id:
+        raise Forbidden("Only its author edits a message.", code="not_author")
+    conversation = session.get_one(Conversation, message.conversation_id)
+    require_writable(conversation)
+    _check_body(body)
+    if body == message.body:
+        return message
+    now = utcnow()
+    session.add(
+        MessageEdit(message_id=message.id, body=message.body, edited_at=now, editor_id=actor.id)
+    )
+    message.body = body
+    message.body_html = render(body)
+    message.edited_at = now
+    session.flush()
+    return message
+
+
+def delete_message(session: Session, actor: Actor, message_id: str) -> Message:
+    """Soft delete: the body and its history go, the sequence number stays (a tombstone). The
+    author, the room's moderators and owners, and admins delete; a deletion by someone else is
+    written to the audit log."""
+    message, member = _editable(session, actor, message_id)
+    conversation = session.get_one(Conversation, message.conversation_id)
+    if message.author_id != actor.id:
+        require_moderator(actor, member)
+        audit.record(
+            session,
+            "chat.message_deleted",
+            actor=actor,
+            target_type="chat_message",
+            target_id=message.id,
+            details={"room_id": conversation.id, "author_id": message.author_id},
+        )
+    for edit in session.scalars(select(MessageEdit).where(MessageEdit.message_id == message.id)):
+        session.delete(edit)
+    message.deleted_at = utcnow()
+    message.deleted_by_id = actor.id
+    message.body = ""
+    message.body_html = ""
+    session.flush()
+    return message
+
+
+def get_message(session: Session, actor: Actor, message_id: str) -> Message:
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound("There is no such message.", code="message_not_found")
+    try:
+        get_readable(session, actor, message.conversation_id)
+    except (NotFound, Forbidden):
+        raise NotFound("There is no such message.", code="message_not_found") from None
+    return message
+
+
+def edits_of(session: Session, actor: Actor, message_id: str) -> Sequence[MessageEdit]:
+    message = get_message(session, actor, message_id)
+    return list(
+        session.scalars(
+            select(MessageEdit)
+            .where(MessageEdit.message_id == message.id)
+            .order_by(MessageEdit.edited_at, MessageEdit.id)
+        )
+    )
+
+
+# -- history ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryQuery:
+    after_seq: int | None = None
+    before_seq: int | None = None
+    cursor: str | None = None
+    limit: int = 50
+
+
+def _history_params(query: HistoryQuery) -> PageParams:
+    if query.cursor is not None:
+        # The cursor says which way it goes: forward ("seq") or back ("-seq").
+        for sort in ("seq", "-seq"):
+            try:
+                key = decode_cursor(MESSAGE_SORTS, sort, query.cursor)
+            except ValidationFailed:
+                continue
+            return PageParams(MESSAGE_SORTS, sort, query.limit, key)
+        decode_cursor(MESSAGE_SORTS, "seq", query.cursor)  # raises the 422
+    if query.after_seq is not None and query.before_seq is not None:
+        raise ValidationFailed(
+            "Give after_seq or before_seq, not both.",
+            details=[{"field": "query.before_seq", "message": "with after_seq"}],
+        )
+    if query.before_seq is not None:
+        return PageParams(MESSAGE_SORTS, "-seq", query.limit, (query.before_seq,))
+    after = (query.after_seq,) if query.after_seq is not None else None
+    return PageParams(MESSAGE_SORTS, "seq", query.limit, after)
+
+
+def history(
+    session: Session, actor: Actor, conversation_id: str, query: HistoryQuery
+) -> Paged[Message]:
+    """A page of messages in sequence order. Forward (`after_seq`, or from the start) pages go
+    on after their last message; backward ones (`before_seq`: the `limit` messages just before
+    it, for scrolling up) go on before their first. `next_cursor` continues either way."""
+    conversation, _member = get_readable(session, actor, conversation_id)
+    params = _history_params(query)
+    page = paginate(
+        session, select(Message).where(Message.conversation_id == conversation.id), params
+    )
+    if params.sort.startswith("-"):
+        return Paged(items=list(reversed(page.items)), next_cursor=page.next_cursor)
+    return page
+
+
+def sync(
+    session: Session, actor: Actor, conversation_id: str, after_seq: int
+) -> tuple[list[Message], bool]:
+    """Everything after `after_seq`, in order (at most SYNC_LIMIT; the flag says more are
+    there)."""
+    conversation, _member = get_readable(session, actor, conversation_id)
+    rows = list(
+        session.scalars(
+            select(Message)
+            .where(Message.conversation_id == conversation.id, Message.seq > after_seq)
+            .order_by(Message.seq)
+            .limit(SYNC_LIMIT + 1)
+        )
+    )
+    return rows[:SYNC_LIMIT], len(rows) > SYNC_LIMIT

@@ -1,0 +1,124 @@
+"""Socket.IO in the web process: one `socketio.AsyncServer` for every module's namespaces,
+wrapping the FastAPI app in the same ASGI application (docs/chat.md, "Scaling").
+
+- `build_socket_server(settings)`: the server; with Redis configured (distributed mode) its
+  client manager is python-socketio's Redis manager, so an emit reaches the clients of every
+  web process.
+- `SocketContext`: what a module's namespaces are built with (settings, the session factory, the
+  hub).
+- `SocketHub`: emits from code that does not run on the event loop (a REST route, after its
+  transaction commits) onto the server, thread-safely.
+- `in_transaction(factory, work)`: runs blocking database work of an event handler in a thread,
+  in a unit of work of its own (commit on success, roll back on error).
+- `origin_allowed(settings, environ)`: the Origin check of cookie-authenticated connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import socketio
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from opsdeck.core.db import transaction
+from opsdeck.settings import Settings
+
+T = TypeVar("T")
+SOCKET_PATH = "socket.io"
+log = structlog.get_logger("opsdeck.sockets")
+
+
+def build_socket_server(settings: Settings) -> socketio.AsyncServer:
+    manager = None if settings.embedded else socketio.AsyncRedisManager(settings.redis_url)
+    return socketio.AsyncServer(
+        async_mode="asgi",
+        client_manager=manager,
+        # Origins are checked per namespace at connect: a cookie must come from an allowed
+        # origin, a bearer token may come from anywhere (it is not sent by the browser on its
+        # own). Refusing here would also refuse token clients of other origins.
+        cors_allowed_origins="*",
+        cors_credentials=True,
+        # 1 MB: a message is at most 10 KB, anything larger is a probe.
+        max_http_buffer_size=1_000_000,
+        logger=False,
+        engineio_logger=False,
+    )
+
+
+def asgi_app(server: socketio.AsyncServer, app: Any) -> socketio.ASGIApp:
+    """`/socket.io/` goes to the Socket.IO server, everything else (lifespan included) to
+    `app`."""
+    return socketio.ASGIApp(server, other_asgi_app=app, socketio_path=SOCKET_PATH)
+
+
+@dataclass
+class SocketHub:
+    """The web process's Socket.IO server and the event loop it runs on (bound at startup)."""
+
+    server: socketio.AsyncServer
+    loop: asyncio.AbstractEventLoop | None = field(default=None)
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def emit_threadsafe(
+        self, event: str, data: Any, *, room: str, namespace: str, skip_sid: str | None = None
+    ) -> None:
+        """Emit from any thread (a sync route after its commit). Nothing happens when the
+        server is not running (an app under TestClient without startup)."""
+        self.submit(
+            lambda: self.server.emit(event, data, to=room, namespace=namespace, skip_sid=skip_sid)
+        )
+
+    def submit(self, make: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(make(), loop)
+        future.add_done_callback(_log_failure)
+
+
+def _log_failure(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("socket_emit_failed", error=repr(future.exception()))
+
+
+@dataclass(frozen=True)
+class SocketContext:
+    settings: Settings
+    sessionmaker: sessionmaker[Session]
+    hub: SocketHub
+
+
+async def in_transaction(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run `work(session)` in a worker thread inside a unit of work of its own."""
+
+    def run() -> T:
+        with transaction(factory) as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def origin_allowed(settings: Settings, environ: Mapping[str, Any]) -> bool:
+    """True when the connection's Origin is this app (its Host, or OPSDECK_PUBLIC_URL) or one
+    of OPSDECK_CORS_ORIGINS. A missing Origin is refused: browsers always send it."""
+    origin = str(environ.get("HTTP_ORIGIN") or "").lower()
+    if not origin:
+        return False
+    allowed = {_origin_of(settings.public_base_url)}
+    allowed.update(_origin_of(item) for item in settings.cors_origins)
+    if origin in allowed:
+        return True
+    host = str(environ.get("HTTP_HOST") or "").lower()
+    return bool(host) and urlsplit(origin).netloc == host
