@@ -1,6 +1,8 @@
 import { lazy, type ComponentType } from 'react';
 import { ModulePlaceholder } from './pages/ModulePlaceholder';
 import { ImagesHomeSummary } from './pages/images/ImagesHomeSummary';
+import { DeclareIncidentAction } from './pages/incidents/DeclareIncidentAction';
+import { IncidentsHomeSummary } from './pages/incidents/IncidentsHomeSummary';
 
 /**
  * The pages each OpsDeck module adds to the shell: one entry here gives a module its nav link,
@@ -14,6 +16,10 @@ export interface ModuleEntry {
   Page: ComponentType;
   /** A line of live figures for the module's Home card; keep it to one cheap request. */
   Summary?: ComponentType;
+  /** A control in the shell's header on every page (keep it small: it loads with the shell). */
+  HeaderAction?: ComponentType;
+  /** The module's admin pages, listed under "Admin" in the navigation for admins. */
+  adminLinks?: { to: string; label: string }[];
 }
 
 function placeholder(label: string, description: string): ComponentType {
@@ -34,10 +40,16 @@ export const MODULES: ModuleEntry[] = [
     path: 'incidents',
     label: 'Incidents',
     description: 'Incidents with severity, status workflow, assignees, comments and a timeline.',
-    Page: placeholder(
-      'Incidents',
-      'Incidents with severity, status workflow, assignees, comments and a timeline.',
-    ),
+    Page: lazy(() => import('./pages/incidents/IncidentsPage')),
+    Summary: IncidentsHomeSummary,
+    HeaderAction: DeclareIncidentAction,
+    adminLinks: [
+      { to: '/incidents/admin/categories', label: 'Incident categories' },
+      { to: '/incidents/admin/tags', label: 'Incident tags' },
+      { to: '/incidents/admin/templates', label: 'Postmortem templates' },
+      { to: '/incidents/admin/integrations', label: 'Alert integrations' },
+      { to: '/incidents/admin/webhooks', label: 'Incident webhooks' },
+    ],
   },
   {
     path: 'chat',

@@ -26,7 +26,7 @@ test.describe('sign-in refused', () => {
 });
 
 test('as a member: home, images, new batch, batch detail, account, not found, forbidden', async ({ page }) => {
-  test.setTimeout(120_000);
+  test.setTimeout(300_000);
   await signIn(page, USERS.member.username, USERS.member.password);
   await expect(page.getByTestId('health-status')).toHaveText('All systems ready');
   await expectAccessible(page, 'home');
@@ -58,9 +58,26 @@ test('as a member: home, images, new batch, batch detail, account, not found, fo
   await expect(page.getByTestId('batches-table').locator('tbody tr').first()).toBeVisible();
   await expectAccessible(page, 'images list with a batch');
 
+  await page.goto('/incidents');
+  await expect(page.getByRole('heading', { name: 'Incidents', exact: true })).toBeVisible();
+  await expectAccessible(page, 'incidents list');
+  await page.keyboard.press('Alt+Shift+D');
+  const declare = page.getByRole('dialog', { name: 'Declare an incident' });
+  await expect(declare.getByLabel(/^Title/)).toBeFocused();
+  await expectAccessible(page, 'declare incident dialog');
+  await declare.getByLabel(/^Title/).fill('Accessibility sweep incident');
+  await declare.getByRole('button', { name: 'Declare' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Accessibility sweep incident' })).toBeVisible();
+  await expect(page.getByTestId('timeline')).toBeVisible();
+  await expectAccessible(page, 'incident detail');
+  await page.goto('/incidents');
+  await expect(page.getByTestId('incidents-table').locator('tbody tr').first()).toBeVisible();
+  await expectAccessible(page, 'incidents list with an incident');
+
   for (const [path, heading] of [
     ['/account', 'Account'],
-    ['/incidents', 'Incidents'],
+    ['/incidents/dashboard', 'Incident dashboard'],
+    ['/incidents/follow-ups', 'Follow-ups'],
     ['/chat', 'Chat'],
     ['/no-such-page', /not found/i],
     ['/admin/users', 'Access denied'],
@@ -71,7 +88,8 @@ test('as a member: home, images, new batch, batch detail, account, not found, fo
   }
 });
 
-test('as an admin: users, the create dialog, the audit log', async ({ page }) => {
+test('as an admin: users, the create dialog, the audit log, incident categories, tags and integrations', async ({ page }) => {
+  test.setTimeout(120_000);
   await signIn(page, USERS.admin.username, USERS.admin.password);
   await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
   await expectAccessible(page, 'home (admin)');
@@ -87,4 +105,14 @@ test('as an admin: users, the create dialog, the audit log', async ({ page }) =>
   await page.goto('/admin/audit');
   await expect(page.getByTestId('audit-table').locator('tbody tr').first()).toBeVisible();
   await expectAccessible(page, 'audit log');
+
+  await page.goto('/incidents/admin/categories');
+  await expect(page.getByRole('heading', { name: 'Incident categories' })).toBeVisible();
+  await expectAccessible(page, 'incident categories');
+  await page.goto('/incidents/admin/tags');
+  await expect(page.getByRole('heading', { name: 'Incident tags' })).toBeVisible();
+  await expectAccessible(page, 'incident tags');
+  await page.goto('/incidents/admin/integrations');
+  await expect(page.getByRole('heading', { name: 'Alert integrations' })).toBeVisible();
+  await expectAccessible(page, 'alert integrations');
 });

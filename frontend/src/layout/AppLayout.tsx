@@ -61,6 +61,7 @@ export function AppLayout() {
   const adminItems: NavItem[] = [
     { to: '/admin/users', label: 'Users' },
     { to: '/admin/audit', label: 'Audit log' },
+    ...MODULES.flatMap((m) => m.adminLinks ?? []),
   ];
 
   async function handleSignOut() {
@@ -112,33 +113,36 @@ export function AppLayout() {
                 OpsDeck
               </Text>
             </Group>
-            <Menu position="bottom-end" width={220} withinPortal>
-              <Menu.Target>
-                {/* The name comes from the content, not aria-label, so it contains the
-                    visible text (WCAG 2.5.3 label in name) at every width. */}
-                <UnstyledButton className="account-menu-button">
-                  <span className="visually-hidden">Account menu for {displayName(user)}</span>
-                  <Group gap="xs" wrap="nowrap" aria-hidden="true">
-                    <Avatar size="sm" radius="xl" color="indigo" name={displayName(user)} />
-                    <Text size="sm" visibleFrom="xs" maw={180} truncate="end">
-                      {displayName(user)}
-                    </Text>
-                  </Group>
-                </UnstyledButton>
-              </Menu.Target>
-              <Menu.Dropdown>
-                <Menu.Label>
-                  Signed in as <strong>{user.username}</strong>
-                </Menu.Label>
-                <Menu.Item component={Link} to="/account">
-                  Account settings
-                </Menu.Item>
-                <Menu.Divider />
-                <Menu.Item color="var(--mantine-color-red-text)" onClick={() => void handleSignOut()}>
-                  Sign out
-                </Menu.Item>
-              </Menu.Dropdown>
-            </Menu>
+            <Group gap="sm" wrap="nowrap">
+              {MODULES.map(({ path, HeaderAction }) => (HeaderAction ? <HeaderAction key={path} /> : null))}
+              <Menu position="bottom-end" width={220} withinPortal>
+                <Menu.Target>
+                  {/* The name comes from the content, not aria-label, so it contains the
+                      visible text (WCAG 2.5.3 label in name) at every width. */}
+                  <UnstyledButton className="account-menu-button">
+                    <span className="visually-hidden">Account menu for {displayName(user)}</span>
+                    <Group gap="xs" wrap="nowrap" aria-hidden="true">
+                      <Avatar size="sm" radius="xl" color="indigo" name={displayName(user)} />
+                      <Text size="sm" visibleFrom="xs" maw={180} truncate="end">
+                        {displayName(user)}
+                      </Text>
+                    </Group>
+                  </UnstyledButton>
+                </Menu.Target>
+                <Menu.Dropdown>
+                  <Menu.Label>
+                    Signed in as <strong>{user.username}</strong>
+                  </Menu.Label>
+                  <Menu.Item component={Link} to="/account">
+                    Account settings
+                  </Menu.Item>
+                  <Menu.Divider />
+                  <Menu.Item color="var(--mantine-color-red-text)" onClick={() => void handleSignOut()}>
+                    Sign out
+                  </Menu.Item>
+                </Menu.Dropdown>
+              </Menu>
+            </Group>
           </Group>
         </AppShell.Header>
 

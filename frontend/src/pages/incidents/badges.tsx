@@ -1,0 +1,52 @@
+import { Badge, type BadgeProps } from '@mantine/core';
+import type { IncidentStatus, Severity } from '../../api/incidents';
+
+interface Look {
+  label: string;
+  color: string;
+}
+
+const STATUS: Record<IncidentStatus, Look> = {
+  triage: { label: 'Triage', color: 'grape' },
+  investigating: { label: 'Investigating', color: 'orange' },
+  identified: { label: 'Identified', color: 'yellow' },
+  monitoring: { label: 'Monitoring', color: 'blue' },
+  resolved: { label: 'Resolved', color: 'green' },
+  closed: { label: 'Closed', color: 'gray' },
+};
+
+const SEVERITY: Record<Severity, Look> = {
+  SEV1: { label: 'SEV1 · critical', color: 'red' },
+  SEV2: { label: 'SEV2 · major', color: 'orange' },
+  SEV3: { label: 'SEV3 · minor', color: 'yellow' },
+  SEV4: { label: 'SEV4 · low', color: 'gray' },
+};
+
+export function statusLabel(status: IncidentStatus): string {
+  return STATUS[status].label;
+}
+
+export function severityLabel(severity: Severity): string {
+  return SEVERITY[severity].label;
+}
+
+type Rest = Omit<BadgeProps, 'color' | 'children'>;
+
+/** An incident's status: the colour repeats what the text says, never replaces it. */
+export function IncidentStatusBadge({ status, ...props }: { status: IncidentStatus } & Rest) {
+  const { label, color } = STATUS[status];
+  return (
+    <Badge variant="light" color={color} data-status={status} {...props}>
+      {label}
+    </Badge>
+  );
+}
+
+export function SeverityBadge({ severity, ...props }: { severity: Severity } & Rest) {
+  const { label, color } = SEVERITY[severity];
+  return (
+    <Badge variant={severity === 'SEV1' ? 'filled' : 'light'} color={color} data-severity={severity} {...props}>
+      {label}
+    </Badge>
+  );
+}
