@@ -269,3 +269,14 @@ def test_message_rows_carry_no_author_from_the_payload(
     rows = list(db.scalars(select(Message)))
     db.commit()
     assert [(row.author_id, row.seq) for row in rows] == [(alice.id, 1)]
+
+
+def test_a_read_pointer_is_an_integer_not_a_boolean(
+    client: TestClient, alice: Person, make_room: RoomFactory
+) -> None:
+    room = make_room(alice)
+    url = f"{CHAT}/rooms/{room['id']}/read"
+    for seq in (False, "0", 1.5):
+        refused = client.post(url, json={"seq": seq}, headers=alice.headers)
+        assert refused.status_code == 422
+    assert client.post(url, json={"seq": 0}, headers=alice.headers).status_code == 200

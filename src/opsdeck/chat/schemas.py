@@ -23,7 +23,8 @@ Description = Annotated[str, StringConstraints(max_length=1000)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Body = Annotated[str, Field(max_length=BODY_MAX_CHARS)]
-Seq = Annotated[int, Field(ge=0, le=MAX_QUERY_INT)]
+# Strict: a JSON `false` or `"3"` is not a sequence number (bodies and socket payloads only).
+Seq = Annotated[int, Field(strict=True, ge=0, le=MAX_QUERY_INT)]
 
 
 class Input(BaseModel):
