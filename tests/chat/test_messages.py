@@ -280,3 +280,9 @@ def test_a_read_pointer_is_an_integer_not_a_boolean(
         refused = client.post(url, json={"seq": seq}, headers=alice.headers)
         assert refused.status_code == 422
     assert client.post(url, json={"seq": 0}, headers=alice.headers).status_code == 200
+
+
+def test_a_resend_answer_is_documented(client: TestClient) -> None:
+    document = client.get("/api/v1/openapi.json").json()
+    responses = document["paths"][f"{CHAT}/rooms/{{room_id}}/messages"]["post"]["responses"]
+    assert {"200", "201"} <= set(responses)

@@ -92,3 +92,21 @@ def test_the_unsubscribe_page_documents_its_errors_as_json(client: TestClient) -
     answer = client.post(f"{INCIDENTS}/unsubscribe")
     assert answer.status_code == 422
     assert answer.headers["content-type"].startswith("application/json")
+
+
+def test_an_alert_count_is_an_integer() -> None:
+    from pydantic import ValidationError
+
+    from opsdeck.incidents.schemas import AlertmanagerPayload
+
+    payload = {
+        "version": "4",
+        "groupKey": '{}:{alertname="x"}',
+        "status": "firing",
+        "receiver": "opsdeck",
+        "alerts": [{"labels": {}, "status": "firing"}],
+        "truncatedAlerts": 0,
+    }
+    assert AlertmanagerPayload.model_validate(payload).truncated_alerts == 0
+    with pytest.raises(ValidationError):
+        AlertmanagerPayload.model_validate({**payload, "truncatedAlerts": False})

@@ -10009,6 +10009,15 @@ export interface operations {
             };
         };
         responses: {
+            /** @description A resend: the message this client_id sent */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageOut"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {

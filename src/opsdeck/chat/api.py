@@ -304,7 +304,10 @@ def list_messages(
     name="chat-send-message",
     status_code=status.HTTP_201_CREATED,
     response_model=MessageOut,
-    responses=error_responses(*AUTH, 404, 409, 422, 429),
+    responses={
+        200: {"model": MessageOut, "description": "A resend: the message this client_id sent"},
+        **error_responses(*AUTH, 404, 409, 422, 429),
+    },
     summary="Send a message (the same client_id again answers the same message, 200)",
 )
 def send_message(

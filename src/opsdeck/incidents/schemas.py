@@ -284,7 +284,9 @@ class AlertmanagerPayload(BaseModel):
     common_labels: dict[str, str] = Field(default={}, alias="commonLabels")
     common_annotations: dict[str, str] = Field(default={}, alias="commonAnnotations")
     external_url: str = Field(default="", alias="externalURL")
-    truncated_alerts: Annotated[int, Field(ge=0)] = Field(default=0, alias="truncatedAlerts")
+    truncated_alerts: Annotated[int, Field(strict=True, ge=0)] = Field(
+        default=0, alias="truncatedAlerts"
+    )
 
 
 class GenericAlert(Input):
