@@ -255,3 +255,16 @@ def test_logout_cannot_end_someone_elses_session(
     )
 
     assert client.get(ME, headers=bearer(victim["access_token"])).status_code == 200
+
+
+def test_a_token_name_is_checked_against_its_length_as_sent(
+    client: TestClient, member_headers: dict[str, str]
+) -> None:
+    url = "/api/v1/users/me/tokens"
+    too_long = client.post(url, json={"name": " " + "*" * 100}, headers=member_headers)
+    assert too_long.status_code == 422
+    blank = client.post(url, json={"name": "   "}, headers=member_headers)
+    assert blank.status_code == 422
+    trimmed = client.post(url, json={"name": "  ci  "}, headers=member_headers)
+    assert trimmed.status_code == 201
+    assert trimmed.json()["name"] == "ci"

@@ -227,8 +227,16 @@ def test_list_is_newest_first_and_keyset_paged(client: TestClient, alice: dict[s
     old_first = client.get(
         f"{API}/batches", params={"sort": "created_at", "limit": 1}, headers=alice
     ).json()
-    crossed = client.get(
+    # A cursor carries its order: without `sort` the next page goes on in it; with another
+    # `sort` it is refused.
+    goes_on = client.get(
         f"{API}/batches", params={"cursor": old_first["next_cursor"]}, headers=alice
+    ).json()
+    assert [b["request_id"] for b in goes_on["items"]] == ids[1:]
+    crossed = client.get(
+        f"{API}/batches",
+        params={"cursor": old_first["next_cursor"], "sort": "-created_at"},
+        headers=alice,
     )
     assert crossed.status_code == 422
 

@@ -5,25 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 # Role is re-exported: the API and other modules name it here, not in models.
 from opsdeck.accounts.models import Role as Role
 from opsdeck.accounts.policy import clean_display_name, normalise_email, normalise_username
 from opsdeck.core.pagination import Page
+from opsdeck.core.params import Trimmed
 
 Username = Annotated[str, Field(max_length=200), AfterValidator(normalise_username)]
 Email = Annotated[str, Field(max_length=254), AfterValidator(normalise_email)]
 DisplayName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=100),
-    AfterValidator(clean_display_name),
+    str, Field(max_length=100), AfterValidator(str.strip), AfterValidator(clean_display_name)
 ]
 # Policy (8 to 128 characters, not common) is the service's job, so the CLI gets it too and
 # the answer is `weak_password`; this bound only keeps absurd bodies away from the hasher.
 NewPassword = Annotated[str, Field(max_length=1024)]
 SubmittedPassword = Annotated[str, Field(min_length=1, max_length=1024)]
-OtpCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+OtpCode = Annotated[str, Field(min_length=1, max_length=64), Trimmed]
 
 
 class Input(BaseModel):
@@ -137,7 +136,7 @@ class RecoveryCodesOut(BaseModel):
 
 
 class ApiTokenCreate(Input):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    name: Annotated[str, Field(min_length=1, max_length=100), Trimmed]
     expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
 
 
