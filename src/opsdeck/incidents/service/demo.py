@@ -332,7 +332,7 @@ def seed_demo(session: Session) -> dict[str, int]:
     # Somebody must hand incidents to their commanders: an admin, or the first user standing
     # in for one (a seeder's licence; no request ever acts like this).
     leads = admins or [SeedActor(people[0].id, people[0].username, True)]
-    rng = random.Random(RANDOM_SEED)  # noqa: S311  # demo data, not security
+    rng = random.Random(RANDOM_SEED)  # noqa: S311  # nosec B311 - demo data, not security
     _ensure_catalog(session, leads[0], counts)
     last_event_before = session.scalar(select(func.max(TimelineEvent.id))) or 0
     with _Clock(session) as clock:

@@ -69,14 +69,14 @@ _PG_DOCUMENT = (
     "'')), 'C')"
 )
 # Made of constants only (the incident number is a bound parameter).
-_PG_INDEX_ONE = text(
+_PG_INDEX_ONE = text(  # nosec B608 - constants only
     "INSERT INTO incident_search (incident_number, document) "  # noqa: S608
-    "SELECT i.number, " + _PG_DOCUMENT + " FROM incidents i WHERE i.number = :number "
+    "SELECT i.number, " + _PG_DOCUMENT + " FROM incidents i WHERE i.number = :number "  # nosec B608
     "ON CONFLICT (incident_number) DO UPDATE SET document = excluded.document"
 )
-_PG_INDEX_ALL = text(
+_PG_INDEX_ALL = text(  # nosec B608 - constants only
     "INSERT INTO incident_search (incident_number, document) "  # noqa: S608
-    "SELECT i.number, " + _PG_DOCUMENT + " FROM incidents i "
+    "SELECT i.number, " + _PG_DOCUMENT + " FROM incidents i "  # nosec B608
     "ON CONFLICT (incident_number) DO UPDATE SET document = excluded.document"
 )
 _FTS_ROW = (
