@@ -99,6 +99,8 @@ NOT_PASSED = {
     "OPSDECK_LOG_FILE": "containers log to stdout",
     "OPSDECK_METRICS_DIR": "fixed: per container, under /tmp",
     "OPSDECK_WORKER_METRICS_PORT": "fixed: the worker's --metrics-port 9808",
+    "OPSDECK_SMTP_PASSWORD": "not passed: a secret; to use SMTP AUTH, add a file to the secrets "
+    "volume and set OPSDECK_SMTP_PASSWORD_FILE=/run/secrets/<name> (docs/deployment.md)",
 }
 
 
