@@ -110,3 +110,19 @@ def test_an_alert_count_is_an_integer() -> None:
     assert AlertmanagerPayload.model_validate(payload).truncated_alerts == 0
     with pytest.raises(ValidationError):
         AlertmanagerPayload.model_validate({**payload, "truncatedAlerts": False})
+
+
+def test_renaming_a_category_to_a_taken_non_ascii_name_is_a_conflict(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    url = f"{INCIDENTS}/categories"
+    taken = client.post(url, json={"name": "Überlast Ï"}, headers=admin_headers)
+    assert taken.status_code == 201
+    other = client.post(url, json={"name": "other"}, headers=admin_headers).json()
+    renamed = client.patch(
+        f"{url}/{other['id']}", json={"name": "Überlast Ï"}, headers=admin_headers
+    )
+    assert renamed.status_code == 409
+    assert fields_of(renamed) == {"name"}
+    again = client.post(url, json={"name": "Überlast Ï"}, headers=admin_headers)
+    assert again.status_code == 409

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from opsdeck.core.errors import Conflict, NotFound, ValidationFailed
@@ -16,12 +16,19 @@ def _key(name: str) -> str:
     return name.strip().lower()
 
 
+def named(name: str) -> ColumnElement[bool]:
+    """Category names compare without case. SQLite's lower() folds ASCII only, so the name as
+    written is matched too: "Überlast" always finds "Überlast" (and a rename to an existing
+    non-ASCII name is a 409, never the unique constraint's 500)."""
+    return or_(func.lower(Category.name) == _key(name), Category.name == name.strip())
+
+
 def list_categories(session: Session) -> Sequence[Category]:
     return session.scalars(select(Category).order_by(func.lower(Category.name))).all()
 
 
 def category_by_name(session: Session, name: str, *, field: str = "category") -> Category:
-    category = session.scalar(select(Category).where(func.lower(Category.name) == _key(name)))
+    category = session.scalar(select(Category).where(named(name)))
     if category is None:
         raise ValidationFailed(
             f"There is no category {name!r}; an admin creates categories.",
@@ -31,7 +38,7 @@ def category_by_name(session: Session, name: str, *, field: str = "category") ->
 
 
 def _ensure_free_category_name(session: Session, name: str, exclude: str | None = None) -> None:
-    query = select(Category.id).where(func.lower(Category.name) == _key(name))
+    query = select(Category.id).where(named(name))
     if exclude is not None:
         query = query.where(Category.id != exclude)
     if session.scalar(query) is not None:

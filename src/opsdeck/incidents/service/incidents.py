@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Select, delete, exists, false, func, or_, select
+from sqlalchemy import Select, delete, exists, false, or_, select
 from sqlalchemy.orm import Session, defer
 
 from opsdeck.accounts import service as accounts
@@ -468,11 +468,7 @@ def filtered(session: Session, actor: Actor | None, filters: IncidentFilter) -> 
         query = query.where(Incident.severity.in_([str(s) for s in filters.severity]))
     if filters.category:
         query = query.where(
-            Incident.category_id.in_(
-                select(Category.id).where(
-                    func.lower(Category.name) == filters.category.strip().lower()
-                )
-            )
+            Incident.category_id.in_(select(Category.id).where(catalog.named(filters.category)))
         )
     if filters.tag:
         query = query.where(
