@@ -11,7 +11,7 @@ from sqlalchemy import Select, delete, exists, false, or_, select
 from sqlalchemy.orm import Session, defer
 
 from opsdeck.accounts import service as accounts
-from opsdeck.core.db import utcnow
+from opsdeck.core.db import affected_rows, utcnow
 from opsdeck.core.errors import Conflict, ValidationFailed
 from opsdeck.core.markdown import render
 from opsdeck.core.pagination import Paged, PageParams, SortOrders, paginate
@@ -331,6 +331,27 @@ def _has_role(session: Session, number: int, user_id: str, role: ParticipantRole
     )
 
 
+def _drop_role(session: Session, number: int, user_id: str, role: ParticipantRole) -> bool:
+    """Remove one role of one user; whether there was one to remove."""
+    removed = session.execute(
+        delete(Participant).where(
+            Participant.incident_number == number,
+            Participant.user_id == user_id,
+            Participant.role == role,
+        )
+    )
+    return affected_rows(removed) > 0
+
+
+def _watcher(session: Session, actor: Actor, incident: Incident, username: str | None) -> Actor:
+    """Whose watching a watch or unwatch changes: the caller's own, or (editors only) the
+    named user's."""
+    if username is None or username.lower() == actor.username:
+        return actor
+    require_editor(session, actor, incident)
+    return _user_named(session, username, "username")
+
+
 def add_assignee(session: Session, actor: Actor, number: int, username: str) -> Incident:
     incident = get_visible(session, actor, number, for_update=True)
     require_editor(session, actor, incident)
@@ -360,14 +381,7 @@ def remove_assignee(session: Session, actor: Actor, number: int, username: str) 
     incident = get_visible(session, actor, number, for_update=True)
     require_editor(session, actor, incident)
     user = _user_named(session, username, "username")
-    removed = session.execute(
-        delete(Participant).where(
-            Participant.incident_number == number,
-            Participant.user_id == user.id,
-            Participant.role == ParticipantRole.ASSIGNEE,
-        )
-    )
-    if removed.rowcount:  # type: ignore[attr-defined]
+    if _drop_role(session, number, user.id, ParticipantRole.ASSIGNEE):
         timeline.record(
             session,
             number,
@@ -385,10 +399,7 @@ def watch(session: Session, actor: Actor, number: int, username: str | None = No
     """`actor` starts watching, or (editors only) makes `username` watch: on a restricted
     incident that is how somebody is let in."""
     incident = get_visible(session, actor, number)
-    user: Actor = actor
-    if username is not None and username.lower() != actor.username:
-        require_editor(session, actor, incident)
-        user = _user_named(session, username, "username")
+    user = _watcher(session, actor, incident, username)
     if not _has_role(session, number, user.id, ParticipantRole.WATCHER):
         session.add(
             Participant(incident_number=number, user_id=user.id, role=ParticipantRole.WATCHER)
@@ -407,18 +418,8 @@ def watch(session: Session, actor: Actor, number: int, username: str | None = No
 
 def unwatch(session: Session, actor: Actor, number: int, username: str | None = None) -> Incident:
     incident = get_visible(session, actor, number)
-    user: Actor = actor
-    if username is not None and username.lower() != actor.username:
-        require_editor(session, actor, incident)
-        user = _user_named(session, username, "username")
-    removed = session.execute(
-        delete(Participant).where(
-            Participant.incident_number == number,
-            Participant.user_id == user.id,
-            Participant.role == ParticipantRole.WATCHER,
-        )
-    )
-    if removed.rowcount:  # type: ignore[attr-defined]
+    user = _watcher(session, actor, incident, username)
+    if _drop_role(session, number, user.id, ParticipantRole.WATCHER):
         timeline.record(
             session,
             number,
