@@ -39,7 +39,21 @@ async function currentScheme(page: Page): Promise<Scheme> {
   return dark ? 'dark' : 'light';
 }
 
+/**
+ * Waits until every finite animation and CSS transition on the page has ended: axe must judge the
+ * page as the user ends up seeing it, not a dialog half faded in (its text blended with the
+ * backdrop reads as too little contrast). Endless ones (loaders) are left running.
+ */
+async function settled(page: Page): Promise<void> {
+  await page.waitForFunction(() =>
+    document
+      .getAnimations()
+      .every((a) => a.playState !== 'running' || a.effect?.getComputedTiming().iterations === Infinity),
+  );
+}
+
 async function violationsOf(page: Page): Promise<Violation[]> {
+  await settled(page);
   // options() first: it replaces the options object, withTags() then adds runOnly to it.
   const results = await new AxeBuilder({ page })
     // WCAG 2.5.3 (label in name, level A): axe ships it as "experimental", off unless named.
