@@ -81,13 +81,16 @@ from opsdeck.core.db import make_engine
 from opsdeck.images.models import ImageBatch, ImageItem
 from opsdeck.images.processing import Operations, configure_libvips, libvips_version, process
 from opsdeck.settings import Settings, usable_cores
+from thumbor_peer import ThumborRun, thumbor_rate
 
 SIZES = {"2K": (2048, 1536), "24MP": (6000, 4000), "50MP": (8660, 5773)}
 SHARE_24MP = 0.10
 DEFAULT_OPS: dict[str, Any] = {"quality": 50}
-THUMBNAIL_OPS: dict[str, Any] = {"max_width": 512, "max_height": 512}
+# Quality 80 for the thumbnails: thumbor's default, so both sides do the same work.
+THUMBNAIL_OPS: dict[str, Any] = {"max_width": 512, "max_height": 512, "quality": 80}
 FINAL_STATUSES = ("completed", "completed_with_errors", "failed", "cancelled")
 TARGET_RATIO = 0.85
+TARGET_THUMBOR_RATIO = 1.0
 TARGET_THUMBNAILS_PER_CORE = 40.0
 TARGET_RSS_MIB = 256.0
 TARGET_POST_P95_MS = 200.0
@@ -718,6 +721,7 @@ class Bench:
     cores: int
     concurrency: int
     poll_interval: float
+    thumbor: bool = True
 
     def run_batch(self, label: str, files: Sequence[ImageFile], ops: dict[str, Any]) -> BatchRun:
         """POST a CSV of the files' URLs, poll the status API until the batch is finished,
@@ -1025,6 +1029,43 @@ def scenario_thumbnails(bench: Bench, images: ImageSet, summary: Summary) -> Non
     )
     summary.add("2K -> 512 px thumbnail: ratio pipeline / raw", f"{comparison.ratio:.2f}")
     summary.add("2K -> 512 px thumbnail: CPU per image", *(ms(v) for v in comparison.cpu_per_image))
+    if bench.thumbor:
+        peer = thumbor_peer(bench, images)
+        print(
+            f"  thumbor   {peer.images} images in {peer.wall:.2f} s: {peer.rate:.2f} images/s "
+            f"({peer.version}, Pillow, file loader, no storage, {peer.processes} processes, "
+            f"{peer.clients} clients)"
+        )
+        print(
+            f"  ratio     pipeline / thumbor = {comparison.run.rate:.2f} / {peer.rate:.2f} = "
+            f"{comparison.run.rate / peer.rate:.2f}"
+        )
+        summary.add(
+            "2K -> 512 px thumbnail: images/s, thumbor",
+            f"{comparison.run.rate:.1f}",
+            f"thumbor {peer.rate:.1f}",
+        )
+        summary.add(
+            "2K -> 512 px thumbnail: ratio pipeline / thumbor",
+            f"{comparison.run.rate / peer.rate:.2f}",
+            "",
+            f">= {TARGET_THUMBOR_RATIO:.1f}",
+        )
+
+
+def thumbor_peer(bench: Bench, images: ImageSet) -> ThumborRun:
+    """The same 2K files, the same fit and quality, through thumbor on the same cores."""
+    root = images.two_k[0].path.parent
+    return thumbor_rate(
+        root,
+        [file.name for file in images.two_k],
+        [file.name for file in images.warm_up],
+        processes=bench.cores,
+        width=THUMBNAIL_OPS["max_width"],
+        height=THUMBNAIL_OPS["max_height"],
+        quality=THUMBNAIL_OPS["quality"],
+        clients=2 * bench.cores,
+    )
 
 
 def scenario_memory(bench: Bench, images: ImageSet, summary: Summary) -> None:
@@ -1159,6 +1200,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--wait-idle", type=float, default=0.0, help="wait up to this many seconds for load to drop"
     )
+    parser.add_argument(
+        "--no-thumbor",
+        action="store_true",
+        help="skip the thumbor peer (it is installed from PyPI into the bench cache on first use)",
+    )
     parser.add_argument("--keep-logs", type=Path, help="copy the OpsDeck logs here at the end")
     args = parser.parse_args()
     if args.quick:
@@ -1253,7 +1299,14 @@ def main() -> int:
                 )
             )
             bench = Bench(
-                deck, client, server, sampler, args.cores, args.concurrency, args.poll_interval
+                deck,
+                client,
+                server,
+                sampler,
+                args.cores,
+                args.concurrency,
+                args.poll_interval,
+                thumbor=not args.no_thumbor,
             )
             # Every worker process opens its connections and touches its code paths once.
             bench.run_batch("warm-up", images.warm_up, DEFAULT_OPS)
