@@ -1,19 +1,21 @@
 """What an image batch costs end to end: a real OpsDeck (web, Celery worker, database, broker)
 on this machine, against the raw libvips throughput of the same work on the same cores.
 
-    .venv/bin/python bench/images_pipeline.py [--images 500] [--quick] [--embedded]
+    .venv/bin/python bench/images_pipeline.py [--images 500] [--quick] [--stacks ...] [--embedded]
 
 Generates photographic JPEGs (smooth light, soft colour shapes and grain, quality 90; every
 image distinct, so the content-addressed store never skips a write), serves them from a threaded
-HTTP server on 127.0.0.1, starts a private OpsDeck in a temporary folder (by default on a private
-PostgreSQL + Redis started the way tests/stack.py does, when their binaries exist; else, or with
-`--embedded`, on SQLite + Celery's filesystem broker), one `opsdeck web` and one
-`opsdeck worker --concurrency <2 x cores>` (the worker's default: two processes per core), and
-runs four scenarios through the real API:
+HTTP server on 127.0.0.1, and runs every scenario below on each stack in turn, side by side in
+one run: the distributed stack (a private PostgreSQL + Redis started the way tests/stack.py does,
+when their binaries exist), then the embedded default (SQLite + Celery's filesystem broker;
+`--embedded` runs it alone). Each stack is a private OpsDeck in a temporary folder, one
+`opsdeck web` and one `opsdeck worker --concurrency <2 x cores>` (the worker's default: two
+processes per core). The scenarios, through the real API:
 
 1. a batch of `--images` URLs (90 % 2K, 10 % 24 MP) with the default operation {"quality": 50}:
    images/s, megapixels/s, per-image latency, time to first output, where the CPU went;
-2. every 2K image of that set -> 512 px thumbnail: images/s per core;
+2. every 2K image of that set -> 512 px thumbnail (quality 80): images/s per core, and thumbor
+   on the same files (bench/thumbor_peer.py; in the first stack's run, `--no-thumbor` skips it);
 3. a handful of 50 MP images, default operation: peak RSS of each worker process;
 4. `POST` of a 1,000-row CSV, timed (the worker stopped first; the URLs 404 and each batch is
    cancelled at once, so nothing is processed).
@@ -977,7 +979,7 @@ def compare(
     return Comparison(run, raws)
 
 
-def scenario_default(bench: Bench, images: ImageSet, summary: Summary) -> None:
+def scenario_default(bench: Bench, images: ImageSet, summary: Summary) -> float:
     kinds = [file.kind for file in images.mix]
     print(
         f"\n1. A batch of {len(images.mix)} image URLs, operation {json.dumps(DEFAULT_OPS)} (keep "
@@ -1014,9 +1016,10 @@ def scenario_default(bench: Bench, images: ImageSet, summary: Summary) -> None:
     summary.add(
         "default op: peak RSS per worker process", f"{max(run.rss_mib.values(), default=0):.0f} MiB"
     )
+    return run.rate
 
 
-def scenario_thumbnails(bench: Bench, images: ImageSet, summary: Summary) -> None:
+def scenario_thumbnails(bench: Bench, images: ImageSet, summary: Summary) -> float:
     print(f"\n2. Thumbnails: {len(images.two_k)} 2K JPEGs -> {json.dumps(THUMBNAIL_OPS)}")
     comparison = compare(bench, "thumbnails", images.two_k, THUMBNAIL_OPS)
     describe(comparison, bench.cores, bench.concurrency)
@@ -1051,6 +1054,7 @@ def scenario_thumbnails(bench: Bench, images: ImageSet, summary: Summary) -> Non
             "",
             f">= {TARGET_THUMBOR_RATIO:.1f}",
         )
+    return comparison.run.rate
 
 
 def thumbor_peer(bench: Bench, images: ImageSet) -> ThumborRun:
@@ -1181,9 +1185,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--images", type=int, default=500, help="images in the main batch")
     parser.add_argument("--quick", action="store_true", help="40 images, no 50 MP: a smoke run")
     parser.add_argument(
-        "--embedded",
-        action="store_true",
-        help="SQLite + filesystem broker even when PostgreSQL and Redis are installed",
+        "--stacks",
+        default="distributed,embedded",
+        help="the stacks to run, in order: distributed (PostgreSQL + Redis, when installed), "
+        "embedded (SQLite + the filesystem broker)",
+    )
+    parser.add_argument(
+        "--embedded", action="store_true", help="the embedded stack only (--stacks embedded)"
     )
     parser.add_argument(
         "--cores", type=int, default=usable_cores(), help="processes of the raw pool; per core"
@@ -1207,6 +1215,8 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--keep-logs", type=Path, help="copy the OpsDeck logs here at the end")
     args = parser.parse_args()
+    if args.embedded:
+        args.stacks = "embedded"
     if args.quick:
         args.images = min(args.images, 40)
         args.big = 0
@@ -1253,20 +1263,101 @@ def print_conditions(
     print(f"  image server  {server.base_url}: threaded, HTTP/1.1 keep-alive, sendfile")
 
 
+@dataclass(frozen=True)
+class StackFigures:
+    """The headline figures of one stack, for the side-by-side line at the end."""
+
+    name: str
+    default_rate: float
+    thumbnail_rate: float
+
+
+def run_stack(
+    args: argparse.Namespace,
+    helpers: ModuleType,
+    root: Path,
+    images: ImageSet,
+    server: ImageServer,
+    embedded: bool,
+    *,
+    with_thumbor: bool,
+    load_before: str,
+) -> StackFigures:
+    """Every scenario on one stack, started in `root` and stopped (and removed) at the end."""
+    with contextlib.ExitStack() as cleanup:
+        deck = OpsDeck(helpers, root, args.concurrency, embedded)
+        deck.root.mkdir()
+        cleanup.callback(shutil.rmtree, root, ignore_errors=True)
+        if args.keep_logs:
+            cleanup.callback(deck.keep_logs, args.keep_logs / root.name)
+        cleanup.callback(deck.stop)
+        deck.start()
+        print_conditions(args, deck, images, server, load_before)
+        at_rest = [status_kib(pid, "VmRSS") / 1024 for pid in deck.worker_children()]
+        print(
+            "  worker        RSS of each worker process at rest, before any image: "
+            + ", ".join(f"{mib:.0f}" for mib in at_rest)
+            + " MiB"
+        )
+        sampler = RssSampler(deck.worker_children)
+        sampler.start()
+        cleanup.callback(sampler.stop)
+        client = cleanup.enter_context(
+            httpx.Client(base_url=deck.base_url, headers={"Authorization": f"Bearer {deck.token}"})
+        )
+        bench = Bench(
+            deck,
+            client,
+            server,
+            sampler,
+            args.cores,
+            args.concurrency,
+            args.poll_interval,
+            thumbor=with_thumbor,
+        )
+        # Every worker process opens its connections and touches its code paths once.
+        bench.run_batch("warm-up", images.warm_up, DEFAULT_OPS)
+        summary = Summary()
+        default = scenario_default(bench, images, summary)
+        thumbnails = scenario_thumbnails(bench, images, summary)
+        scenario_memory(bench, images, summary)
+        scenario_posts(bench, args.posts, summary)
+        name = deck.described.split(":")[0]
+        summary.print(
+            f"Summary: {name} stack, {args.concurrency} worker processes and a raw pool of "
+            f"{args.cores} on {usable_cores()} x {cpu_model()}, {datetime.now(UTC):%Y-%m-%d}"
+        )
+        return StackFigures(name, default, thumbnails)
+
+
+def stacks_to_run(args: argparse.Namespace, helpers: ModuleType) -> list[bool]:
+    """Which stacks run, as `embedded` flags: the distributed one first when it can start."""
+    has_servers = (
+        helpers.find_postgres_bindir() is not None and helpers.find_redis_server() is not None
+    )
+    wanted = [name.strip() for name in args.stacks.split(",") if name.strip()]
+    stacks: list[bool] = []
+    for name in wanted:
+        if name == "distributed" and not has_servers:
+            print("  PostgreSQL or Redis server binaries not found: no distributed stack")
+        elif name in ("distributed", "embedded"):
+            stacks.append(name == "embedded")
+    return stacks
+
+
 def main() -> int:
     args = parse_args()
     helpers = stack_helpers()
     print("OpsDeck images pipeline benchmark")
     wait_for_quiet(args.wait_idle, args.cores)
     load_before = load_average()
-    embedded = args.embedded
-    if not embedded and (
-        helpers.find_postgres_bindir() is None or helpers.find_redis_server() is None
-    ):
-        embedded = True
-        print("  PostgreSQL or Redis server binaries not found: using the embedded stack")
+    stacks = stacks_to_run(args, helpers)
+    if not stacks:
+        print("no stack to run", file=sys.stderr)
+        return 1
     root = Path(tempfile.mkdtemp(prefix="opsdeck-bench-pipeline-"))
     root.chmod(0o755)  # the postgres user must reach its cluster inside
+    figures: list[StackFigures] = []
     try:
         with interrupts_as_keyboard_interrupt(), contextlib.ExitStack() as cleanup:
             cleanup.callback(shutil.rmtree, root, ignore_errors=True)
@@ -1277,49 +1368,32 @@ def main() -> int:
             server = ImageServer({file.name: file.path for file in images.every_file})
             server.start()
             cleanup.callback(server.stop)
-            deck = OpsDeck(helpers, root / "opsdeck", args.concurrency, embedded)
-            deck.root.mkdir()
-            if args.keep_logs:
-                cleanup.callback(deck.keep_logs, args.keep_logs)
-            cleanup.callback(deck.stop)
-            deck.start()
-            print_conditions(args, deck, images, server, load_before)
-            at_rest = [status_kib(pid, "VmRSS") / 1024 for pid in deck.worker_children()]
-            print(
-                "  worker        RSS of each worker process at rest, before any image: "
-                + ", ".join(f"{mib:.0f}" for mib in at_rest)
-                + " MiB"
-            )
-            sampler = RssSampler(deck.worker_children)
-            sampler.start()
-            cleanup.callback(sampler.stop)
-            client = cleanup.enter_context(
-                httpx.Client(
-                    base_url=deck.base_url, headers={"Authorization": f"Bearer {deck.token}"}
+            for index, embedded in enumerate(stacks):
+                if index:
+                    print("\n" + "=" * 100 + "\n")
+                figures.append(
+                    run_stack(
+                        args,
+                        helpers,
+                        root / ("embedded" if embedded else "distributed"),
+                        images,
+                        server,
+                        embedded,
+                        # thumbor does not depend on the stack: once, in the first one.
+                        with_thumbor=not args.no_thumbor and index == 0,
+                        load_before=load_before if index == 0 else load_average(),
+                    )
                 )
-            )
-            bench = Bench(
-                deck,
-                client,
-                server,
-                sampler,
-                args.cores,
-                args.concurrency,
-                args.poll_interval,
-                thumbor=not args.no_thumbor,
-            )
-            # Every worker process opens its connections and touches its code paths once.
-            bench.run_batch("warm-up", images.warm_up, DEFAULT_OPS)
-            summary = Summary()
-            scenario_default(bench, images, summary)
-            scenario_thumbnails(bench, images, summary)
-            scenario_memory(bench, images, summary)
-            scenario_posts(bench, args.posts, summary)
-            summary.print(
-                f"Summary: {deck.described.split(':')[0]} stack, {args.concurrency} worker "
-                f"processes and a raw pool of {args.cores} on {usable_cores()} x {cpu_model()}, "
-                f"{datetime.now(UTC):%Y-%m-%d}"
-            )
+            if len(figures) > 1:
+                first = figures[0]
+                print(f"\nSide by side (images/s; ratio to the {first.name} stack)")
+                for stack in figures:
+                    print(
+                        f"  {stack.name:<12} default op {stack.default_rate:.2f} "
+                        f"({stack.default_rate / first.default_rate:.2f}), 2K -> 512 px "
+                        f"thumbnails {stack.thumbnail_rate:.2f} "
+                        f"({stack.thumbnail_rate / first.thumbnail_rate:.2f})"
+                    )
             print(
                 f"\n  image server: {server.requests} requests ({server.not_found} not found), "
                 f"{server.bytes_sent / 2**20:.0f} MiB sent"
