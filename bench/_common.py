@@ -15,7 +15,9 @@ import os
 import platform
 import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -129,6 +131,32 @@ def stack_helpers() -> ModuleType:
     import tests.stack
 
     return tests.stack
+
+
+def bench_cache() -> Path:
+    """Where benchmarks keep what is slow to make (`OPSDECK_BENCH_CACHE`, or
+    `opsdeck-bench-cache` in the temporary folder)."""
+    return Path(
+        os.environ.get("OPSDECK_BENCH_CACHE") or Path(tempfile.gettempdir()) / "opsdeck-bench-cache"
+    )
+
+
+def private_tool(name: str, requirement: str, command: str) -> Path:
+    """`command` from a private virtualenv `<bench cache>/<name>` holding `requirement` from
+    PyPI, made on first use: a benchmark's peer or profiler never touches the project's venv."""
+    venv = bench_cache() / name
+    executable = venv / "bin" / command
+    if not executable.exists():
+        print(f"installing {requirement} into a private virtualenv (once)...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        install = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", requirement],
+            capture_output=True,
+            text=True,
+        )
+        if install.returncode != 0 or not executable.exists():
+            raise RuntimeError(f"pip could not install {requirement}:\n{install.stderr}")
+    return executable
 
 
 _PR_SET_PDEATHSIG = 1

@@ -84,6 +84,7 @@ from opsdeck.images.models import ImageBatch, ImageItem
 from opsdeck.images.processing import Operations, configure_libvips, libvips_version, process
 from opsdeck.settings import Settings, usable_cores
 from thumbor_peer import ThumborRun, thumbor_rate
+from worker_profile import WorkerProfile
 
 SIZES = {"2K": (2048, 1536), "24MP": (6000, 4000), "50MP": (8660, 5773)}
 SHARE_24MP = 0.10
@@ -704,6 +705,7 @@ class BatchRun:
     task_seconds: float  # process_item and process_items (chunks) together
     tasks: int
     log_lines: int
+    profile: str = ""
 
     @property
     def megapixels(self) -> float:
@@ -724,6 +726,7 @@ class Bench:
     concurrency: int
     poll_interval: float
     thumbor: bool = True
+    profile: bool = False
 
     def run_batch(self, label: str, files: Sequence[ImageFile], ops: dict[str, Any]) -> BatchRun:
         """POST a CSV of the files' URLs, poll the status API until the batch is finished,
@@ -735,15 +738,23 @@ class Bench:
         self.sampler.reset()
         cpu_before = deck.cpu_by_group()
         busy_before, idle_before = machine_cpu()
-        sent = time.time()
-        started = time.perf_counter()
-        response = post_batch(client, data, ops)
-        post_ms = (time.perf_counter() - started) * 1000
-        if response.status_code != 202:
-            raise BenchFailed(f"{label}: POST answered {response.status_code}: {response.text}")
-        batch_id = response.json()["request_id"]
-        polls, status = self._wait(batch_id, sum(file.megapixels for file in files))
-        observed = time.time() - sent
+        with contextlib.ExitStack() as profiling:
+            # py-spy (--profile) samples from the outside without pausing the workers; its own
+            # CPU shows as "other processes on the machine".
+            profile = (
+                profiling.enter_context(WorkerProfile(deck.worker_children()))
+                if self.profile and label != "warm-up"
+                else None
+            )
+            sent = time.time()
+            started = time.perf_counter()
+            response = post_batch(client, data, ops)
+            post_ms = (time.perf_counter() - started) * 1000
+            if response.status_code != 202:
+                raise BenchFailed(f"{label}: POST answered {response.status_code}: {response.text}")
+            batch_id = response.json()["request_id"]
+            polls, status = self._wait(batch_id, sum(file.megapixels for file in files))
+            observed = time.time() - sent
         busy_after, idle_after = machine_cpu()
         cpu_after = deck.cpu_by_group()
         rss = self.sampler.peaks_mib()
@@ -804,6 +815,7 @@ class Bench:
                 for task in ("images.process_item", "images.process_items")
             ),
             log_lines=deck.worker_log_lines() - log_lines,
+            profile=profile.report(len(files)) if profile else "",
         )
 
     def _wait(self, batch_id: str, megapixels: float) -> tuple[list[float], str]:
@@ -932,6 +944,8 @@ def describe(comparison: Comparison, cores: int, concurrency: int) -> None:
         f"  CPU per image: pipeline {ms(pipeline_cpu)} (worker processes "
         f"{ms(run.cpu.get('worker processes', 0.0) / count)}), raw process() {ms(raw_cpu)}"
     )
+    if run.profile:
+        print(run.profile)
 
 
 def describe_rss(peaks: dict[int, float]) -> str:
@@ -1213,6 +1227,12 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="skip the thumbor peer (it is installed from PyPI into the bench cache on first use)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample the worker processes with py-spy during each scenario's batch and print "
+        "where their time goes (py-spy is installed from PyPI into the bench cache on first use)",
+    )
     parser.add_argument("--keep-logs", type=Path, help="copy the OpsDeck logs here at the end")
     args = parser.parse_args()
     if args.embedded:
@@ -1314,6 +1334,7 @@ def run_stack(
             args.concurrency,
             args.poll_interval,
             thumbor=with_thumbor,
+            profile=args.profile,
         )
         # Every worker process opens its connections and touches its code paths once.
         bench.run_batch("warm-up", images.warm_up, DEFAULT_OPS)

@@ -31,31 +31,15 @@ from pathlib import Path
 
 import httpx
 
+from _common import private_tool
+
 THUMBOR_REQUIREMENT = "thumbor==7.*"
 STARTUP_TIMEOUT = 60.0
 
 
-def cache_dir() -> Path:
-    return Path(
-        os.environ.get("OPSDECK_BENCH_CACHE") or Path(tempfile.gettempdir()) / "opsdeck-bench-cache"
-    )
-
-
 def thumbor_executable() -> Path:
     """The `thumbor` command of the private virtualenv, installed on first use."""
-    venv = cache_dir() / "thumbor-venv"
-    command = venv / "bin" / "thumbor"
-    if not command.exists():
-        print(f"installing {THUMBOR_REQUIREMENT} into a private virtualenv (once)...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-        install = subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "--quiet", THUMBOR_REQUIREMENT],
-            capture_output=True,
-            text=True,
-        )
-        if install.returncode != 0:
-            raise RuntimeError(f"pip could not install {THUMBOR_REQUIREMENT}:\n{install.stderr}")
-    return command
+    return private_tool("thumbor-venv", THUMBOR_REQUIREMENT, "thumbor")
 
 
 def thumbor_version(command: Path) -> str:
