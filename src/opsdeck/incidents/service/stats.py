@@ -121,7 +121,7 @@ def _percentiles_sql(end_column: InstrumentedAttribute[Any]) -> tuple[Any, Any]:
     """How many of the period's incidents have `end_column`, and the PERCENTILES of the
     seconds from declared_at to it: one sort for the three (percentile_cont of an array)."""
     have = end_column.is_not(None)
-    # date_part is float8; extract is numeric (PostgreSQL 14+), three times slower to sort.
+    # date_part is float8; extract is numeric (PostgreSQL 14+), slower to compute and sort.
     seconds = func.date_part("epoch", end_column - Incident.declared_at)
     fractions = array([literal(fraction, Double) for fraction in PERCENTILES])
     values = func.percentile_cont(fractions).within_group(seconds).filter(have)
