@@ -27,6 +27,8 @@ psycopg alone, measured in the same run.
      through psycopg alone, `--concurrency` connections, the same sample and concurrency;
    and prints requests/s, p50 / p95 / p99, the ratio HTTP / raw and the targets of issue 13.
    GET /health is measured first: the client's and the server's floor.
+   `--profile N` also runs N GET and list requests in this process under cProfile and prints
+   the CPU by package (where the web process's time goes).
 
 An endpoint the server does not offer yet (404/405/422, or `q` ignored) is reported as not
 available. It asserts nothing; it exits non-zero only when the run itself fails. Everything it
@@ -942,6 +944,78 @@ class InProcessApp:
         event.remove(Engine, "before_cursor_execute", self.recorder)
 
 
+def _package_of(filename: str) -> str:
+    """Who a profiled function belongs to: a site-packages distribution, an opsdeck module, the
+    standard library, or C built-ins."""
+    if filename == "~" or filename.startswith("<"):
+        return "built-ins (C: json, hashing, sockets, ...)"
+    parts = Path(filename).parts
+    if "site-packages" in parts:
+        return parts[parts.index("site-packages") + 1].split(".")[0]
+    if "opsdeck" in parts:
+        rest = parts[parts.index("opsdeck") + 1 :]
+        return "opsdeck." + (rest[0].removesuffix(".py") if rest else "")
+    return "stdlib " + Path(filename).stem
+
+
+def profile_endpoint(app: InProcessApp, endpoint: Endpoint, requests: int) -> None:
+    """Run `requests` of the endpoint's sample requests through the application in this process
+    under cProfile (timed by process CPU time) and print where the CPU goes, by package (self
+    time). The ASGI app is called
+    in this thread (httpx's ASGITransport on one event loop, sync routes inline: cProfile sees
+    one thread), so the client's share (httpx) is in it too and named as such; no uvicorn, no
+    sockets to the client (the database's are real)."""
+    import cProfile
+    import pstats
+
+    paths = endpoint.paths
+    headers = dict(app.client.headers)
+
+    async def run(count: int, profiler: cProfile.Profile | None) -> None:
+        transport = httpx.ASGITransport(app=app.client.app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1", headers=headers
+        ) as client:
+            if profiler is not None:
+                profiler.enable()
+            for index in range(count):
+                response = await client.get(paths[index % len(paths)])
+                if response.status_code >= 500:
+                    raise BenchFailed(f"profiling {paths[index % len(paths)]}: {response.text}")
+            if profiler is not None:
+                profiler.disable()
+
+    import anyio.to_thread
+
+    async def inline(func: Callable[..., Any], *args: Any, **_options: Any) -> Any:
+        return func(*args)
+
+    # Sync routes and dependencies run in anyio's worker threads, which cProfile does not see:
+    # while profiling they run in this thread (the same work, without the hand-over).
+    offload = anyio.to_thread.run_sync
+    anyio.to_thread.run_sync = inline  # type: ignore[assignment]
+    try:
+        asyncio.run(run(20, None))  # warm caches (compiled SQL, pydantic) outside the profile
+        profiler = cProfile.Profile(time.process_time)  # CPU, not waiting on the database
+        started = time.process_time()
+        asyncio.run(run(requests, profiler))
+        cpu_ms = (time.process_time() - started) * 1000 / requests
+    finally:
+        anyio.to_thread.run_sync = offload
+    by_package: dict[str, float] = {}
+    raw_stats: dict[Any, Any] = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    for (filename, _line, _name), (_cc, _nc, self_time, _cum, _callers) in raw_stats.items():
+        package = _package_of(filename)
+        by_package[package] = by_package.get(package, 0.0) + self_time
+    total = sum(by_package.values()) or 1.0
+    print(
+        f"  {endpoint.label}: {requests} requests in this process under cProfile, "
+        f"{cpu_ms:.1f} ms of CPU each (profiling inflates it); self time by package:"
+    )
+    for package, seconds in sorted(by_package.items(), key=lambda item: -item[1])[:14]:
+        print(f"    {100 * seconds / total:5.1f} %  {package}")
+
+
 def endpoints(info: dict[str, Any], samples: int, seed: int) -> list[Endpoint]:
     total = int(info["incidents"])
     rng = random.Random(seed)
@@ -1481,6 +1555,13 @@ def parse_args() -> argparse.Namespace:
         "--explain", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) of each query"
     )
     parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="profile N GET and list requests in this process (cProfile), by package",
+    )
+    parser.add_argument(
         "--wait-idle", type=float, default=0.0, help="wait up to this many seconds for load to drop"
     )
     args = parser.parse_args()
@@ -1623,6 +1704,11 @@ def main() -> int:
                     )
                     same = "equals" if page.get("next_cursor") == expected else "DIFFERS FROM"
                     print(f"  the first page's next_cursor {same} the cursor built for deep pages")
+                if args.profile:
+                    print("\nWhere the web process's CPU goes (cProfile, in this process)")
+                    for endpoint in chosen:
+                        if endpoint.key in ("get", "list"):
+                            profile_endpoint(app, endpoint, args.profile)
             finally:
                 app.close()
 

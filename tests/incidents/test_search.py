@@ -164,6 +164,35 @@ def test_relevance_pages_walk_every_match_once(session: Session, people: Sequenc
     assert seen[:2] == sorted([expected[2], expected[5]], reverse=True)
 
 
+def test_relevance_ranks_the_newest_candidates_the_caller_may_see(
+    session: Session, people: Sequence[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob, _ = people
+    monkeypatch.setattr(search, "CANDIDATES", 3)
+    # The oldest mentions the word most: it would rank first if every match were ranked.
+    oldest = declare(
+        session, alice, title="Kafka", description="kafka kafka kafka", severity=Severity.SEV1
+    ).number
+    older = _declare(session, alice, "Kafka lag", "kafka")
+    public = [_declare(session, alice, f"Broker {index}", "kafka") for index in range(2)]
+    # Bob may not see it: it is not one of his candidates, the older public one takes its place.
+    hidden = _declare(session, alice, "Kafka", "kafka", visibility=Visibility.RESTRICTED)
+    _declare(session, alice, "Unrelated", "postgres")
+    session.commit()
+
+    assert sorted(_numbers(session, alice, "kafka")) == sorted([*public, hidden])
+    assert sorted(_numbers(session, bob, "kafka")) == sorted([older, *public])
+    # Other filters narrow the candidates before the bound, not after.
+    assert _numbers(session, bob, "kafka", severity=[Severity.SEV1]) == [oldest]
+    # Sorted by anything else, a search lists every match.
+    assert _numbers(session, alice, "kafka", sort="-number") == [
+        hidden,
+        *public[::-1],
+        older,
+        oldest,
+    ]
+
+
 def test_an_explicit_sort_keeps_its_order_and_relevance_needs_a_search(
     session: Session, people: Sequence[Any]
 ) -> None:

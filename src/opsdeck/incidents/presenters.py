@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import Integer, String, null, select, union_all
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts import service as accounts
 from opsdeck.incidents.models import (
+    Category,
     Comment,
     Incident,
+    IncidentTag,
     Participant,
     ParticipantRole,
+    Tag,
     TimelineEvent,
 )
 from opsdeck.incidents.schemas import (
@@ -23,7 +26,7 @@ from opsdeck.incidents.schemas import (
     TimelineEventOut,
     UserRef,
 )
-from opsdeck.incidents.service import access, catalog, workflow
+from opsdeck.incidents.service import access, workflow
 
 
 class People:
@@ -40,6 +43,37 @@ class People:
 
     def refs(self, user_ids: Iterable[str]) -> list[UserRef]:
         return [ref for ref in (self.ref(i) for i in user_ids) if ref is not None]
+
+
+def _labels(
+    session: Session, incidents: Sequence[Incident]
+) -> tuple[dict[int, list[str]], dict[str, str]]:
+    """Each incident's tag names (by name) and the names of their categories, in one statement
+    (a statement costs about a millisecond of the web process's CPU: bench/incidents_api.py)."""
+    tags: dict[int, list[str]] = {incident.number: [] for incident in incidents}
+    categories: dict[str, str] = {}
+    if not incidents:
+        return tags, categories
+    category_ids = {i.category_id for i in incidents if i.category_id}
+    tag_rows = (
+        select(IncidentTag.incident_number, null().cast(String).label("category_id"), Tag.name)
+        .join(Tag, Tag.id == IncidentTag.tag_id)
+        .where(IncidentTag.incident_number.in_(list(tags)))
+    )
+    category_rows = select(
+        null().cast(Integer).label("incident_number"), Category.id, Category.name
+    ).where(Category.id.in_(category_ids or [""]))
+    labels = union_all(tag_rows, category_rows).subquery()
+    for number, category_id, name in session.execute(
+        select(labels.c.incident_number, labels.c.category_id, labels.c.name).order_by(
+            labels.c.name
+        )
+    ):
+        if number is None:
+            categories[str(category_id)] = str(name)
+        else:
+            tags[number].append(str(name))
+    return tags, categories
 
 
 def _summary_fields(
@@ -62,9 +96,7 @@ def _summary_fields(
 
 
 def incident_summaries(session: Session, incidents: Sequence[Incident]) -> list[IncidentSummary]:
-    numbers = [i.number for i in incidents]
-    tags = catalog.tag_names(session, numbers)
-    categories = catalog.category_names(session, [i.category_id for i in incidents])
+    tags, categories = _labels(session, incidents)
     people = People(session, (i.commander_id for i in incidents))
     return [
         IncidentSummary.model_validate(
@@ -85,10 +117,9 @@ def incident_out(session: Session, actor: access.Actor, incident: Incident) -> I
     assignees = [user_id for user_id, role in roles if role == ParticipantRole.ASSIGNEE]
     watchers = [user_id for user_id, role in roles if role == ParticipantRole.WATCHER]
     people = People(session, [incident.commander_id, incident.reporter_id, *assignees, *watchers])
-    tags = catalog.tag_names(session, [incident.number])[incident.number]
-    category = catalog.category_names(session, [incident.category_id]).get(
-        incident.category_id or ""
-    )
+    tag_names, categories = _labels(session, [incident])
+    tags = tag_names[incident.number]
+    category = categories.get(incident.category_id or "")
     # The roles are loaded already: no second query for can_edit.
     editor = actor.is_admin or incident.commander_id == actor.id or actor.id in assignees
     return IncidentOut.model_validate(

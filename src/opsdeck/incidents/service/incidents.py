@@ -535,9 +535,9 @@ def list_incidents(
             "Sorting by relevance needs a search (`q`).",
             details=[{"field": "query.sort", "message": "needs q", "type": "needs_search"}],
         )
-    # The relevance join is the search's match: `filtered` need not match a second time.
-    statement = filtered(session, actor, replace(filters, q=None)).options(*_SUMMARY_ONLY)
-    return paginate(session, search.with_relevance(session, statement, q), page)
+    # The newest search.CANDIDATES matches of the filtered list, ranked.
+    ranked = search.with_relevance(session, filtered(session, actor, filters), q)
+    return paginate(session, ranked.options(*_SUMMARY_ONLY), page)
 
 
 def get_incident(session: Session, actor: Actor, number: int) -> Incident:
