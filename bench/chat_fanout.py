@@ -93,7 +93,9 @@ from _common import (
 NS = "/chat"
 API = "/api/v1/chat"
 STARTUP_TIMEOUT = 120.0
-CALL_TIMEOUT = 30.0
+CALL_TIMEOUT = 30.0  # a send's ack, during the measured phases
+SETUP_TIMEOUT = 120.0  # connecting and joining (a loaded server may be slow to answer)
+SETTLE_SECONDS = 60.0  # at most, between phases, for the server side to go quiet
 CONNECT_CONCURRENCY = 32  # handshakes in flight per client process
 SENDS_PER_USER_PER_SECOND = 2.0  # below the default limit (30 per 10 s) with room to spare
 TARGETS = {
@@ -120,6 +122,7 @@ class Recorder:
     received_in_window: int = 0  # message:new received inside the measured window
     latencies: list[float] = field(default_factory=list)  # ms, messages sent in the window
     sent_in_window: int = 0
+    acked: int = 0  # sends answered ok, the whole phase
     ack_latencies: list[float] = field(default_factory=list)  # ms, sends in the window
     send_lag: list[float] = field(default_factory=list)  # ms behind the schedule
     errors: dict[str, int] = field(default_factory=dict)
@@ -156,15 +159,15 @@ class Client:
     async def connect(self, port: int, token: str) -> None:
         url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
         self.ws = await ws_connect(
-            url, compression=None, ping_interval=None, open_timeout=CALL_TIMEOUT, max_size=2**20
+            url, compression=None, ping_interval=None, open_timeout=SETUP_TIMEOUT, max_size=2**20
         )
-        opened = await asyncio.wait_for(self.ws.recv(), CALL_TIMEOUT)
+        opened = await asyncio.wait_for(self.ws.recv(), SETUP_TIMEOUT)
         if not str(opened).startswith("0"):
             raise BenchFailed(f"unexpected Engine.IO open packet: {opened!r}")
         auth = {"token": token} if token else {}
         await self.ws.send("4" + sio_packet.Packet(sio_packet.CONNECT, auth, namespace=NS).encode())
         while True:
-            reply = str(await asyncio.wait_for(self.ws.recv(), CALL_TIMEOUT))
+            reply = str(await asyncio.wait_for(self.ws.recv(), SETUP_TIMEOUT))
             if reply == "2":
                 await self.ws.send("3")
                 continue
@@ -194,7 +197,7 @@ class Client:
             if not future.done():
                 future.set_exception(ConnectionError("connection closed"))
 
-    async def call(self, event: str, data: dict[str, Any]) -> Any:
+    async def call(self, event: str, data: dict[str, Any], wait: float = CALL_TIMEOUT) -> Any:
         assert self.ws is not None
         self.next_id += 1
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -203,7 +206,7 @@ class Client:
             sio_packet.EVENT, [event, data], namespace=NS, id=self.next_id
         ).encode()
         await self.ws.send("4" + encoded)
-        return await asyncio.wait_for(future, CALL_TIMEOUT)
+        return await asyncio.wait_for(future, wait)
 
     async def close(self) -> None:
         if self.ws is not None:
@@ -226,7 +229,7 @@ async def _open(
             client = Client(recorder)
             await client.connect(port, token)
             for event in ("room:join", "room:leave") if leave else ("room:join",):
-                ack = await client.call(event, {"room_id": room})
+                ack = await client.call(event, {"room_id": room}, SETUP_TIMEOUT)
                 if not (isinstance(ack, dict) and ack.get("ok")):
                     raise BenchFailed(f"{event} refused: {ack!r}")
             return client
@@ -263,6 +266,7 @@ async def _send_at_rate(
             code = ack.get("error", {}).get("code", "?") if isinstance(ack, dict) else "?"
             recorder.error(str(code))
             return
+        recorder.acked += 1
         if in_window:
             recorder.ack_latencies.append((time.monotonic() - sent) * 1000)
 
@@ -445,6 +449,11 @@ def raw_server(port: int, redis_url: str) -> None:
 
 
 # -- the servers under test ------------------------------------------------------------------
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (as opsdeck.settings.usable_cores)."""
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 def base_env(root: Path) -> dict[str, str]:
@@ -647,7 +656,8 @@ class Figures:
     fanout_ack_p50: float = math.nan
     fanout_ack_p99: float = math.nan
     send_lag_p99: float = math.nan
-    server_cpu_per_delivery_us: float = math.nan
+    server_cpu_per_delivery_us: float = math.nan  # web + PostgreSQL + Redis
+    client_cpu_per_delivery_us: float = math.nan
     fanout_phase: Phase | None = None
     fanout_errors: dict[str, int] = field(default_factory=dict)
     ack_rate: float = 0.0
@@ -656,6 +666,7 @@ class Figures:
     ack_p99: float = math.nan
     ack_max: float = math.nan
     ack_phase: Phase | None = None
+    server_cpu_per_send_ms: float = math.nan  # web + PostgreSQL + Redis
     ack_errors: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -689,6 +700,32 @@ def measured(target: Target, pool: ClientPool, work: Callable[[], Any]) -> tuple
     cores = {name: (after[name] - before.get(name, 0.0)) / wall for name in after}
     cores["other processes"] = max(0.0, (busy_after - busy_before) / wall - sum(cores.values()))
     return result, Phase(wall, cores, load_average())
+
+
+def server_side(phase: Phase) -> float:
+    """CPU seconds of the server side over a phase: web processes, PostgreSQL, Redis."""
+    names = ("server", "PostgreSQL", "Redis")
+    return sum(phase.cores.get(name, 0.0) for name in names) * phase.wall
+
+
+def ceiling(figures: Figures) -> float:
+    """Deliveries/s the usable cores would give at the measured CPU cost (NaN when too little
+    CPU time was measured: /proc counts in 10 ms ticks)."""
+    cost = figures.server_cpu_per_delivery_us
+    return usable_cores() * 1e6 / cost if cost > 0 else math.nan
+
+
+def settle(target: Target, pool: ClientPool) -> None:
+    """Wait (up to SETTLE_SECONDS) until the server side is quiet: under 0.1 core over 1 s, so a
+    backlog left by the previous phase does not land in the next one."""
+    started = time.monotonic()
+    while time.monotonic() - started < SETTLE_SECONDS:
+        _, phase = measured(target, pool, lambda: time.sleep(1.0))
+        if server_side(phase) / phase.wall < 0.1:
+            break
+    waited = time.monotonic() - started
+    if waited > 2.5:
+        print(f"  (waited {waited:.0f} s for the server side to go quiet)")
 
 
 def phase_text(phase: Phase) -> str:
@@ -741,7 +778,7 @@ def run_target(target: Target, args: argparse.Namespace, rate: float) -> Figures
             f"{figures.mib_per_idle * 1024:.1f} KiB each, "
             f"{figures.mib_per_idle * 2000:.0f} MiB per 2,000"
         )
-        time.sleep(1.0)
+        settle(target, pool)
 
         # 2. fan-out at `rate`
         recorders, phase = measured(
@@ -749,9 +786,9 @@ def run_target(target: Target, args: argparse.Namespace, rate: float) -> Figures
         )
         merge_fanout(figures, recorders, args)
         figures.fanout_phase = phase
-        server_cpu = phase.cores["server"] * phase.wall
-        total = sum(r.received for r in recorders)
-        figures.server_cpu_per_delivery_us = server_cpu / max(total, 1) * 1e6
+        total = max(1, sum(r.received for r in recorders))
+        figures.server_cpu_per_delivery_us = server_side(phase) / total * 1e6
+        figures.client_cpu_per_delivery_us = phase.cores["clients"] * phase.wall / total * 1e6
         print(
             f"  fan-out at {rate:g} msg/s to {args.clients} clients: "
             f"{figures.deliveries_per_s:,.0f} deliveries/s, latency p50 {figures.delivery_p50:.1f}"
@@ -759,12 +796,16 @@ def run_target(target: Target, args: argparse.Namespace, rate: float) -> Figures
             f"{figures.sent:,} sent in the window, {figures.missing:,} of {figures.expected:,} "
             f"deliveries missing after the drain; send ack p50 / p99 {figures.fanout_ack_p50:.1f}"
             f" / {figures.fanout_ack_p99:.1f} ms; server CPU "
-            f"{figures.server_cpu_per_delivery_us:.0f} µs a delivery"
+            f"{figures.server_cpu_per_delivery_us:.0f} µs a delivery (sends included; the "
+            f"clients {figures.client_cpu_per_delivery_us:.0f} µs), so about "
+            f"{number(ceiling(figures))} deliveries/s if the server side had the "
+            f"{usable_cores()} cores to itself"
             + (f"; errors {figures.fanout_errors}" if figures.fanout_errors else "")
         )
         print(f"    {phase_text(phase)}")
 
         # 3. send -> persist -> ack
+        settle(target, pool)
         senders = max(1, math.ceil(args.ack_rate / SENDS_PER_USER_PER_SECOND))
         ack_specs = specs_for(target, list(range(senders)))
         recorders, phase = measured(
@@ -779,11 +820,14 @@ def run_target(target: Target, args: argparse.Namespace, rate: float) -> Figures
         figures.ack_p50, figures.ack_p99 = percentile(acks, 0.5), percentile(acks, 0.99)
         figures.ack_max = max(acks, default=math.nan)
         figures.ack_errors = merged_errors(recorders)
+        figures.server_cpu_per_send_ms = (
+            server_side(phase) / max(1, sum(r.acked for r in recorders)) * 1000
+        )
         print(
             f"  send -> ack at {args.ack_rate:g} msg/s ({senders} senders, nobody subscribed): "
             f"p50 {figures.ack_p50:.1f} / p99 {figures.ack_p99:.1f} / max {figures.ack_max:.1f} "
-            f"ms over {figures.ack_sent:,} sends"
-            + (f"; errors {figures.ack_errors}" if figures.ack_errors else "")
+            f"ms over {figures.ack_sent:,} sends; server side {figures.server_cpu_per_send_ms:.2f}"
+            " ms of CPU a send" + (f"; errors {figures.ack_errors}" if figures.ack_errors else "")
         )
         print(f"    {phase_text(phase)}")
     finally:
@@ -931,6 +975,10 @@ def verdict(figures: Figures) -> list[str]:
     return lines
 
 
+def number(value: float) -> str:
+    return f"{value:,.0f}" if math.isfinite(value) else "n/a"
+
+
 def ratio(app: float, raw: float) -> str:
     if not (raw > 0 and math.isfinite(app) and math.isfinite(raw)):
         return "n/a"
@@ -941,7 +989,8 @@ def print_summary(pairs: Sequence[tuple[Figures, Figures]], args: argparse.Names
     print("\nSummary")
     print(
         f"{'server':<28} {'msg/s':>6} {'deliv/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'missing':>8} "
-        f"{'µs CPU/deliv':>12} {'KiB/idle':>9} {'ack p50':>8} {'ack p99':>8}"
+        f"{'µs CPU/deliv':>12} {'ceiling/s':>9} {'KiB/idle':>9} {'ack p50':>8} {'ack p99':>8} "
+        f"{'ms CPU/send':>11}"
     )
     for pair in pairs:
         for figures in pair:
@@ -949,12 +998,15 @@ def print_summary(pairs: Sequence[tuple[Figures, Figures]], args: argparse.Names
                 f"{figures.target.name:<28} {figures.rate:>6g} {figures.deliveries_per_s:>8,.0f} "
                 f"{figures.delivery_p50:>7.1f} {figures.delivery_p99:>7.1f} "
                 f"{figures.missing:>8,} {figures.server_cpu_per_delivery_us:>12.0f} "
-                f"{figures.mib_per_idle * 1024:>9.1f} {figures.ack_p50:>8.1f} "
-                f"{figures.ack_p99:>8.1f}"
+                f"{number(ceiling(figures)):>9} {figures.mib_per_idle * 1024:>9.1f} "
+                f"{figures.ack_p50:>8.1f} {figures.ack_p99:>8.1f} "
+                f"{figures.server_cpu_per_send_ms:>11.2f}"
             )
     print(
         f"  ({args.clients} clients in one room; ack: send -> persist -> ack at "
-        f"{args.ack_rate:g} msg/s, nobody subscribed; KiB/idle: server RSS per idle connection)"
+        f"{args.ack_rate:g} msg/s, nobody subscribed; KiB/idle: server RSS per idle connection;"
+        " CPU: web + PostgreSQL + Redis; ceiling: deliveries/s on the usable cores at that CPU"
+        " cost, sends included)"
     )
     print("\nRatio OpsDeck / raw python-socketio (same shape, same run)")
     for app, raw in pairs:
@@ -963,7 +1015,8 @@ def print_summary(pairs: Sequence[tuple[Figures, Figures]], args: argparse.Names
             f", p99 {ratio(app.delivery_p99, raw.delivery_p99)} x, server CPU per delivery "
             f"{ratio(app.server_cpu_per_delivery_us, raw.server_cpu_per_delivery_us)} x, "
             f"memory per idle connection {ratio(app.mib_per_idle, raw.mib_per_idle)} x, "
-            f"send -> ack p99 {ratio(app.ack_p99, raw.ack_p99)} x"
+            f"send -> ack p99 {ratio(app.ack_p99, raw.ack_p99)} x, CPU per send "
+            f"{ratio(app.server_cpu_per_send_ms, raw.server_cpu_per_send_ms)} x"
         )
     print("\nTargets (issue 14)")
     for app, _raw in pairs:
@@ -974,7 +1027,6 @@ def print_summary(pairs: Sequence[tuple[Figures, Figures]], args: argparse.Names
 def print_conditions(args: argparse.Namespace, load_at_start: str, stack_text: str) -> None:
     from opsdeck import __version__ as opsdeck_version
     from opsdeck.core.db import head_revision
-    from opsdeck.settings import usable_cores
 
     print("Conditions")
     print(f"  date          {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, host {platform.node()}")
@@ -1054,8 +1106,6 @@ def main() -> int:
     if args.raw_server:
         raw_server(args.port, args.redis)
         return 0
-    from opsdeck.settings import usable_cores
-
     helpers = stack_helpers()
     print("OpsDeck chat fan-out benchmark")
     wait_for_quiet(args.wait_idle, usable_cores())

@@ -70,11 +70,14 @@ def check_report(output: str) -> None:
     assert len(phases) == 4
 
     summary = output.split("\nSummary\n", 1)[1]
-    rows = re.findall(r"^(embedded|raw, 1 process)(?:\s+[\d.,]+){9}$", summary, re.MULTILINE)
+    rows = re.findall(
+        r"^(embedded|raw, 1 process)(?:\s+[\d.,]+|\s+n/a){11}$", summary, re.MULTILINE
+    )
     assert rows == ["embedded", "raw, 1 process"], summary
     assert re.search(
-        r"^  embedded: deliveries/s [\d.]+, p99 [\d.]+ x, server CPU per delivery [\d.]+ x, "
-        r"memory per idle connection [\d.n/-]+ x, send -> ack p99 [\d.]+ x$",
+        r"^  embedded: deliveries/s [\d.]+, p99 [\d.]+ x, server CPU per delivery "
+        r"(?:[\d.]+|n/a) x, memory per idle connection [\d.n/a]+ x, send -> ack p99 [\d.]+ x, "
+        r"CPU per send (?:[\d.]+|n/a) x$",
         summary,
         re.MULTILINE,
     ), summary
