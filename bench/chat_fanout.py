@@ -3,7 +3,7 @@ second, measured on a real OpsDeck and on a bare python-socketio server of the s
 the same run.
 
     .venv/bin/python bench/chat_fanout.py [--clients 200] [--rate R] [--duration 10]
-    .venv/bin/python bench/chat_fanout.py --quick       # a smoke run (seconds), embedded only
+    .venv/bin/python bench/chat_fanout.py --quick       # a smoke run (~1.5 min), embedded only
 
 Modes (`--modes`, both by default), each followed by its raw counterpart:
 
@@ -1084,7 +1084,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle", type=int, default=2000, help="idle connections for memory")
     parser.add_argument("--ack-rate", type=float, default=200.0, help="send -> ack messages/s")
     parser.add_argument("--client-procs", type=int, default=2, help="client processes")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: seconds, embedded")
+    parser.add_argument("--quick", action="store_true", help="a smoke run (~1.5 min), embedded")
     parser.add_argument(
         "--wait-idle", type=float, default=0.0, help="wait up to this many seconds for load to drop"
     )
