@@ -66,7 +66,8 @@ class IncidentCreate(Input):
 
 
 class IncidentUpdate(Input):
-    """Only the fields sent change. `commander: null` clears the commander."""
+    """Only the fields sent change. `commander: null` clears the commander, `category: null`
+    the category."""
 
     title: Title | None = None
     description: Markdown | None = None
