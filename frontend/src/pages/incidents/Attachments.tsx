@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { Anchor, Button, Card, Group, Image, Modal, Skeleton, Stack, Text, Title } from '@mantine/core';
+import { Alert, Anchor, Button, Card, Group, Image, Modal, Skeleton, Stack, Text, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import {
   deleteAttachment,
@@ -89,9 +89,9 @@ export function Attachments({ number }: { number: number }) {
       <Stack gap="sm">
         <div role="status">
           {notice ? (
-            <Text size="sm" c="green.8">
+            <Alert color="green" variant="light" withCloseButton closeButtonLabel="Dismiss" onClose={() => setNotice(null)}>
               {notice}
-            </Text>
+            </Alert>
           ) : null}
         </div>
         {list.isPending ? (
