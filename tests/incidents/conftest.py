@@ -1,5 +1,5 @@
 """Incidents fixtures: the people of an incident (a commander, an outsider), categories and
-tags made by an admin, and `declare` through the API."""
+tags made by an admin, `declare` through the API and `new_incident` through the service."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
+from opsdeck.incidents.models import Severity, Visibility
+from opsdeck.incidents.service import comments, incidents
 from tests.conftest import API, UserFactory, sign_in
 
 INCIDENTS = f"{API}/incidents"
 Declare = Callable[..., dict[str, Any]]
+NewIncident = Callable[..., int]
 
 
 @pytest.fixture
@@ -20,6 +25,52 @@ def outsider_headers(client: TestClient, make_user: UserFactory) -> dict[str, st
     """A second member: the one every IDOR test tries to get in with."""
     make_user("eve", display_name="Eve Outsider")
     return sign_in(client, "eve")
+
+
+@pytest.fixture
+def carol(make_user: UserFactory) -> Any:
+    """The commander of the incidents `new_incident` declares (an editor, not an admin)."""
+    return make_user("carol", display_name="Carol Commander")
+
+
+@pytest.fixture
+def carol_headers(client: TestClient, carol: Any) -> dict[str, str]:
+    return sign_in(client, carol.username)
+
+
+@pytest.fixture
+def new_incident(app: FastAPI, admin: Any, carol: Any) -> NewIncident:
+    """Declare an incident through the service (by the admin) with carol as its commander and
+    carol's timeline `notes` and pinned `pins`; its number."""
+
+    def factory(
+        *,
+        restricted: bool = False,
+        title: str = "Checkout is down",
+        notes: tuple[str, ...] = (),
+        pins: tuple[str, ...] = (),
+    ) -> int:
+        session: Session = app.state.sessionmaker()
+        try:
+            incident = incidents.declare(
+                session,
+                admin,
+                title=title,
+                severity=Severity.SEV2,
+                visibility=Visibility.RESTRICTED if restricted else Visibility.PUBLIC,
+            )
+            number = incident.number
+            incidents.update(session, admin, number, incidents.Edits(commander=carol.username))
+            for text in notes:
+                comments.add_note(session, carol, number, text, pinned=False)
+            for text in pins:
+                comments.add_note(session, carol, number, text, pinned=True)
+            session.commit()
+            return number
+        finally:
+            session.close()
+
+    return factory
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ refused with the field named on bad input, listed per incident and across incide
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -15,23 +14,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts.models import User
-from opsdeck.incidents.models import EventKind, FollowUp, Severity, TimelineEvent, Visibility
+from opsdeck.incidents.models import EventKind, FollowUp, TimelineEvent
 from opsdeck.incidents.service import follow_ups, incidents
 from tests.conftest import API, UserFactory, error_of, fields_of, sign_in
+from tests.incidents.conftest import NewIncident
 
-NewIncident = Callable[..., int]
 LIST = f"{API}/incidents/follow-ups"
-
-
-@pytest.fixture
-def carol(make_user: UserFactory) -> Any:
-    """The commander of the incidents declared below (an editor, not an admin)."""
-    return make_user("carol", display_name="Carol Commander")
-
-
-@pytest.fixture
-def carol_headers(client: TestClient, carol: Any) -> dict[str, str]:
-    return sign_in(client, carol.username)
 
 
 @pytest.fixture
@@ -43,29 +31,6 @@ def owen(make_user: UserFactory) -> Any:
 @pytest.fixture
 def owen_headers(client: TestClient, owen: Any) -> dict[str, str]:
     return sign_in(client, owen.username)
-
-
-@pytest.fixture
-def new_incident(app: FastAPI, admin: Any, carol: Any) -> NewIncident:
-    def factory(*, restricted: bool = False, title: str = "Checkout is down") -> int:
-        session: Session = app.state.sessionmaker()
-        try:
-            incident = incidents.declare(
-                session,
-                admin,
-                title=title,
-                severity=Severity.SEV2,
-                visibility=Visibility.RESTRICTED if restricted else Visibility.PUBLIC,
-            )
-            incidents.update(
-                session, admin, incident.number, incidents.Edits(commander=carol.username)
-            )
-            session.commit()
-            return incident.number
-        finally:
-            session.close()
-
-    return factory
 
 
 def _create(client: TestClient, number: int, headers: dict[str, str], **body: Any) -> Any:

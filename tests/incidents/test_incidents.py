@@ -276,6 +276,30 @@ def test_edits_land_on_the_timeline_with_old_and_new(
     assert "body.status" in fields_of(bad)
 
 
+def test_sending_category_null_clears_it_and_leaving_it_out_keeps_it(
+    client: TestClient, admin_headers: dict[str, str], declare: Declare, catalog: None
+) -> None:
+    number = declare(admin_headers, category="network")["number"]
+    kept = client.patch(f"{INCIDENTS}/{number}", json={"title": "Renamed"}, headers=admin_headers)
+    assert kept.status_code == 200, kept.text
+    assert kept.json()["category"] == "network"
+    cleared = client.patch(f"{INCIDENTS}/{number}", json={"category": None}, headers=admin_headers)
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["category"] is None
+    assert client.get(f"{INCIDENTS}/{number}", headers=admin_headers).json()["category"] is None
+    again = client.patch(f"{INCIDENTS}/{number}", json={"category": None}, headers=admin_headers)
+    assert again.status_code == 200
+    events = client.get(f"{INCIDENTS}/{number}/timeline", headers=admin_headers).json()["items"]
+    category_changes = [
+        (e["old_value"], e["new_value"])
+        for e in events
+        if e["kind"] == "field_changed" and e["data"].get("field") == "category"
+    ]
+    assert category_changes == [("network", None)]
+    unfiltered = client.get(INCIDENTS, params={"category": "network"}, headers=admin_headers)
+    assert [i["number"] for i in unfiltered.json()["items"]] == []
+
+
 # -- who sees what ----------------------------------------------------------------------------
 
 

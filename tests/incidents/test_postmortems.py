@@ -5,10 +5,7 @@ the incident and nobody else, rendered inert; and the admins' templates."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from typing import Any
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -17,55 +14,11 @@ from sqlalchemy.orm import Session
 from opsdeck.incidents.models import (
     EventKind,
     PostmortemTemplate,
-    Severity,
     TimelineEvent,
-    Visibility,
 )
 from opsdeck.incidents.schemas import MARKDOWN_MAX
-from opsdeck.incidents.service import comments, incidents
-from tests.conftest import API, UserFactory, error_of, sign_in
-
-NewIncident = Callable[..., int]
-
-
-@pytest.fixture
-def carol(make_user: UserFactory) -> Any:
-    """The commander of the incidents declared below (an editor, not an admin)."""
-    return make_user("carol", display_name="Carol Commander")
-
-
-@pytest.fixture
-def carol_headers(client: TestClient, carol: Any) -> dict[str, str]:
-    return sign_in(client, carol.username)
-
-
-@pytest.fixture
-def new_incident(app: FastAPI, admin: Any, carol: Any) -> NewIncident:
-    """Declare an incident through the service with carol as its commander; its number."""
-
-    def factory(
-        *, restricted: bool = False, title: str = "Checkout is down", pins: tuple[str, ...] = ()
-    ) -> int:
-        session: Session = app.state.sessionmaker()
-        try:
-            incident = incidents.declare(
-                session,
-                admin,
-                title=title,
-                severity=Severity.SEV2,
-                visibility=Visibility.RESTRICTED if restricted else Visibility.PUBLIC,
-            )
-            number = incident.number
-            incidents.update(session, admin, number, incidents.Edits(commander=carol.username))
-            comments.add_note(session, carol, number, "Not a key event", pinned=False)
-            for text in pins:
-                comments.add_note(session, carol, number, text, pinned=True)
-            session.commit()
-            return number
-        finally:
-            session.close()
-
-    return factory
+from tests.conftest import API, error_of
+from tests.incidents.conftest import NewIncident
 
 
 def _url(number: int, tail: str = "") -> str:
@@ -89,7 +42,9 @@ def _events(app: FastAPI, number: int, kind: EventKind) -> list[TimelineEvent]:
 def test_a_postmortem_starts_from_the_default_template_with_the_pinned_events(
     client: TestClient, app: FastAPI, new_incident: NewIncident, carol_headers: dict[str, str]
 ) -> None:
-    number = new_incident(pins=("Rolled back the deploy", "Error rate back to normal"))
+    number = new_incident(
+        notes=("Not a key event",), pins=("Rolled back the deploy", "Error rate back to normal")
+    )
 
     assert client.get(_url(number), headers=carol_headers).status_code == 404
 

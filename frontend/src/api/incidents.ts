@@ -34,6 +34,10 @@ export type PostmortemStatus = Postmortem['status'];
 export type PostmortemTemplate = Schemas['PostmortemTemplateOut'];
 export type NotificationPreferences = Schemas['NotificationPreferences'];
 export type WebhookEndpoint = Schemas['WebhookEndpointOut'];
+export type WebhookDelivery = Schemas['WebhookDeliveryOut'];
+export type WebhookDeliveryPage = Schemas['WebhookDeliveryPage'];
+export type Attachment = Schemas['AttachmentOut'];
+export type FollowUpCreate = Schemas['FollowUpCreate'];
 export const WEBHOOK_EVENTS = [
   'incident.created',
   'incident.status_changed',
@@ -96,6 +100,9 @@ export const incidentsKeys = {
   templates: () => ['incidents', 'postmortem-templates'] as const,
   preferences: () => ['incidents', 'notification-preferences'] as const,
   webhooks: () => ['incidents', 'webhooks'] as const,
+  deliveries: (endpointId: string) => ['incidents', 'webhooks', endpointId, 'deliveries'] as const,
+  attachments: (number: number) => ['incidents', 'incident', number, 'attachments'] as const,
+  incidentFollowUps: (number: number) => ['incidents', 'incident', number, 'follow-ups'] as const,
 };
 
 export interface FollowUpFilter {
@@ -363,4 +370,50 @@ export function createWebhook(url: string, events: string[]): Promise<WebhookEnd
 
 export async function deleteWebhook(id: string): Promise<void> {
   await unwrap(api.DELETE('/api/v1/incidents/webhooks/{endpoint_id}', { params: { path: { endpoint_id: id } } }));
+}
+
+/** What each delivery to an endpoint did, newest first. */
+export function listWebhookDeliveries(endpointId: string, cursor?: string | null, limit = 20): Promise<WebhookDeliveryPage> {
+  return unwrap(
+    api.GET('/api/v1/incidents/webhooks/{endpoint_id}/deliveries', {
+      params: { path: { endpoint_id: endpointId }, query: { cursor: cursor ?? undefined, limit, sort: '-created_at' } },
+    }),
+  );
+}
+
+export function listAttachments(number: number): Promise<Attachment[]> {
+  return unwrap(api.GET('/api/v1/incidents/{number}/attachments', { params: { path: { number } } }));
+}
+
+// The generated body type describes the file as a string; openapi-fetch sends a FormData body
+// as multipart as it is (the browser sets the boundary), so the form stands in for it.
+export function uploadAttachment(number: number, file: File): Promise<Attachment> {
+  const form = new FormData();
+  form.set('file', file, file.name);
+  return unwrap(
+    api.POST('/api/v1/incidents/{number}/attachments', {
+      params: { path: { number } },
+      body: form as unknown as Schemas['Body_incidents-attach'],
+    }),
+  );
+}
+
+export async function deleteAttachment(number: number, attachmentId: string): Promise<void> {
+  await unwrap(
+    api.DELETE('/api/v1/incidents/{number}/attachments/{attachment_id}', {
+      params: { path: { number, attachment_id: attachmentId } },
+    }),
+  );
+}
+
+export function listIncidentFollowUps(number: number, cursor?: string | null): Promise<FollowUpPage> {
+  return unwrap(
+    api.GET('/api/v1/incidents/{number}/follow-ups', {
+      params: { path: { number }, query: { cursor: cursor ?? undefined, limit: 100 } },
+    }),
+  );
+}
+
+export function createFollowUp(number: number, body: FollowUpCreate): Promise<FollowUp> {
+  return unwrap(api.POST('/api/v1/incidents/{number}/follow-ups', { params: { path: { number } }, body }));
 }

@@ -2317,7 +2317,8 @@ export interface components {
         };
         /**
          * IncidentUpdate
-         * @description Only the fields sent change. `commander: null` clears the commander.
+         * @description Only the fields sent change. `commander: null` clears the commander, `category: null`
+         *     the category.
          */
         IncidentUpdate: {
             /** Title */

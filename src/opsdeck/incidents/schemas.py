@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from opsdeck.core.pagination import Page
 from opsdeck.core.params import Trimmed
 from opsdeck.incidents.models import (
+    DeliveryStatus as DeliveryStatus,
+)
+from opsdeck.incidents.models import (
     EventKind as EventKind,
 )
 from opsdeck.incidents.models import (
@@ -66,7 +69,8 @@ class IncidentCreate(Input):
 
 
 class IncidentUpdate(Input):
-    """Only the fields sent change. `commander: null` clears the commander."""
+    """Only the fields sent change. `commander: null` clears the commander, `category: null`
+    the category."""
 
     title: Title | None = None
     description: Markdown | None = None
@@ -493,3 +497,78 @@ class IncidentStats(BaseModel):
     resolved_per_day: list[DayCount]
     mtta: DurationPercentiles = Field(description="Declared to acknowledged.")
     mttr: DurationPercentiles = Field(description="Declared to resolved.")
+
+
+# -- notification preferences (api/notifications.py) ---------------------------------------
+
+
+class NotificationPreferences(BaseModel):
+    """Which incident e-mails a user gets (all on by default)."""
+
+    assignment: bool
+    status_change: bool
+    comment: bool
+    follow_up_due: bool
+    daily_digest: bool
+
+
+class NotificationPreferencesUpdate(BaseModel):
+    """Only the kinds sent change."""
+
+    model_config = {"extra": "forbid"}
+
+    assignment: StrictBool | None = None
+    status_change: StrictBool | None = None
+    comment: StrictBool | None = None
+    follow_up_due: StrictBool | None = None
+    daily_digest: StrictBool | None = None
+
+
+# -- outbound webhooks (service/outbound.py) --------------------------------------------------
+
+# The events an endpoint may subscribe to, in the order they are listed.
+WEBHOOK_EVENTS = (
+    "incident.created",
+    "incident.status_changed",
+    "incident.resolved",
+    "incident.comment_added",
+)
+
+
+class WebhookEndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2048, description="http(s) URL the events go to")
+    events: list[str] = Field(
+        default=[],
+        max_length=len(WEBHOOK_EVENTS),
+        description=f"Any of {', '.join(WEBHOOK_EVENTS)}; empty: all of them.",
+    )
+
+
+class WebhookEndpointOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    url: str
+    events: list[str]
+    is_active: bool
+    created_at: datetime
+
+
+class WebhookDeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description="Also the X-OpsDeck-Delivery header of every attempt.")
+    event: str
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class WebhookDeliveryPage(Page[WebhookDeliveryOut]):
+    pass

@@ -5,6 +5,7 @@ import {
   Button,
   Checkbox,
   Code,
+  Fieldset,
   Group,
   Modal,
   NativeSelect,
@@ -35,11 +36,84 @@ import { usePageTitle } from '../../hooks/usePageTitle';
 import { useSubmit } from '../../hooks/useSubmit';
 import { severityLabel } from './badges';
 import { formFieldErrors } from './filters';
+import {
+  DEFAULT_SEVERITY_ROWS,
+  placeMapErrors,
+  severityMapFromRows,
+  SEVERITY_MAP_MAX,
+  type SeverityRow,
+} from './severityMap';
 
 const KIND_LABEL: Record<IntegrationKind, string> = {
   alertmanager: 'Prometheus Alertmanager',
   generic: 'Generic JSON webhook',
 };
+
+/** Label value → severity, one row each; problems are said next to the row they concern. */
+function SeverityMapEditor({
+  rows,
+  onChange,
+  rowErrors,
+  error,
+}: {
+  rows: SeverityRow[];
+  onChange: (rows: SeverityRow[]) => void;
+  rowErrors: Record<number, string>;
+  error: string | null;
+}) {
+  const change = (index: number, row: Partial<SeverityRow>) =>
+    onChange(rows.map((old, i) => (i === index ? { ...old, ...row } : old)));
+  return (
+    <Fieldset legend="Severity map" variant="unstyled" data-testid="severity-map">
+      <Stack gap={6}>
+        <Text size="xs" c="dimmed">
+          Each value of the label and the severity it declares (case does not matter). A value that is itself SEV1..SEV4 needs
+          no row.
+        </Text>
+        {rows.map((row, index) => (
+          <Group key={index} align="flex-start" gap="xs" wrap="nowrap" data-testid="severity-map-row">
+            <TextInput
+              aria-label={`Label value ${index + 1}`}
+              placeholder="e.g. critical"
+              size="xs"
+              autoComplete="off"
+              spellCheck={false}
+              value={row.value}
+              onChange={(event) => change(index, { value: event.currentTarget.value })}
+              error={rowErrors[index]}
+              style={{ flex: 1 }}
+            />
+            <NativeSelect
+              aria-label={`Severity of value ${index + 1}`}
+              size="xs"
+              value={row.severity}
+              onChange={(event) => change(index, { severity: event.currentTarget.value as Severity })}
+              data={SEVERITIES.map((value) => ({ value, label: severityLabel(value) }))}
+            />
+            <Button size="xs" variant="subtle" color="red" onClick={() => onChange(rows.filter((_, i) => i !== index))}>
+              Remove <span className="visually-hidden">value {index + 1}</span>
+            </Button>
+          </Group>
+        ))}
+        {error ? (
+          <Text size="xs" c="red" role="alert" data-testid="severity-map-error">
+            {error}
+          </Text>
+        ) : null}
+        <Group>
+          <Button
+            size="xs"
+            variant="default"
+            disabled={rows.length >= SEVERITY_MAP_MAX}
+            onClick={() => onChange([...rows, { value: '', severity: 'SEV3' }])}
+          >
+            Add a value
+          </Button>
+        </Group>
+      </Stack>
+    </Fieldset>
+  );
+}
 
 function NewIntegrationForm({ onCreated }: { onCreated: (created: IntegrationCreated) => void }) {
   const [name, setName] = useState('');
@@ -47,12 +121,17 @@ function NewIntegrationForm({ onCreated }: { onCreated: (created: IntegrationCre
   const [defaultSeverity, setDefaultSeverity] = useState<Severity>('SEV3');
   const [resolve, setResolve] = useState(false);
   const [category, setCategory] = useState('');
+  const [severityLabelName, setSeverityLabelName] = useState('severity');
+  const [rows, setRows] = useState<SeverityRow[]>(() => DEFAULT_SEVERITY_ROWS.map((row) => ({ ...row })));
+  const [checked, setChecked] = useState(false);
   const categories = useQuery({ queryKey: incidentsKeys.categories(), queryFn: listCategories, meta: { quiet: true } });
+  const local = severityMapFromRows(rows);
   const create = useSubmit(async () => {
     const created = await createIntegration({
       name,
       kind,
-      severity_label: 'severity',
+      severity_label: severityLabelName,
+      severity_map: local.map,
       default_severity: defaultSeverity,
       resolve_on_recovery: resolve,
       category: category || null,
@@ -60,17 +139,28 @@ function NewIntegrationForm({ onCreated }: { onCreated: (created: IntegrationCre
     setName('');
     setResolve(false);
     setCategory('');
+    setSeverityLabelName('severity');
+    setRows(DEFAULT_SEVERITY_ROWS.map((row) => ({ ...row })));
+    setChecked(false);
     onCreated(created);
   });
   const fields = formFieldErrors(create.error);
+  const server = placeMapErrors(create.error?.details ?? [], rows);
+  // The editor's own checks show once a submit was tried; the server's until the next one.
+  const rowErrors = checked ? { ...server.rowErrors, ...local.rowErrors } : server.rowErrors;
+  const mapError = (checked ? local.error : null) ?? server.error;
   function submit(event: FormEvent) {
     event.preventDefault();
+    setChecked(true);
+    if (Object.keys(local.rowErrors).length || local.error) return;
     void create.run();
   }
   return (
     <form onSubmit={submit} noValidate>
       <Stack gap="sm" maw={640}>
-        <FormError error={create.error && !fields.name ? create.error : null} />
+        <FormError
+          error={create.error && !fields.name && !fields.severity_label && !fields.severity_map ? create.error : null}
+        />
         <TextInput
           label="Name"
           description="Where the alerts come from, e.g. “prod Alertmanager”"
@@ -102,15 +192,23 @@ function NewIntegrationForm({ onCreated }: { onCreated: (created: IntegrationCre
             error={fields.category}
           />
         </Group>
+        <TextInput
+          label="Severity label"
+          description="The alert label whose value picks the severity"
+          required
+          maxLength={64}
+          autoComplete="off"
+          spellCheck={false}
+          value={severityLabelName}
+          onChange={(event) => setSeverityLabelName(event.currentTarget.value)}
+          error={fields.severity_label}
+        />
+        <SeverityMapEditor rows={rows} onChange={setRows} rowErrors={rowErrors} error={mapError} />
         <Checkbox
           label="Resolve the incident when its alerts resolve"
           checked={resolve}
           onChange={(event) => setResolve(event.currentTarget.checked)}
         />
-        <Text size="xs" c="dimmed">
-          The severity comes from the alert’s <Code>severity</Code> label: critical → SEV1, error → SEV2, warning →
-          SEV3, info → SEV4 (or a SEV1..SEV4 value as it is).
-        </Text>
         <Group>
           <Button type="submit" loading={create.pending}>
             Create integration
@@ -195,6 +293,7 @@ export default function AdminIntegrationsPage() {
               <Table.Tr>
                 <Table.Th>Name</Table.Th>
                 <Table.Th>Kind</Table.Th>
+                <Table.Th>Severity</Table.Th>
                 <Table.Th>Token</Table.Th>
                 <Table.Th>Last used</Table.Th>
                 <Table.Th>State</Table.Th>
@@ -208,6 +307,15 @@ export default function AdminIntegrationsPage() {
                 <Table.Tr key={integration.id}>
                   <Table.Td className="break-anywhere">{integration.name}</Table.Td>
                   <Table.Td>{KIND_LABEL[integration.kind]}</Table.Td>
+                  <Table.Td className="break-anywhere">
+                    <Text size="xs">
+                      <Code>{integration.severity_label}</Code>:{' '}
+                      {Object.entries(integration.severity_map)
+                        .map(([value, severity]) => `${value} → ${severity}`)
+                        .join(', ') || 'SEV1..SEV4 only'}
+                      ; otherwise {integration.default_severity}
+                    </Text>
+                  </Table.Td>
                   <Table.Td ff="monospace">{integration.token_prefix}…</Table.Td>
                   <Table.Td>{formatDateTime(integration.last_used_at, 'Never')}</Table.Td>
                   <Table.Td>

@@ -14,6 +14,7 @@ import { formatDateTime } from '../../components/format';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { useSubmit } from '../../hooks/useSubmit';
 import { formFieldErrors } from './filters';
+import { WebhookDeliveriesDialog } from './WebhookDeliveries';
 
 /** Admins send signed incident events to other systems. */
 export default function AdminWebhooksPage() {
@@ -23,6 +24,7 @@ export default function AdminWebhooksPage() {
   const [url, setUrl] = useState('');
   const [events, setEvents] = useState<string[]>([]);
   const [deleting, setDeleting] = useState<WebhookEndpoint | null>(null);
+  const [history, setHistory] = useState<WebhookEndpoint | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const reload = () => queryClient.invalidateQueries({ queryKey: incidentsKeys.webhooks() });
   const create = useSubmit(async () => {
@@ -128,9 +130,14 @@ export default function AdminWebhooksPage() {
                   </Table.Td>
                   <Table.Td>{formatDateTime(hook.created_at)}</Table.Td>
                   <Table.Td>
-                    <Button size="compact-xs" variant="subtle" color="red" onClick={() => setDeleting(hook)}>
-                      Delete <span className="visually-hidden">{hook.url}</span>
-                    </Button>
+                    <Group gap={4} wrap="nowrap">
+                      <Button size="compact-xs" variant="subtle" onClick={() => setHistory(hook)}>
+                        Deliveries <span className="visually-hidden">to {hook.url}</span>
+                      </Button>
+                      <Button size="compact-xs" variant="subtle" color="red" onClick={() => setDeleting(hook)}>
+                        Delete <span className="visually-hidden">{hook.url}</span>
+                      </Button>
+                    </Group>
                   </Table.Td>
                 </Table.Tr>
               ))}
@@ -142,6 +149,7 @@ export default function AdminWebhooksPage() {
           No webhooks yet.
         </Text>
       ) : null}
+      <WebhookDeliveriesDialog endpoint={history} onClose={() => setHistory(null)} />
       <Modal opened={deleting !== null} onClose={() => setDeleting(null)} title="Delete webhook">
         <Stack gap="md">
           <FormError error={remove.error} />

@@ -33,6 +33,13 @@ export function changedFields(incident: Incident, next: Required<Omit<IncidentUp
   return body;
 }
 
+/** The category choices: "No category" (sent as `category: null`, which clears it), every
+ * category, and the incident's own even when the list has not loaded or no longer has it. */
+export function categoryOptions(names: readonly string[], current: string | null | undefined): { value: string; label: string }[] {
+  const all = Array.from(new Set([...names, ...(current ? [current] : [])]));
+  return [{ value: '', label: 'No category' }, ...all.map((name) => ({ value: name, label: name }))];
+}
+
 /** Editors (commander, assignees, admins) change an incident's details. */
 export function EditIncidentDialog({ incident, onClose, onSaved }: { incident: Incident; onClose: () => void; onSaved: () => void }) {
   const queryClient = useQueryClient();
@@ -111,13 +118,7 @@ export function EditIncidentDialog({ incident, onClose, onSaved }: { incident: I
             value={category}
             onChange={(event) => setCategory(event.currentTarget.value)}
             error={fields.category}
-            data={[
-              // The API sets a category but cannot clear one: no "none" once there is one.
-              ...(incident.category ? [] : [{ value: '', label: 'No category' }]),
-              ...Array.from(new Set([...(categories.data ?? []).map((c) => c.name), ...(incident.category ? [incident.category] : [])])).map(
-                (name) => ({ value: name, label: name }),
-              ),
-            ]}
+            data={categoryOptions((categories.data ?? []).map((c) => c.name), incident.category)}
           />
           {tagNames.length > 0 ? (
             <Checkbox.Group label="Tags" value={tags} onChange={setTags} error={fields.tags}>

@@ -1,15 +1,10 @@
 import { Link, useSearchParams } from 'react-router';
 import { Anchor, Badge, Button, Group, SegmentedControl, Skeleton, Stack, Table, Text, Title } from '@mantine/core';
 import { keepPreviousData, useInfiniteQuery } from '@tanstack/react-query';
-import { incidentsKeys, listFollowUps, type FollowUpFilter, type FollowUpStatus } from '../../api/incidents';
+import { incidentsKeys, listFollowUps, type FollowUpFilter } from '../../api/incidents';
 import { displayName, formatDateTime } from '../../components/format';
 import { usePageTitle } from '../../hooks/usePageTitle';
-
-const STATUS: Record<FollowUpStatus, { label: string; color: string }> = {
-  open: { label: 'Open', color: 'gray' },
-  in_progress: { label: 'In progress', color: 'blue' },
-  done: { label: 'Done', color: 'green' },
-};
+import { FollowUpStatusBadge } from './badges';
 
 type View = 'overdue' | 'open' | 'all';
 
@@ -94,9 +89,7 @@ export default function FollowUpsPage() {
                     ) : null}
                   </Table.Td>
                   <Table.Td>
-                    <Badge variant="light" color={STATUS[item.status].color}>
-                      {STATUS[item.status].label}
-                    </Badge>
+                    <FollowUpStatusBadge status={item.status} />
                     {item.completed_at ? (
                       <Text size="xs" c="dimmed">
                         {formatDateTime(item.completed_at)}

@@ -35,9 +35,11 @@ import { displayName, formatDateTime } from '../../components/format';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { useSubmit } from '../../hooks/useSubmit';
 import { IncidentStatusBadge, SeverityBadge, statusLabel } from './badges';
+import { Attachments } from './Attachments';
 import { Comments } from './Comments';
 import { EditIncidentDialog } from './EditIncidentDialog';
 import { formFieldErrors } from './filters';
+import { IncidentFollowUps } from './IncidentFollowUps';
 import { ServerHtml } from './Markdown';
 import { Timeline } from './Timeline';
 
@@ -397,12 +399,14 @@ export default function IncidentDetailPage({ number }: { number: number }) {
               )}
             </section>
             <Timeline incident={incident} />
+            <Attachments number={incident.number} />
             <Comments number={incident.number} />
           </Stack>
         </Grid.Col>
         <Grid.Col span={{ base: 12, md: 4 }}>
           <Stack gap="md">
             <People incident={incident} onNotice={setNotice} />
+            <IncidentFollowUps incident={incident} onNotice={setNotice} />
             <Card withBorder radius="md" padding="md" component="section" aria-labelledby="times-title">
               <Title order={2} size="h4" id="times-title" mb="xs">
                 Times

@@ -1,5 +1,5 @@
 import { Badge, type BadgeProps } from '@mantine/core';
-import type { IncidentStatus, Severity } from '../../api/incidents';
+import type { FollowUpStatus, IncidentStatus, Severity } from '../../api/incidents';
 
 interface Look {
   label: string;
@@ -20,6 +20,12 @@ const SEVERITY: Record<Severity, Look> = {
   SEV2: { label: 'SEV2 · major', color: 'orange' },
   SEV3: { label: 'SEV3 · minor', color: 'yellow' },
   SEV4: { label: 'SEV4 · low', color: 'gray' },
+};
+
+const FOLLOW_UP_STATUS: Record<FollowUpStatus, Look> = {
+  open: { label: 'Open', color: 'gray' },
+  in_progress: { label: 'In progress', color: 'blue' },
+  done: { label: 'Done', color: 'green' },
 };
 
 export function statusLabel(status: IncidentStatus): string {
@@ -46,6 +52,15 @@ export function SeverityBadge({ severity, ...props }: { severity: Severity } & R
   const { label, color } = SEVERITY[severity];
   return (
     <Badge variant={severity === 'SEV1' ? 'filled' : 'light'} color={color} data-severity={severity} {...props}>
+      {label}
+    </Badge>
+  );
+}
+
+export function FollowUpStatusBadge({ status, ...props }: { status: FollowUpStatus } & Rest) {
+  const { label, color } = FOLLOW_UP_STATUS[status];
+  return (
+    <Badge variant="light" color={color} {...props}>
       {label}
     </Badge>
   );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Incident } from '../../api/incidents';
-import { changedFields } from './EditIncidentDialog';
+import { categoryOptions, changedFields } from './EditIncidentDialog';
 
 const incident = {
   title: 'DB down',
@@ -34,5 +34,21 @@ describe('the edit dialog sends only what changed', () => {
       title: 'DB back',
       description: '',
     });
+  });
+});
+
+describe('the category can be cleared', () => {
+  it('sends category null when "No category" is chosen, and nothing when it was already empty', () => {
+    expect(changedFields(incident, { ...same, category: null })).toEqual({ category: null });
+    expect(changedFields({ ...incident, category: null }, { ...same, category: null })).toEqual({});
+  });
+
+  it('offers "No category" first even when the incident has one, and keeps the current one', () => {
+    expect(categoryOptions(['Network'], 'Database')).toEqual([
+      { value: '', label: 'No category' },
+      { value: 'Network', label: 'Network' },
+      { value: 'Database', label: 'Database' },
+    ]);
+    expect(categoryOptions(['Database'], 'Database').map((option) => option.value)).toEqual(['', 'Database']);
   });
 });

@@ -119,6 +119,7 @@ def update_incident(
         visibility=body.visibility,
         commander=body.commander,
         clear_commander="commander" in sent and body.commander is None,
+        clear_category="category" in sent and body.category is None,
     )
     return incident_out(session, user, incidents.update(session, user, number, edits))
 

@@ -10,12 +10,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, StrictBool
 
 from opsdeck.accounts.dependencies import CurrentUser
 from opsdeck.core.deps import SessionDep, SettingsDep
 from opsdeck.core.errors import error_responses, json_error_responses
 from opsdeck.core.http import API_PREFIX
+from opsdeck.incidents.schemas import NotificationPreferences, NotificationPreferencesUpdate
 from opsdeck.incidents.service import notifications
 
 router = APIRouter(prefix=f"{API_PREFIX}/incidents", tags=["incidents"])
@@ -26,28 +26,6 @@ PAGE_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
 )
-
-
-class NotificationPreferences(BaseModel):
-    """Which incident e-mails a user gets (all on by default)."""
-
-    assignment: bool
-    status_change: bool
-    comment: bool
-    follow_up_due: bool
-    daily_digest: bool
-
-
-class NotificationPreferencesUpdate(BaseModel):
-    """Only the kinds sent change."""
-
-    model_config = {"extra": "forbid"}
-
-    assignment: StrictBool | None = None
-    status_change: StrictBool | None = None
-    comment: StrictBool | None = None
-    follow_up_due: StrictBool | None = None
-    daily_digest: StrictBool | None = None
 
 
 @router.get(

@@ -3,18 +3,21 @@ delivery did (service.outbound)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
-from pydantic import BaseModel, ConfigDict, Field
 
 from opsdeck.accounts.dependencies import AdminUser
 from opsdeck.core.deps import SessionDep, SettingsDep
 from opsdeck.core.errors import error_responses
 from opsdeck.core.http import API_PREFIX
-from opsdeck.core.pagination import Page, PageParams, page_params
-from opsdeck.incidents.models import DeliveryStatus
+from opsdeck.core.pagination import PageParams, page_params
+from opsdeck.incidents.schemas import (
+    WebhookDeliveryOut,
+    WebhookDeliveryPage,
+    WebhookEndpointIn,
+    WebhookEndpointOut,
+)
 from opsdeck.incidents.service import outbound
 
 router = APIRouter(prefix=f"{API_PREFIX}/incidents", tags=["incidents"])
@@ -22,45 +25,6 @@ Id = Annotated[str, Path(max_length=32)]
 DeliveryPageParams = Annotated[
     PageParams, Depends(page_params(outbound.DELIVERY_SORTS, default_limit=50, max_limit=200))
 ]
-
-
-class WebhookEndpointIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(min_length=1, max_length=2048, description="http(s) URL the events go to")
-    events: list[str] = Field(
-        default=[],
-        max_length=len(outbound.EVENTS),
-        description=f"Any of {', '.join(outbound.EVENTS)}; empty: all of them.",
-    )
-
-
-class WebhookEndpointOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str
-    url: str
-    events: list[str]
-    is_active: bool
-    created_at: datetime
-
-
-class WebhookDeliveryOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: str = Field(description="Also the X-OpsDeck-Delivery header of every attempt.")
-    event: str
-    status: DeliveryStatus
-    attempts: int
-    last_status_code: int | None
-    last_error: str | None
-    payload: dict[str, Any]
-    created_at: datetime
-    delivered_at: datetime | None
-
-
-class WebhookDeliveryPage(Page[WebhookDeliveryOut]):
-    pass
 
 
 @router.get(

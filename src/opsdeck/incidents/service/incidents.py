@@ -131,7 +131,7 @@ def declare(
 @dataclass(frozen=True)
 class Edits:
     """What a PATCH sent; None means "leave it". `commander` is a username; `clear_commander`
-    says the request sent `commander: null`."""
+    says the request sent `commander: null`, `clear_category` that it sent `category: null`."""
 
     title: str | None = None
     description: str | None = None
@@ -141,6 +141,7 @@ class Edits:
     visibility: Visibility | None = None
     commander: str | None = None
     clear_commander: bool = False
+    clear_category: bool = False
 
 
 def update(session: Session, actor: Actor, number: int, edits: Edits) -> Incident:
@@ -180,9 +181,12 @@ def update(session: Session, actor: Actor, number: int, edits: Edits) -> Inciden
             new=edits.severity,
         )
         incident.severity = edits.severity
-    if edits.category is not None:
-        category = catalog.category_by_name(session, edits.category)
-        if category.id != incident.category_id:
+    if edits.clear_category or edits.category is not None:
+        category = (
+            None if edits.category is None else catalog.category_by_name(session, edits.category)
+        )
+        new_id = category.id if category else None
+        if new_id != incident.category_id:
             old = catalog.category_names(session, [incident.category_id]).get(
                 incident.category_id or ""
             )
@@ -192,10 +196,10 @@ def update(session: Session, actor: Actor, number: int, edits: Edits) -> Inciden
                 EventKind.FIELD_CHANGED,
                 actor_id=actor.id,
                 old=old,
-                new=category.name,
+                new=category.name if category else None,
                 data={"field": "category"},
             )
-            incident.category_id = category.id
+            incident.category_id = new_id
     if edits.tags is not None:
         _set_tags(session, actor, incident, edits.tags)
     if edits.visibility is not None and edits.visibility != incident.visibility:

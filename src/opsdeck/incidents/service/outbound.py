@@ -41,6 +41,7 @@ from opsdeck.incidents.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from opsdeck.incidents.schemas import WEBHOOK_EVENTS
 from opsdeck.incidents.service.access import Actor, incident_label, require_admin
 from opsdeck.incidents.service.notifications import UnitOfWork, incident_url
 from opsdeck.settings import Settings
@@ -51,12 +52,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("opsdeck.incidents.webhooks")
 
 DELIVER_JOB = "incidents.deliver_webhook"
-EVENTS = (
-    "incident.created",
-    "incident.status_changed",
-    "incident.resolved",
-    "incident.comment_added",
-)
+EVENTS = WEBHOOK_EVENTS
 MAX_ENDPOINTS = 100
 DELIVERY_SORTS = SortOrders(
     name="WebhookDeliverySort",
