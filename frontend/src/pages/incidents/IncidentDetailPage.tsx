@@ -40,6 +40,8 @@ import { EditIncidentDialog } from './EditIncidentDialog';
 import { formFieldErrors } from './filters';
 import { ServerHtml } from './Markdown';
 import { Timeline } from './Timeline';
+import { WarRoomButton } from '../chat/WarRoomButton';
+import { useLiveTopic } from '../../live/useLiveTopic';
 
 const WORKING: ReadonlySet<IncidentStatus> = new Set(['investigating', 'identified', 'monitoring']);
 
@@ -300,6 +302,9 @@ export default function IncidentDetailPage({ number }: { number: number }) {
     // A missing incident is this page's own message, not the global banner.
     meta: { quiet: true },
   });
+  // A change pushed over the shared socket reads the incident (and its comments, timeline) again.
+  const queryClient = useQueryClient();
+  useLiveTopic(`incidents:${number}`, () => void queryClient.invalidateQueries({ queryKey: incidentsKeys.incident(number) }));
   const [notice, setNotice] = useState<string | null>(null);
   const [editing, setEditing] = useState(false);
   const incident = query.data;
@@ -346,6 +351,7 @@ export default function IncidentDetailPage({ number }: { number: number }) {
             {incident.title}
           </Title>
           <Group gap="xs" wrap="nowrap" style={{ flexShrink: 0 }}>
+            <WarRoomButton number={incident.number} roomId={(incident as { war_room_id?: string | null }).war_room_id ?? null} />
             <Button variant="default" size="xs" component={Link} to={`/incidents/${incident.number}/postmortem`}>
               Postmortem
             </Button>
