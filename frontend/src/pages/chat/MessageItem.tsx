@@ -188,7 +188,7 @@ export const MessageItem = memo(function MessageItem(props: Props) {
                 </Menu.Item>
               ) : null}
               {mine || canModerate ? (
-                <Menu.Item color="red" onClick={() => props.onDelete(message)}>
+                <Menu.Item onClick={() => props.onDelete(message)}>
                   Delete
                 </Menu.Item>
               ) : null}

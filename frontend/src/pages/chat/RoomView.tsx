@@ -472,7 +472,14 @@ function ThreadPanel({ root, session, messages, pending, userId, canModerate, on
   const replies = root ? repliesTo(messages, root.id) : [];
   const waiting = root ? pending.filter((p) => p.reply_to === root.id) : [];
   return (
-    <Drawer opened={root !== null} onClose={onClose} position="right" title="Thread" size="md">
+    <Drawer
+      opened={root !== null}
+      onClose={onClose}
+      position="right"
+      title="Thread"
+      size="md"
+      closeButtonProps={{ 'aria-label': 'Close the thread' }}
+    >
       {root ? (
         <Stack gap="xs">
           <MessageItem

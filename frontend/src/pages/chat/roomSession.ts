@@ -8,6 +8,7 @@ import {
   type Room,
 } from '../../api/chat';
 import {
+  connectSocket,
   onSocketConnect,
   onSocketEvent,
   socketEmit,
@@ -15,7 +16,7 @@ import {
   socketStatus,
   SocketError,
 } from '../../api/socket';
-import { lastSeq, mergeMessages } from './timeline';
+import { contiguousSeq, lastSeq, mergeMessages } from './timeline';
 
 /** A send not yet acknowledged: shown greyed, retried with the same client_id. */
 export interface PendingSend {
@@ -143,7 +144,10 @@ export class RoomSession {
     on<Message>('message:new', (message) => {
       if (!this.mine(message)) return;
       const known = this.state.messages.some((m) => m.id === message.id);
+      const gap = this.state.loaded && message.seq > contiguousSeq(this.state.messages) + 1;
       this.apply([message]);
+      // Ahead of what is held (one was missed): ask for the gap.
+      if (gap) void this.catchUp();
       if (message.author) this.stopTyping(message.author.id);
       if (!known && message.author?.id !== this.userId) this.onIncoming?.(message);
     });
@@ -160,6 +164,7 @@ export class RoomSession {
       if (this.mine(event) && event.last_read_seq > this.state.readSeq) this.set({ readSeq: event.last_read_seq });
     });
     this.offs.push(onSocketConnect(() => void this.catchUp()));
+    connectSocket().catch(() => undefined);
     void this.loadLatest(initialLastSeq);
   }
 
@@ -186,13 +191,13 @@ export class RoomSession {
     this.syncing ??= (async () => {
       try {
         const joined = await socketRequest<JoinAck>('room:join', { room_id: this.roomId });
-        let after = lastSeq(this.state.messages);
+        let after = contiguousSeq(this.state.messages);
         // Nothing held yet: the REST page loads the history; only the gap after it is synced.
         if (after === 0 && !this.state.loaded) after = Math.max(0, joined.last_seq - PAGE_SIZE);
         for (let round = 0; round < 50; round += 1) {
           const answer = await socketRequest<SyncAck>('sync', { room_id: this.roomId, after_seq: after });
           this.apply(answer.messages);
-          after = lastSeq(answer.messages, after);
+          after = answer.more ? lastSeq(answer.messages, after) : contiguousSeq(this.state.messages);
           if (!answer.more) break;
         }
         if (joined.last_read_seq > this.state.readSeq) this.set({ readSeq: joined.last_read_seq });

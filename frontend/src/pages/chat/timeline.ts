@@ -32,6 +32,20 @@ export function lastSeq(messages: readonly Message[], floor = 0): number {
   return Math.max(floor, last?.seq ?? 0);
 }
 
+/**
+ * The seq up to which nothing is missing (from the first message held): what a sync continues
+ * from. A live message that arrived ahead of a gap (pushed while the gap was being synced) does
+ * not move it, so the gap is still asked for.
+ */
+export function contiguousSeq(messages: readonly Message[], floor = 0): number {
+  let seq = messages[0]?.seq ?? floor;
+  for (const message of messages.slice(1)) {
+    if (message.seq !== seq + 1) break;
+    seq = message.seq;
+  }
+  return Math.max(seq, floor);
+}
+
 /** Messages of the main log: thread replies are shown in their thread. */
 export function mainMessages(messages: readonly Message[]): Message[] {
   return messages.filter((message) => !message.reply_to);
