@@ -86,7 +86,10 @@ export function connectSocket(): Promise<RawSocket> {
       (socket as unknown as { onAny?: (fn: (event: string, payload: unknown) => void) => void }).onAny?.(
         (event, payload) => dispatch(event, payload),
       );
-      if (socket.connected) setStatus('connected');
+      if (socket.connected) {
+        setStatus('connected');
+        for (const handler of [...connectHandlers]) handler();
+      }
       return socket;
     },
     (error: unknown) => {
