@@ -1,5 +1,4 @@
 import { lazy, type ComponentType } from 'react';
-import { ModulePlaceholder } from './pages/ModulePlaceholder';
 import { ImagesHomeSummary } from './pages/images/ImagesHomeSummary';
 import { DeclareIncidentAction } from './pages/incidents/DeclareIncidentAction';
 import { IncidentsHomeSummary } from './pages/incidents/IncidentsHomeSummary';
@@ -20,12 +19,6 @@ export interface ModuleEntry {
   HeaderAction?: ComponentType;
   /** The module's admin pages, listed under "Admin" in the navigation for admins. */
   adminLinks?: { to: string; label: string }[];
-}
-
-function placeholder(label: string, description: string): ComponentType {
-  return function Placeholder() {
-    return <ModulePlaceholder label={label} description={description} />;
-  };
 }
 
 export const MODULES: ModuleEntry[] = [
@@ -55,6 +48,6 @@ export const MODULES: ModuleEntry[] = [
     path: 'chat',
     label: 'Chat',
     description: 'Rooms, direct messages, presence and a room for every incident.',
-    Page: placeholder('Chat', 'Rooms, direct messages, presence and a room for every incident.'),
+    Page: lazy(() => import('./pages/chat/ChatPage')),
   },
 ];

@@ -2,10 +2,16 @@ import '@testing-library/jest-dom/vitest';
 import { cleanup } from '@testing-library/react';
 import { afterEach, vi } from 'vitest';
 import { setCsrfToken } from '../api/client';
+import { setSocketFactory } from '../api/socket';
 import { errorStore } from '../errors/errorStore';
+
+// No real socket in unit tests: pages that go live stay on polling unless a test fakes one.
+const offline = () => Promise.reject(new Error('no socket in unit tests'));
+setSocketFactory(offline);
 
 afterEach(() => {
   cleanup();
+  setSocketFactory(offline);
   vi.unstubAllGlobals();
   setCsrfToken(null);
   errorStore.clear();
@@ -35,3 +41,10 @@ class ResizeObserverStub {
 }
 window.ResizeObserver ??= ResizeObserverStub as unknown as typeof ResizeObserver;
 window.HTMLElement.prototype.scrollIntoView ??= function scrollIntoView() {};
+
+// Mantine's autosizing Textarea listens for web fonts loading.
+if (!('fonts' in document)) {
+  Object.defineProperty(document, 'fonts', {
+    value: { addEventListener: () => {}, removeEventListener: () => {} },
+  });
+}

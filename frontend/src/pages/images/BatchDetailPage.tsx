@@ -34,6 +34,7 @@ import type { Batch, BatchImage, BatchProduct } from '../../api/types';
 import { batchStatusLabel, StatusBadge } from './BatchStatusBadge';
 import { useProgressAnnouncement } from '../../components/announcer';
 import { formatBytes, formatDateTime, formatSaving } from '../../components/format';
+import { useLiveTopic } from '../../live/useLiveTopic';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { BatchProgress } from './BatchProgress';
 
@@ -408,12 +409,17 @@ export default function BatchDetailPage({ requestId }: { requestId: string }) {
   const offset = (page - 1) * PRODUCTS_PER_PAGE;
   const products = { offset, limit: PRODUCTS_PER_PAGE };
   const queryClient = useQueryClient();
+  // Pushed over the socket while it is up; polled only while it is not.
+  const pushed = useLiveTopic(`images:batch:${requestId}`, () => {
+    void queryClient.invalidateQueries({ queryKey: imagesKeys.batch(requestId) });
+    void queryClient.invalidateQueries({ queryKey: imagesKeys.batches() });
+  });
   // Every load and live refresh reads the current page only, however big the batch.
   const query = useQuery({
     queryKey: imagesKeys.batchPage(requestId, products),
     queryFn: () => getBatch(requestId, products),
     placeholderData: keepPreviousData,
-    refetchInterval: ({ state: { data } }) => (data && isLive(data) ? pollInterval(data) : false),
+    refetchInterval: ({ state: { data } }) => (!pushed && data && isLive(data) ? pollInterval(data) : false),
   });
   // A page that fails to load leaves the last one shown on screen, with a note.
   const [shown, setShown] = useState<Batch>();

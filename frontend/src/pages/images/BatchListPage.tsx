@@ -11,7 +11,9 @@ import {
   Text,
   Title,
 } from '@mantine/core';
-import { type InfiniteData, useInfiniteQuery } from '@tanstack/react-query';
+import { useState } from 'react';
+import { type InfiniteData, useInfiniteQuery, useQueryClient } from '@tanstack/react-query';
+import { useLiveTopics } from '../../live/useLiveTopic';
 import { imagesKeys, isActiveBatch, listBatches } from '../../api/images';
 import { POLL_INTERVAL_MS } from '../../api/query';
 import type { BatchPage, BatchSummary } from '../../api/types';
@@ -40,14 +42,25 @@ function flatten(data: InfiniteData<BatchPage> | undefined): BatchSummary[] {
 
 export default function BatchListPage() {
   usePageTitle('Images');
+  const queryClient = useQueryClient();
+  // The batches in progress are pushed over the socket; polled only while it is down.
+  const [activeIds, setActiveIds] = useState<string[]>([]);
+  const pushed = useLiveTopics(
+    activeIds.map((id) => `images:batch:${id}`),
+    () => void queryClient.invalidateQueries({ queryKey: imagesKeys.batches() }),
+  );
   // A live refresh reads every page on screen again, each from the fresh cursor before it.
   const list = useInfiniteQuery({
     queryKey: imagesKeys.batches(),
     queryFn: ({ pageParam }) => listBatches(pageParam),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.next_cursor,
-    refetchInterval: (query) => (anyActive(query.state.data) ? POLL_INTERVAL_MS : false),
+    refetchInterval: (query) => (!pushed && anyActive(query.state.data) ? POLL_INTERVAL_MS : false),
   });
+  const active = flatten(list.data)
+    .filter(isActiveBatch)
+    .map((batch) => batch.request_id);
+  if (active.join() !== activeIds.join()) setActiveIds(active);
   const items = flatten(list.data);
   const live = anyActive(list.data);
   const refreshError = list.isRefetchError ? list.error : null;

@@ -42,6 +42,8 @@ import { formFieldErrors } from './filters';
 import { IncidentFollowUps } from './IncidentFollowUps';
 import { ServerHtml } from './Markdown';
 import { Timeline } from './Timeline';
+import { WarRoomButton } from '../chat/WarRoomButton';
+import { useLiveTopic } from '../../live/useLiveTopic';
 
 const WORKING: ReadonlySet<IncidentStatus> = new Set(['investigating', 'identified', 'monitoring']);
 
@@ -302,6 +304,9 @@ export default function IncidentDetailPage({ number }: { number: number }) {
     // A missing incident is this page's own message, not the global banner.
     meta: { quiet: true },
   });
+  // A change pushed over the shared socket reads the incident (and its comments, timeline) again.
+  const queryClient = useQueryClient();
+  useLiveTopic(`incidents:${number}`, () => void queryClient.invalidateQueries({ queryKey: incidentsKeys.incident(number) }));
   const [notice, setNotice] = useState<string | null>(null);
   const [editing, setEditing] = useState(false);
   const incident = query.data;
@@ -348,6 +353,7 @@ export default function IncidentDetailPage({ number }: { number: number }) {
             {incident.title}
           </Title>
           <Group gap="xs" wrap="nowrap" style={{ flexShrink: 0 }}>
+            <WarRoomButton number={incident.number} roomId={(incident as { war_room_id?: string | null }).war_room_id ?? null} />
             <Button variant="default" size="xs" component={Link} to={`/incidents/${incident.number}/postmortem`}>
               Postmortem
             </Button>

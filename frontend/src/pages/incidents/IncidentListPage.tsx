@@ -17,7 +17,8 @@ import {
   Title,
 } from '@mantine/core';
 import { useDebouncedValue } from '@mantine/hooks';
-import { keepPreviousData, useInfiniteQuery, useQuery } from '@tanstack/react-query';
+import { keepPreviousData, useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useLiveTopic } from '../../live/useLiveTopic';
 import {
   exportCsvPath,
   incidentKey,
@@ -91,6 +92,9 @@ export default function IncidentListPage() {
     getNextPageParam: (last) => last.next_cursor,
     placeholderData: keepPreviousData,
   });
+  // Any incident declared or changed is pushed over the shared socket: read the list again.
+  const queryClient = useQueryClient();
+  useLiveTopic('incidents', () => void queryClient.invalidateQueries({ queryKey: incidentsKeys.lists() }));
   const items = unique(list.data?.pages.flatMap((page) => page.items) ?? []);
   const count = `${items.length}${list.hasNextPage ? '+' : ''}`;
 

@@ -1,0 +1,82 @@
+import { useEffect } from 'react';
+import { Route, Routes, useParams } from 'react-router';
+import { useQueryClient } from '@tanstack/react-query';
+import { chatKeys, type Room, type RoomPage } from '../../api/chat';
+import { claimSocket, connectSocket, onSocketConnect, onSocketEvent, socketRequest } from '../../api/socket';
+import { useCurrentUser } from '../../auth/AuthContext';
+import { RoomList } from './RoomList';
+import { RoomView } from './RoomView';
+import { trackPresence } from './presence';
+import { openRoomId, setOpenRoomId, roomsWithMessage, roomsWithUnread } from './rooms';
+import './chat.css';
+
+function RoomRoute() {
+  const { id = '' } = useParams();
+  return <RoomView key={id} roomId={id} />;
+}
+
+/**
+ * The chat: the conversation list on the left, the open room on the right. The page follows
+ * every conversation the user is in over the shared socket, so the list's unread and mention
+ * badges move live.
+ */
+export default function ChatPage() {
+  const user = useCurrentUser();
+  const queryClient = useQueryClient();
+
+  useEffect(() => {
+    claimSocket(user.id);
+    const rooms = () => queryClient.getQueryData<RoomPage>(chatKeys.rooms())?.items ?? [];
+    const joinAll = () => {
+      for (const room of rooms().filter((r) => r.member && !r.archived_at)) {
+        socketRequest('room:join', { room_id: room.id }).catch(() => undefined);
+      }
+    };
+    const offs = [
+      onSocketConnect(joinAll),
+      trackPresence(),
+      onSocketEvent<Parameters<typeof roomsWithMessage>[1]>('message:new', (message) => {
+        queryClient.setQueryData<RoomPage>(chatKeys.rooms(), (page) =>
+          page ? roomsWithMessage(page, message, user.id, openRoomId()) : page,
+        );
+      }),
+      onSocketEvent<Parameters<typeof roomsWithUnread>[1]>('unread', (event) => {
+        queryClient.setQueryData<RoomPage>(chatKeys.rooms(), (page) => (page ? roomsWithUnread(page, event) : page));
+      }),
+      onSocketEvent<{ room_id: string }>('room:removed', () => {
+        void queryClient.invalidateQueries({ queryKey: chatKeys.rooms() });
+      }),
+    ];
+    connectSocket().catch(() => undefined);
+    return () => {
+      for (const off of offs) off();
+    };
+  }, [queryClient, user.id]);
+
+  return (
+    <div className="chat-layout">
+      <RoomList onLoaded={(items: Room[]) => {
+        for (const room of items.filter((r) => r.member && !r.archived_at)) {
+          socketRequest('room:join', { room_id: room.id }).catch(() => undefined);
+        }
+      }} />
+      <Routes>
+        <Route index element={<NoRoom />} />
+        <Route path="rooms/:id" element={<RoomRoute />} />
+        <Route path="*" element={<NoRoom />} />
+      </Routes>
+    </div>
+  );
+}
+
+function NoRoom() {
+  useEffect(() => setOpenRoomId(null), []);
+  return (
+    <section className="chat-room" aria-labelledby="chat-empty-title">
+      <h1 id="chat-empty-title" style={{ marginTop: 0 }}>
+        Chat
+      </h1>
+      <p>Choose a conversation on the left, or start a new room.</p>
+    </section>
+  );
+}

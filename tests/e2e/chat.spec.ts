@@ -1,0 +1,154 @@
+import type { Browser, Page } from '@playwright/test';
+import { expectAccessible } from './a11y';
+import { expect, signIn, test } from './fixtures';
+import { USERS } from './users';
+
+/** A second signed-in browser (its own cookies), failing the test on any console error. */
+async function secondBrowser(browser: Browser, baseURL: string, problems: string[]): Promise<Page> {
+  const context = await browser.newContext({ baseURL });
+  const page = await context.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/401 .*|status of 401/.test(m.text())) problems.push(`second browser: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`second browser: ${e.message}`));
+  return page;
+}
+
+function log(page: Page) {
+  return page.getByRole('log', { name: /^Messages in/ });
+}
+
+async function send(page: Page, text: string) {
+  const composer = page.getByRole('textbox', { name: /^Message #/ });
+  await composer.fill(text);
+  await composer.press('Enter');
+}
+
+test.describe('chat', () => {
+  test('two people talk live: send both ways, edit, delete, typing, threads, unread kept over a reload', async ({ page, browser, baseURL }) => {
+    test.setTimeout(300_000);
+    const problems: string[] = [];
+    const room = `ops-${Date.now().toString(36)}`;
+
+    // Ada makes a public room.
+    await signIn(page, USERS.admin.username, USERS.admin.password);
+    await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
+    await page.goto('/chat');
+    await expect(page.getByRole('heading', { name: 'Chat', level: 1 })).toBeVisible();
+    await expectAccessible(page, 'chat, no room open');
+    await page.getByRole('button', { name: 'New room' }).click();
+    const dialog = page.getByRole('dialog', { name: 'New room' });
+    await expect(dialog.getByLabel(/^Name/)).toBeFocused();
+    await expectAccessible(page, 'new room dialog');
+    await dialog.getByLabel(/^Name/).fill(room);
+    await dialog.getByLabel('Topic').fill('Where the on-call talks');
+    await dialog.getByRole('button', { name: 'Create room' }).click();
+    await expect(page.getByRole('heading', { name: `# ${room}` })).toBeVisible();
+    await expect(page).toHaveURL(/\/chat\/rooms\/[0-9a-f]{32}$/);
+    const roomUrl = new URL(page.url()).pathname;
+    await send(page, 'Hello **team**');
+    await expect(log(page).getByText('Hello team')).toBeVisible();
+    await expect(log(page).locator('strong', { hasText: 'team' })).toBeVisible();
+
+    // Max opens it from the list of public rooms, in another browser.
+    const max = await secondBrowser(browser, baseURL ?? '', problems);
+    await signIn(max, USERS.member.username, USERS.member.password);
+    await expect(max.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
+    await max.goto('/chat');
+    await max.getByRole('link', { name: new RegExp(`^${room}`) }).click();
+    await expect(max.getByRole('heading', { name: `# ${room}` })).toBeVisible();
+    await expect(log(max).getByText('Hello team')).toBeVisible();
+
+    // Both ways, live; the other side sees the typing first.
+    await max.getByRole('textbox', { name: /^Message #/ }).pressSequentially('On it', { delay: 20 });
+    await expect(page.getByTestId('typing')).toHaveText('e2e-member is typing…');
+    await max.getByRole('textbox', { name: /^Message #/ }).press('Enter');
+    await expect(log(page).getByText('On it')).toBeVisible();
+    await expect(page.getByTestId('typing')).toHaveText('');
+    await send(page, 'Thanks');
+    await expect(log(max).getByText('Thanks')).toBeVisible();
+    await expect(log(max).getByTestId('chat-message')).toHaveCount(3);
+
+    // Shift+Enter is a new line; the preview shows the Markdown.
+    const composer = page.getByRole('textbox', { name: /^Message #/ });
+    await composer.fill('Steps:');
+    await composer.press('Shift+Enter');
+    await composer.pressSequentially('- restart *the* worker');
+    await page.getByRole('tab', { name: 'Preview' }).click();
+    await expect(page.getByTestId('composer-preview').locator('li em')).toHaveText('the');
+    await expectAccessible(page, 'chat room, composer preview');
+    await page.getByRole('tab', { name: 'Write' }).click();
+    await page.getByRole('textbox', { name: /^Message #/ }).press('Control+Enter');
+    await expect(log(max).locator('li', { hasText: 'restart the worker' })).toBeVisible();
+
+    // Edit and delete, seen live by the other side; keyboard: Up/Down through the log, Enter for actions.
+    const mine = log(page).getByTestId('chat-message').filter({ hasText: 'Thanks' });
+    await mine.focus();
+    await page.keyboard.press('ArrowUp');
+    await expect(log(page).getByTestId('chat-message').filter({ hasText: 'On it' })).toBeFocused();
+    await page.keyboard.press('ArrowDown');
+    await expect(mine).toBeFocused();
+    await page.keyboard.press('Enter');
+    await expect(page.getByRole('menu')).toBeVisible();
+    await expectAccessible(page, 'message actions menu');
+    await page.getByRole('menuitem', { name: 'Edit' }).click();
+    const edit = page.getByRole('textbox', { name: 'Edit message' });
+    await edit.fill('Thanks a lot');
+    await edit.press('Enter');
+    await expect(log(max).getByText('Thanks a lot')).toBeVisible();
+    await expect(log(max).getByTestId('chat-message').filter({ hasText: 'Thanks a lot' })).toContainText('(edited)');
+    await log(page).getByTestId('chat-message').filter({ hasText: 'Thanks a lot' }).getByRole('button', { name: 'Message actions' }).click();
+    await page.getByRole('menuitem', { name: 'Delete' }).click();
+    await expect(page.getByRole('dialog', { name: 'Delete this message?' })).toBeVisible();
+    await expectAccessible(page, 'delete dialog');
+    await page.getByRole('dialog', { name: 'Delete this message?' }).getByRole('button', { name: 'Delete' }).click();
+    await expect(log(max).getByText('This message was deleted.')).toBeVisible();
+    await expect(log(max).getByText('Thanks a lot')).toHaveCount(0);
+
+    // A thread: Max replies to Ada's first message, Ada sees the reply count and the reply.
+    await log(max).getByTestId('chat-message').filter({ hasText: 'Hello team' }).getByRole('button', { name: 'Message actions' }).click();
+    await max.getByRole('menuitem', { name: 'Reply in thread' }).click();
+    const thread = max.getByRole('dialog', { name: 'Thread' });
+    await thread.getByRole('textbox', { name: 'Reply in thread' }).fill('Which team?');
+    await thread.getByRole('textbox', { name: 'Reply in thread' }).press('Enter');
+    await expect(thread.getByTestId('thread-log').getByText('Which team?')).toBeVisible();
+    await max.keyboard.press('Escape');
+    await expect(thread).toBeHidden();
+    await log(page).getByRole('button', { name: '1 reply' }).click();
+    const adaThread = page.getByRole('dialog', { name: 'Thread' });
+    await expect(adaThread.getByText('Which team?')).toBeVisible();
+    await expectAccessible(page, 'thread panel');
+    await page.keyboard.press('Escape');
+    await expect(adaThread).toBeHidden();
+    await expect(log(page).getByText('Which team?')).toHaveCount(0);
+
+    // Max leaves the room's page; Ada writes twice; the list counts it, and a reload keeps it.
+    await max.goto('/chat');
+    await send(page, 'One more');
+    await send(page, 'And another');
+    const link = max.getByRole('link', { name: new RegExp(`^${room}, \\d+ unread`) });
+    await expect(link).toHaveAccessibleName(`${room}, 2 unread`);
+    await max.reload();
+    await expect(max.getByRole('link', { name: `${room}, 2 unread` })).toBeVisible();
+    await max.getByRole('link', { name: `${room}, 2 unread` }).click();
+    await expect(max.getByRole('button', { name: /Jump to first unread/ })).toBeVisible();
+    await expect(max.getByRole('separator', { name: 'New messages' })).toBeVisible();
+    await expect(log(max).getByText('And another')).toBeVisible();
+    await expect(max.getByRole('link', { name: room, exact: true })).toBeVisible();
+    await expectAccessible(max, 'chat room with unread');
+
+    // Ada reloads: the history is the same, in order, each message once.
+    await page.goto(roomUrl);
+    await expect(log(page).getByText('And another')).toBeVisible();
+    const bodies = await log(page).getByTestId('chat-message').allInnerTexts();
+    const order = ['Hello team', 'On it', 'This message was deleted.', 'Steps', 'One more', 'And another'];
+    const positions = order.map((text) => bodies.findIndex((b) => b.includes(text)));
+    expect(positions).toEqual([...positions].sort((a, b) => a - b));
+    expect(positions.every((p) => p >= 0)).toBe(true);
+    expect(bodies).toHaveLength(order.length);
+    await expectAccessible(page, 'chat room');
+
+    await max.context().close();
+    expect(problems).toEqual([]);
+  });
+});
