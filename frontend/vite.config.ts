@@ -27,5 +27,7 @@ export default defineConfig({
     include: ['src/**/*.test.{ts,tsx}'],
     css: false,
     restoreMocks: true,
+    // Above the 5 s of asyncUtilTimeout (src/test/setup.ts), so a slow find fails as itself.
+    testTimeout: 20000,
   },
 });

@@ -1,9 +1,14 @@
 import '@testing-library/jest-dom/vitest';
-import { cleanup } from '@testing-library/react';
+import { cleanup, configure } from '@testing-library/react';
 import { afterEach, vi } from 'vitest';
 import { setCsrfToken } from '../api/client';
 import { setSocketFactory } from '../api/socket';
 import { errorStore } from '../errors/errorStore';
+
+// Pages are lazy chunks: on a loaded 2-core machine the first render of one can take longer
+// than testing-library's default 1 s wait for `findBy*`, which failed tests at random. Waiting
+// longer changes no assertion: a page that never renders still fails.
+configure({ asyncUtilTimeout: 5000 });
 
 // No real socket in unit tests: pages that go live stay on polling unless a test fakes one.
 const offline = () => Promise.reject(new Error('no socket in unit tests'));
