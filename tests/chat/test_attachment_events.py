@@ -3,17 +3,21 @@ web`, as in test_sockets)."""
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.chat.conftest import CHAT, Person, RoomFactory
-from tests.chat.test_sockets import Connect
-from tests.chat.test_sockets import connect as _connect  # noqa: F401 - the fixture
-from tests.chat.test_sockets import server as _server  # noqa: F401 - the fixture
+from tests.chat.test_sockets import Connect, connect, server  # noqa: F401 - fixtures, by name below
 
 
 def test_a_socket_send_carries_attachments(
-    client: TestClient, connect: Connect, alice: Person, bob: Person, make_room: RoomFactory
+    client: TestClient,
+    request: pytest.FixtureRequest,
+    alice: Person,
+    bob: Person,
+    make_room: RoomFactory,
 ) -> None:
+    open_socket: Connect = request.getfixturevalue("connect")
     room_id = make_room(alice)["id"]
     assert client.post(f"{CHAT}/rooms/{room_id}/join", headers=bob.headers).status_code == 200
     upload = client.post(
@@ -21,7 +25,7 @@ def test_a_socket_send_carries_attachments(
         files={"file": ("log.txt", b"error at 10:02", "text/plain")},
         headers=alice.headers,
     ).json()
-    a, b = connect(alice), connect(bob)
+    a, b = open_socket(alice), open_socket(bob)
     assert b.call("room:join", {"room_id": room_id})["ok"] is True
     too_many = a.call(
         "message:send",
