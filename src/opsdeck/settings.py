@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     chat_send_burst: int = Field(default=30, ge=1)
     chat_send_window_seconds: float = Field(default=10.0, gt=0)
     chat_typing_burst: int = Field(default=10, ge=1)  # typing events per user per 10 s
+    # Attachments: the largest file, and the types (detected from the bytes) one may be.
+    chat_attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    chat_attachment_types: str = (
+        "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain,"
+        "application/zip,application/gzip"
+    )
 
     # -- mail ------------------------------------------------------------------------------
     # No host: messages are written as .eml files under <data_dir>/mail instead (core.mail).

@@ -541,7 +541,7 @@ def test_sql_ish_filter_values_match_nothing_and_never_fail(
 
 
 def test_attachment_names_lose_directories_and_control_characters() -> None:
-    from opsdeck.incidents.service.attachments import clean_name
+    from opsdeck.core.uploads import clean_name
 
     assert clean_name("../../etc/passwd") == "passwd"
     assert clean_name("C:\\Users\\eve\\report.pdf") == "report.pdf"

@@ -278,7 +278,8 @@ def unban(room_id: RoomId, user_id: UserId, session: SessionDep, user: CurrentUs
     name="chat-list-messages",
     response_model=MessagePage,
     responses=error_responses(*AUTH, 404, 422),
-    summary="Messages in sequence order: after after_seq (forward) or before before_seq",
+    summary="Messages in sequence order: after after_seq (forward), before before_seq, or "
+    "around around_seq (jump to a message)",
 )
 def list_messages(
     room_id: RoomId,
@@ -291,9 +292,21 @@ def list_messages(
         Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    around_seq: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_QUERY_INT,
+            description="The `limit` messages around this one (it included); next_cursor null.",
+        ),
+    ] = None,
 ) -> MessagePage:
     query = service.HistoryQuery(
-        after_seq=after_seq, before_seq=before_seq, cursor=cursor, limit=limit
+        after_seq=after_seq,
+        before_seq=before_seq,
+        cursor=cursor,
+        limit=limit,
+        around_seq=around_seq,
     )
     result = service.history(session, user, room_id, query)
     return MessagePage(items=messages_out(session, result.items), next_cursor=result.next_cursor)
@@ -321,7 +334,13 @@ def send_message(
 ) -> MessageOut:
     service.check_rate(settings, service.send_limit(settings), user.id)
     sent = service.send_message(
-        session, user, room_id, client_id=body.client_id, body=body.body, reply_to=body.reply_to
+        session,
+        user,
+        room_id,
+        client_id=body.client_id,
+        body=body.body,
+        reply_to=body.reply_to,
+        attachment_ids=body.attachment_ids,
     )
     out = message_out(session, sent.message)
     if sent.created:

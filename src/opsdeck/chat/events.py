@@ -243,6 +243,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 client_id=payload.client_id,
                 body=payload.body,
                 reply_to=payload.reply_to,
+                attachment_ids=payload.attachment_ids,
             )
             return message_out(session, sent.message).model_dump(mode="json"), sent.created
 

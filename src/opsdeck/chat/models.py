@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from opsdeck.core.db import Base, new_id, utcnow
+from opsdeck.core.db import Base, new_id, unmodelled_tables, utcnow
 
 
 class ConversationKind(StrEnum):
@@ -41,6 +41,16 @@ class MemberRole(StrEnum):
     OWNER = "owner"
     MODERATOR = "moderator"
     MEMBER = "member"
+
+
+class AttachmentStatus(StrEnum):
+    """Where an attachment's processing stands: a file that is not an image is ready at once;
+    an image is processing until its preview and compressed copy are made (failed: they could
+    not be, and the upload itself is what is served)."""
+
+    READY = "ready"
+    PROCESSING = "processing"
+    FAILED = "failed"
 
 
 def _in(column: str, values: type[StrEnum]) -> str:
@@ -147,3 +157,47 @@ class MessageEdit(Base):
     editor_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("users.id", ondelete="SET NULL")
     )
+
+
+class Attachment(Base):
+    """A file uploaded to a conversation: first on its own (only its uploader sees it), then
+    in the message it was sent with (`message_id`; its members download it). The bytes are in
+    the media store under `key`; an image also has a preview and a compressed copy made by the
+    images pipeline (`preview_batch_id`, `compressed_batch_id`), and its original is served
+    only when the uploader asked to keep it (`keep_original`). Deleting the message deletes
+    its attachments' rows."""
+
+    __tablename__ = "chat_attachments"
+    __table_args__ = (
+        Index("ix_chat_attachments_message", "message_id", "position"),
+        Index("ix_chat_attachments_uploader", "uploader_id", "conversation_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conversation_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("chat_conversations.id", ondelete="CASCADE")
+    )
+    uploader_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    message_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("chat_messages.id", ondelete="CASCADE"), default=None
+    )
+    # Its place among the message's attachments (the order of `attachment_ids`).
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    filename: Mapped[str] = mapped_column(String(255))
+    # Detected from the bytes, never the type the uploader claimed.
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(64))
+    keep_original: Mapped[bool] = mapped_column(Boolean, default=False)
+    preview_batch_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    compressed_batch_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# The full-text index of messages (service/search.py): a table on PostgreSQL, an FTS5 table on
+# SQLite, made by the migration; not models (their shapes differ per database).
+SEARCH_TABLE = "chat_message_search"
+SEARCH_FTS_TABLE = "chat_message_search_fts"
+unmodelled_tables(Base.metadata).update((SEARCH_TABLE, SEARCH_FTS_TABLE))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opsdeck.core.modules import Module
@@ -11,12 +11,26 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from opsdeck.core.sockets import SocketContext
+    from opsdeck.settings import Settings
+
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 def _routers() -> Sequence[APIRouter]:
     from opsdeck.chat.api import router
+    from opsdeck.chat.api_attachments import router as attachments
+    from opsdeck.chat.api_search import router as search
 
-    return (router,)
+    return (router, attachments, search)
+
+
+def _body_limits(settings: Settings) -> Mapping[str, int]:
+    from opsdeck.core.http import API_PREFIX
+
+    return {
+        f"{API_PREFIX}/chat/rooms/*/attachments": settings.chat_attachment_max_bytes
+        + MULTIPART_OVERHEAD
+    }
 
 
 def _socket_namespaces(context: SocketContext) -> Sequence[Any]:
@@ -29,5 +43,6 @@ module = Module(
     name="chat",
     models="opsdeck.chat.models",
     routers=_routers,
+    body_limits=_body_limits,
     socket_namespaces=_socket_namespaces,
 )

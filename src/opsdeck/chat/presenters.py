@@ -8,8 +8,19 @@ from sqlalchemy.orm import Session
 
 from opsdeck.accounts import service as accounts
 from opsdeck.chat import service
-from opsdeck.chat.models import Conversation, ConversationKind, Member, Message
-from opsdeck.chat.schemas import MemberOut, MessageOut, RoomOut, UserRef
+from opsdeck.chat.models import Attachment, Conversation, ConversationKind, Member, Message
+from opsdeck.chat.schemas import (
+    ChatAttachmentOut,
+    MemberOut,
+    MessageOut,
+    RoomOut,
+    RoomRef,
+    SearchHit,
+    UserRef,
+)
+from opsdeck.chat.service import attachments as files
+from opsdeck.chat.service.search import Hit
+from opsdeck.core.http import API_PREFIX
 
 
 def _people(session: Session, user_ids: set[str]) -> dict[str, UserRef]:
@@ -74,8 +85,37 @@ def members_out(session: Session, members: Sequence[Member]) -> list[MemberOut]:
     ]
 
 
+def attachment_url(attachment_id: str, what: str = "file") -> str:
+    return f"{API_PREFIX}/chat/attachments/{attachment_id}/{what}"
+
+
+def attachments_out(session: Session, rows: Sequence[Attachment]) -> list[ChatAttachmentOut]:
+    return [
+        ChatAttachmentOut(
+            id=state.attachment.id,
+            filename=state.attachment.filename,
+            content_type=state.attachment.content_type,
+            size=state.attachment.size,
+            url=attachment_url(state.attachment.id),
+            preview_url=attachment_url(state.attachment.id, "preview") if state.preview else None,
+            original_url=(
+                attachment_url(state.attachment.id, "original") if state.original else None
+            ),
+            status=state.status,
+            message_id=state.attachment.message_id,
+            created_at=state.attachment.created_at,
+        )
+        for state in files.describe(session, rows)
+    ]
+
+
 def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageOut]:
     people = _people(session, {m.author_id for m in messages if m.author_id is not None})
+    attached = files.of_messages(session, [m.id for m in messages])
+    shaped = {
+        item.id: item
+        for item in attachments_out(session, [a for rows in attached.values() for a in rows])
+    }
     return [
         MessageOut(
             id=message.id,
@@ -89,6 +129,7 @@ def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageO
             edited_at=message.edited_at,
             deleted=message.deleted_at is not None,
             reply_to=message.reply_to_id,
+            attachments=[shaped[a.id] for a in attached.get(message.id, [])],
         )
         for message in messages
     ]
@@ -96,3 +137,17 @@ def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageO
 
 def message_out(session: Session, message: Message) -> MessageOut:
     return messages_out(session, [message])[0]
+
+
+def search_hits_out(session: Session, hits: Sequence[Hit]) -> list[SearchHit]:
+    messages = messages_out(session, [hit.message for hit in hits])
+    return [
+        SearchHit(
+            message=message,
+            room=RoomRef(
+                id=hit.conversation.id, name=hit.conversation.name, kind=hit.conversation.kind
+            ),
+            rank=hit.rank,
+        )
+        for hit, message in zip(hits, messages, strict=True)
+    ]

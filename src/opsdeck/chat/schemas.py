@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from opsdeck.chat.models import AttachmentStatus as AttachmentStatus
 from opsdeck.chat.models import ConversationKind as ConversationKind
 from opsdeck.chat.models import MemberRole as MemberRole
 from opsdeck.chat.models import RoomVisibility as RoomVisibility
@@ -25,6 +26,13 @@ ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Body = Annotated[str, Field(max_length=BODY_MAX_CHARS)]
 # Strict: a JSON `false` or `"3"` is not a sequence number (bodies and socket payloads only).
 Seq = Annotated[int, Field(strict=True, ge=0, le=MAX_QUERY_INT)]
+AttachmentIds = Annotated[
+    list[Id],
+    Field(
+        max_length=10,
+        description="Your uploads to this conversation (POST .../attachments), at most 10.",
+    ),
+]
 
 
 class Input(BaseModel):
@@ -110,10 +118,29 @@ class MessageCreate(Input):
     )
     body: Body
     reply_to: Id | None = None
+    attachment_ids: AttachmentIds = []
 
 
 class MessageEditIn(Input):
     body: Body
+
+
+class ChatAttachmentOut(BaseModel):
+    id: str
+    filename: str
+    content_type: str = Field(description="Detected from the uploaded bytes.")
+    size: int = Field(description="The uploaded file's size in bytes.")
+    url: str = Field(
+        description="The file to show or download: for an image, its compressed copy (WebP) "
+        "once made, the upload itself until then."
+    )
+    preview_url: str | None = Field(description="A small WebP preview of an image, once made.")
+    original_url: str | None = Field(
+        description="An image's uploaded original, when its uploader asked to keep it."
+    )
+    status: AttachmentStatus
+    message_id: str | None = Field(description="The message it was sent in (null: not yet).")
+    created_at: datetime
 
 
 class MessageOut(BaseModel):
@@ -128,6 +155,7 @@ class MessageOut(BaseModel):
     edited_at: datetime | None
     deleted: bool
     reply_to: str | None
+    attachments: list[ChatAttachmentOut] = []
 
 
 class MessagePage(Page[MessageOut]):
@@ -137,6 +165,22 @@ class MessagePage(Page[MessageOut]):
 class MessageVersionOut(BaseModel):
     body: str
     edited_at: datetime
+
+
+class RoomRef(BaseModel):
+    id: str
+    name: str
+    kind: ConversationKind
+
+
+class SearchHit(BaseModel):
+    message: MessageOut
+    room: RoomRef
+    rank: float | None = Field(description="Relevance (higher is better); null by date.")
+
+
+class SearchPage(Page[SearchHit]):
+    pass
 
 
 # -- Socket.IO payloads (client -> server) -------------------------------------------------------
@@ -151,6 +195,7 @@ class SendEvent(Input):
     client_id: ClientId
     body: Body
     reply_to: Id | None = None
+    attachment_ids: AttachmentIds = []
 
 
 class EditEvent(Input):

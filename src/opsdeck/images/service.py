@@ -23,7 +23,7 @@ from sqlalchemy import JSON, Table, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from opsdeck.core.db import after_commit, new_id, utcnow
-from opsdeck.core.errors import Conflict, NotFound
+from opsdeck.core.errors import Conflict, NotFound, ValidationFailed
 from opsdeck.core.jobs import JobOutbox, enqueue, enqueue_many
 from opsdeck.core.pagination import Paged, PageParams, SortOrders, paginate
 from opsdeck.core.queue import discard_queued, queued_tasks
@@ -896,6 +896,15 @@ PREVIEW_OPERATIONS: dict[str, Any] = {
     "max_height": 640,
     "animated": False,
 }
+# A file to show in place of an upload: WebP at quality 80, at most 2560 x 2560, animations
+# kept (chat attachments).
+COMPRESSED_OPERATIONS: dict[str, Any] = {
+    "quality": 80,
+    "format": "webp",
+    "max_width": 2560,
+    "max_height": 2560,
+    "animated": True,
+}
 
 
 def processable_image(data: bytes) -> str | None:
@@ -905,15 +914,43 @@ def processable_image(data: bytes) -> str | None:
     return fmt if fmt in DECODABLE_FORMATS else None
 
 
-def start_preview(session: Session, owner: User, *, name: str, key: str) -> str:
+def image_content_type(fmt: str) -> str:
+    """The media type of an image format `processable_image` answered (`png`: `image/png`)."""
+    return content_type_and_extension(fmt)[0]
+
+
+def check_image(data: bytes, *, max_pixels: int) -> str:
+    """The format of an image about to be stored for processing, from its header (no pixel
+    decoded): a 422 `invalid_image` naming what is wrong when it is not an image the pipeline
+    can read (unknown, a damaged header, more than `max_pixels`)."""
+    from opsdeck.images.processing import ImageError, inspect
+
+    try:
+        return inspect(data, max_pixels=max_pixels).format
+    except ImageError as exc:
+        raise ValidationFailed(
+            exc.message,
+            code="invalid_image",
+            details=[{"field": "body.file", "message": exc.message, "type": exc.kind}],
+        ) from None
+
+
+def start_preview(
+    session: Session,
+    owner: User,
+    *,
+    name: str,
+    key: str,
+    operations: dict[str, Any] | None = None,
+) -> str:
     """Send a stored image (a media-store key) through the pipeline for a small WebP preview
-    (at most 640 x 640); the batch id, to ask `preview_of` later. The batch is the owner's,
-    like any upload of theirs."""
+    (at most 640 x 640), or what `operations` ask (COMPRESSED_OPERATIONS); the batch id, to
+    ask `preview_of` later. The batch is the owner's, like any upload of theirs."""
     batch = create_upload_batch(
         session,
         owner,
         uploads=[UploadInput(name=name[:255], key=key)],
-        operations=PREVIEW_OPERATIONS,
+        operations=operations or PREVIEW_OPERATIONS,
         webhook_url=None,
     )
     return batch.id
@@ -929,8 +966,20 @@ class Preview:
 def preview_of(session: Session, batch_id: str) -> Preview | None:
     """Where a preview started by `start_preview` stands: pending or processing, succeeded
     with its media-store key, or failed. None when the batch is gone."""
-    item = session.scalars(select(ImageItem).where(ImageItem.batch_id == batch_id)).first()
-    if item is None:
-        return None
-    content_type = content_type_and_extension(item.output_format)[0] if item.output_format else None
-    return Preview(status=ImageStatus(item.status), key=item.output_key, content_type=content_type)
+    return previews_of(session, [batch_id]).get(batch_id)
+
+
+def previews_of(session: Session, batch_ids: Iterable[str]) -> dict[str, Preview]:
+    """`preview_of` for many batches in one query (a batch that is gone is left out)."""
+    ids = sorted(set(batch_ids))
+    if not ids:
+        return {}
+    found: dict[str, Preview] = {}
+    for item in session.scalars(select(ImageItem).where(ImageItem.batch_id.in_(ids))):
+        fmt = item.output_format
+        kind = content_type_and_extension(fmt)[0] if fmt else None
+        found.setdefault(
+            item.batch_id,
+            Preview(status=ImageStatus(item.status), key=item.output_key, content_type=kind),
+        )
+    return found

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from opsdeck.chat.models import (
@@ -73,6 +73,27 @@ def can_read(conversation: Conversation, member: Member | None) -> bool:
         conversation.kind == ConversationKind.ROOM
         and conversation.visibility == RoomVisibility.PUBLIC
     )
+
+
+def readable_clause(actor: Actor) -> ColumnElement[bool]:
+    """A WHERE clause on `Conversation` keeping what the actor reads (and lists): the
+    conversations they are in, and public rooms they are not banned from (`can_read`)."""
+    mine = exists().where(
+        Member.conversation_id == Conversation.id,
+        Member.user_id == actor.id,
+        Member.banned.is_(False),
+    )
+    banned = exists().where(
+        Member.conversation_id == Conversation.id,
+        Member.user_id == actor.id,
+        Member.banned.is_(True),
+    )
+    public = and_(
+        Conversation.kind == ConversationKind.ROOM,
+        Conversation.visibility == RoomVisibility.PUBLIC,
+        ~banned,
+    )
+    return or_(mine, public)
 
 
 def get_visible(

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from opsdeck.audit import service as audit
 from opsdeck.chat.models import Conversation, Member, Message, MessageEdit
+from opsdeck.chat.service import attachments, search
 from opsdeck.chat.service.access import (
     Actor,
     active_member,
@@ -59,7 +60,7 @@ def check_rate(settings: Settings, limit: RateLimit, user_id: str) -> None:
         )
 
 
-def _check_body(body: str) -> str:
+def _check_body(body: str, *, may_be_empty: bool = False) -> str:
     size = len(body.encode("utf-8"))
     if size > MAX_MESSAGE_BYTES:
         raise ValidationFailed(
@@ -74,7 +75,7 @@ def _check_body(body: str) -> str:
             ],
             code="message_too_long",
         )
-    if not body.strip():
+    if not body.strip() and not may_be_empty:
         raise ValidationFailed(
             "A message needs some text.",
             details=[{"field": "body.body", "message": "empty", "type": "empty"}],
@@ -118,16 +119,19 @@ def send_message(
     client_id: str,
     body: str,
     reply_to: str | None = None,
+    attachment_ids: Sequence[str] = (),
 ) -> Sent:
-    """Post a message as `actor`. A client id the actor already used in this conversation
-    answers the message it made, unchanged, so a resend after a lost ack is harmless."""
+    """Post a message as `actor`, with the actor's unsent uploads `attachment_ids` (then the
+    body may be empty). A client id the actor already used in this conversation answers the
+    message it made, unchanged, so a resend after a lost ack is harmless."""
     _check_client_id(client_id)
     conversation, member = require_member(session, actor, conversation_id)
     earlier = _by_client_id(session, actor.id, conversation.id, client_id)
     if earlier is not None:
         return Sent(earlier, created=False)
     require_writable(conversation)
-    _check_body(body)
+    _check_body(body, may_be_empty=bool(attachment_ids))
+    files = attachments.claim(session, actor, conversation.id, attachment_ids)
     if reply_to is not None:
         parent = session.get(Message, reply_to)
         if parent is None or parent.conversation_id != conversation.id:
@@ -161,6 +165,8 @@ def send_message(
         if earlier is None:
             raise
         return Sent(earlier, created=False)
+    attachments.bind(files, message)
+    search.index_message(session, message)
     # The author has read what they wrote.
     if member.last_read_seq < seq:
         member.last_read_seq = seq
@@ -186,7 +192,7 @@ def edit_message(session: Session, actor: Actor, message_id: str, body: str) -> 
         raise Forbidden("Only its author edits a message.", code="not_author")
     conversation = session.get_one(Conversation, message.conversation_id)
     require_writable(conversation)
-    _check_body(body)
+    _check_body(body, may_be_empty=bool(attachments.of_messages(session, [message.id])))
     if body == message.body:
         return message
     now = utcnow()
@@ -197,6 +203,7 @@ def edit_message(session: Session, actor: Actor, message_id: str, body: str) -> 
     message.body_html = render(body)
     message.edited_at = now
     session.flush()
+    search.index_message(session, message)
     return message
 
 
@@ -222,6 +229,8 @@ def delete_message(session: Session, actor: Actor, message_id: str) -> Message:
     message.deleted_by_id = actor.id
     message.body = ""
     message.body_html = ""
+    attachments.drop_for_message(session, message.id)
+    search.forget_message(session, message.id)
     session.flush()
     return message
 
@@ -257,6 +266,8 @@ class HistoryQuery:
     before_seq: int | None = None
     cursor: str | None = None
     limit: int = 50
+    # Jump to a message: the `limit` messages around this one (it included), no cursor.
+    around_seq: int | None = None
 
 
 def _history_params(query: HistoryQuery) -> PageParams:
@@ -287,6 +298,8 @@ def history(
     on after their last message; backward ones (`before_seq`: the `limit` messages just before
     it, for scrolling up) go on before their first. `next_cursor` continues either way."""
     conversation, _member = get_readable(session, actor, conversation_id)
+    if query.around_seq is not None:
+        return Paged(items=_around(session, conversation.id, query), next_cursor=None)
     params = _history_params(query)
     page = paginate(
         session, select(Message).where(Message.conversation_id == conversation.id), params
@@ -294,6 +307,31 @@ def history(
     if params.sort.startswith("-"):
         return Paged(items=list(reversed(page.items)), next_cursor=page.next_cursor)
     return page
+
+
+def _around(session: Session, conversation_id: str, query: HistoryQuery) -> list[Message]:
+    """`around_seq` with about half the page before it and the rest after; near either end the
+    other side fills the page."""
+    if query.after_seq is not None or query.before_seq is not None or query.cursor is not None:
+        raise ValidationFailed(
+            "around_seq goes without after_seq, before_seq and cursor.",
+            details=[{"field": "query.around_seq", "message": "with another position"}],
+        )
+    target, limit = query.around_seq or 0, query.limit
+    in_conversation = select(Message).where(Message.conversation_id == conversation_id)
+    before = list(
+        session.scalars(
+            in_conversation.where(Message.seq <= target).order_by(Message.seq.desc()).limit(limit)
+        )
+    )
+    after = list(
+        session.scalars(
+            in_conversation.where(Message.seq > target).order_by(Message.seq).limit(limit)
+        )
+    )
+    taken_before = min(len(before), max(limit - len(after), limit // 2 + 1))
+    taken_after = min(len(after), limit - taken_before)
+    return [*reversed(before[:taken_before]), *after[:taken_after]]
 
 
 def sync(

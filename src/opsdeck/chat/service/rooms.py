@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from opsdeck.chat.service.access import (
     get_visible,
     membership,
     not_found,
+    readable_clause,
     require_member,
     require_moderator,
     require_owner,
@@ -114,25 +115,6 @@ def create_room(
     return room
 
 
-def _visible_clause(actor: Actor) -> ColumnElement[bool]:
-    mine = exists().where(
-        Member.conversation_id == Conversation.id,
-        Member.user_id == actor.id,
-        Member.banned.is_(False),
-    )
-    banned = exists().where(
-        Member.conversation_id == Conversation.id,
-        Member.user_id == actor.id,
-        Member.banned.is_(True),
-    )
-    public = and_(
-        Conversation.kind == ConversationKind.ROOM,
-        Conversation.visibility == RoomVisibility.PUBLIC,
-        ~banned,
-    )
-    return or_(mine, public)
-
-
 def list_conversations(
     session: Session, actor: Actor, filters: RoomFilter, page: PageParams
 ) -> Paged[Conversation]:
@@ -142,7 +124,7 @@ def list_conversations(
         Member.user_id == actor.id,
         Member.banned.is_(False),
     )
-    query = select(Conversation).where(_visible_clause(actor))
+    query = select(Conversation).where(readable_clause(actor))
     if filters.kind is not None:
         query = query.where(Conversation.kind == filters.kind)
     if filters.joined is not None:

@@ -14,7 +14,7 @@ from opsdeck.core.errors import NotFound, error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import MAX_QUERY_INT
 from opsdeck.core.storage import media_store
-from opsdeck.core.uploads import read_upload
+from opsdeck.core.uploads import DOWNLOAD_HEADERS, read_upload
 from opsdeck.incidents.models import Attachment
 from opsdeck.incidents.presenters import People
 from opsdeck.incidents.schemas import AttachmentOut
@@ -24,8 +24,6 @@ router = APIRouter(prefix=f"{API_PREFIX}/incidents", tags=["incidents"])
 
 Number = Annotated[int, Path(ge=1, le=MAX_QUERY_INT)]
 AttachmentId = Annotated[str, Path(max_length=32)]
-# Files are served with the detected type, as downloads, and never sniffed by the browser.
-DOWNLOAD_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=300"}
 
 
 def _out(session: SessionDep, items: list[Attachment]) -> list[AttachmentOut]:

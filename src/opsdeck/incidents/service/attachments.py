@@ -6,8 +6,6 @@ uploader claimed, so an uploaded HTML or SVG file cannot run in the application'
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from opsdeck.core.db import utcnow
 from opsdeck.core.errors import Forbidden, NotFound, ValidationFailed
+from opsdeck.core.uploads import GENERIC_TYPE, clean_name
 from opsdeck.images import service as images
 from opsdeck.incidents.models import Attachment, EventKind
 from opsdeck.incidents.service import timeline
@@ -23,16 +22,7 @@ from opsdeck.incidents.service.access import Actor, get_visible
 from opsdeck.incidents.service.hooks import Change, IncidentEvent, changed
 
 IMAGE_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
-GENERIC_TYPE = "application/octet-stream"
 MAX_ATTACHMENTS_PER_INCIDENT = 100
-_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f"]+')
-
-
-def clean_name(name: str | None) -> str:
-    """A file name fit for a header and a list: no directories, no controls, at most 255."""
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    base = unicodedata.normalize("NFC", _UNSAFE_NAME.sub("_", base)).strip(" .")
-    return base[:255] or "attachment"
 
 
 @dataclass(frozen=True)

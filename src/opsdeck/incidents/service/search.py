@@ -1,15 +1,13 @@
 """Full-text search over incidents: their title, description and (non-deleted) comments.
 
-One API, two back ends, chosen by the session's database:
+One API, two back ends, chosen by the session's database (the search string is read by
+core.fulltext, the same for every module):
 
 - PostgreSQL: `incident_search` keeps one `tsvector` per incident (title weight A, description
-  B, comments C; GIN-indexed); a search is `websearch_to_tsquery('english', q)` (any string is
-  a valid query: quotes make phrases, `or` alternatives, `-word` exclusions, the rest is words)
-  ranked with `ts_rank`.
+  B, comments C; GIN-indexed); a search is `websearch_to_tsquery('english', q)` ranked with
+  `ts_rank`.
 - SQLite: the FTS5 table `incident_search_fts(title, description, comments)` whose rowid is the
-  incident number, ranked with `bm25` (title weighs most). The user's string is never handed
-  to FTS5 as it is: it is reduced to the same words, quoted phrases, `or` and `-word`, every
-  term a quoted string, so FTS5's own syntax (`NEAR(`, `col:`, `*`, `^`) is only text.
+  incident number, ranked with `bm25` (title weighs most).
 
 Either way a word is matched as a word (stemmed English), never as a pattern: `%`, `_` or `*`
 match nothing in particular, and a string with no word to look for (none, or only `-word`
@@ -26,7 +24,6 @@ touched the text (`Change.text_changed`), inside the change's transaction.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +31,6 @@ from sqlalchemy import (
     Double,
     Integer,
     Select,
-    bindparam,
     cast,
     column,
     delete,
@@ -48,12 +44,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Session
 
-from opsdeck.core.errors import ValidationFailed
+from opsdeck.core.fulltext import (
+    MAX_QUERY_LENGTH,
+    fts5_expression,
+    fts5_match,
+    is_postgres,
+    normalise,
+    tsquery,
+)
 from opsdeck.incidents.models import SEARCH_FTS_TABLE, SEARCH_TABLE, Incident
 
-# Longer is not a search but a pasted document; refused with a 422 naming `q`.
-MAX_QUERY_LENGTH = 200
-QUERY_FIELD = "query.q"
 # The computed sort key of a searched list (INCIDENT_SORTS), most relevant first: "-relevance".
 RELEVANCE = "relevance"
 # A search by relevance ranks the newest this many of its matches (see with_relevance).
@@ -63,7 +63,6 @@ _BM25_WEIGHTS = (10.0, 4.0, 1.0)
 
 _search = table(SEARCH_TABLE, column("incident_number", Integer), column("document", TSVECTOR))
 _fts = table(SEARCH_FTS_TABLE, column("rowid", Integer))
-_ENGLISH: ColumnElement[Any] = literal_column("'english'::regconfig")
 
 # The document of incident i: its title, description and non-deleted comments.
 _PG_DOCUMENT = (
@@ -94,10 +93,6 @@ _FTS_INDEX_ONE = text(_FTS_ROW + " WHERE i.number = :number")
 _FTS_INDEX_ALL = text(_FTS_ROW)
 
 
-def _postgres(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
 # -- the index ------------------------------------------------------------------------------
 
 
@@ -105,7 +100,7 @@ def index_incident(session: Session, number: int) -> None:
     """Rebuild incident `number`'s search document from its current title, description and
     non-deleted comments (pending changes are flushed first)."""
     session.flush()
-    if _postgres(session):
+    if is_postgres(session):
         session.execute(_PG_INDEX_ONE, {"number": number})
     else:
         session.execute(delete(_fts).where(_fts.c.rowid == number))
@@ -116,7 +111,7 @@ def rebuild_index(session: Session) -> None:
     """Rebuild every incident's document (after a bulk load that bypassed the service, such as
     the benchmark's or a restore)."""
     session.flush()
-    if _postgres(session):
+    if is_postgres(session):
         session.execute(delete(_search))
         session.execute(_PG_INDEX_ALL)
     else:
@@ -127,91 +122,17 @@ def rebuild_index(session: Session) -> None:
 # -- queries --------------------------------------------------------------------------------
 
 
-def normalise(q: str | None) -> str | None:
-    """The search string to run, or None for no search (absent or blank). Longer than
-    MAX_QUERY_LENGTH is a 422 naming `q`."""
-    if q is None:
-        return None
-    if len(q) > MAX_QUERY_LENGTH:
-        raise ValidationFailed(
-            f"A search is at most {MAX_QUERY_LENGTH} characters.",
-            details=[
-                {
-                    "field": QUERY_FIELD,
-                    "message": f"at most {MAX_QUERY_LENGTH} characters",
-                    "type": "string_too_long",
-                }
-            ],
-        )
-    stripped = q.strip()
-    return stripped or None
-
-
-_WORD = re.compile(r"[^\W_]+")
-# A quoted phrase (its closing quote optional), or a run of anything else.
-_CHUNK = re.compile(r'"([^"]*)"?|([^\s"]+)')
-
-
-def fts5_expression(q: str) -> str | None:
-    """`q` as an FTS5 query made only of quoted terms: words AND-ed, `"..."` a phrase, `or`
-    between two terms either of them, `-word` without it. None when no word is left (matches
-    nothing)."""
-    groups: list[list[str]] = []
-    excluded: list[str] = []
-    either = False
-    for match in _CHUNK.finditer(q):
-        phrase, chunk = match.groups()
-        negated = False
-        if chunk is not None:
-            if chunk.lower() == "or":
-                either = bool(groups)
-                continue
-            negated = chunk.startswith("-")
-            words = _WORD.findall(chunk)
-        else:
-            words = _WORD.findall(phrase)
-        if not words:
-            continue
-        # A word has no quote in it: the term is one FTS5 string whatever the user typed.
-        term = '"' + " ".join(words) + '"'
-        if negated:
-            excluded.append(term)
-        elif either:
-            groups[-1].append(term)
-        else:
-            groups.append([term])
-        either = False
-    if not groups:
-        return None
-    expression = " AND ".join(
-        group[0] if len(group) == 1 else "(" + " OR ".join(group) + ")" for group in groups
-    )
-    for term in excluded:
-        expression += f" NOT {term}"
-    return expression
-
-
-def _tsquery(q: str) -> Any:
-    return func.websearch_to_tsquery(_ENGLISH, bindparam("search_q", q, unique=True))
-
-
-def _fts_match(expression: str) -> ColumnElement[bool]:
-    return literal_column(SEARCH_FTS_TABLE).op("MATCH")(
-        bindparam("search_q", expression, unique=True)
-    )
-
-
 def match_clause(session: Session, q: str) -> ColumnElement[bool]:
     """A WHERE clause on `Incident` keeping the incidents matching search `q` (normalised)."""
     expression = fts5_expression(q)
     if expression is None:
         # No word to look for, or only exclusions ("-word" alone would match everything).
         return false()
-    if _postgres(session):
+    if is_postgres(session):
         return Incident.number.in_(
-            select(_search.c.incident_number).where(_search.c.document.bool_op("@@")(_tsquery(q)))
+            select(_search.c.incident_number).where(_search.c.document.bool_op("@@")(tsquery(q)))
         )
-    return Incident.number.in_(select(_fts.c.rowid).where(_fts_match(expression)))
+    return Incident.number.in_(select(_fts.c.rowid).where(fts5_match(SEARCH_FTS_TABLE, expression)))
 
 
 def with_relevance(session: Session, statement: Select[Any], q: str) -> Select[Any]:
@@ -232,13 +153,13 @@ def with_relevance(session: Session, statement: Select[Any], q: str) -> Select[A
         .order_by(Incident.number.desc())
         .limit(CANDIDATES)
     )
-    if _postgres(session):
+    if is_postgres(session):
         ranked = (
             select(
                 _search.c.incident_number.label("number"),
                 # float8: a real (float4) would come back rounded in text and a cursor made
                 # from it would not equal the row it names.
-                cast(func.ts_rank(_search.c.document, _tsquery(q)), Double).label("rank"),
+                cast(func.ts_rank(_search.c.document, tsquery(q)), Double).label("rank"),
             )
             .where(_search.c.incident_number.in_(candidates))
             .subquery("ranked")
@@ -247,7 +168,7 @@ def with_relevance(session: Session, statement: Select[Any], q: str) -> Select[A
         bm25 = func.bm25(literal_column(SEARCH_FTS_TABLE), *_BM25_WEIGHTS)
         ranked = (
             select(_fts.c.rowid.label("number"), (-bm25).label("rank"))
-            .where(_fts_match(expression), _fts.c.rowid.in_(candidates))
+            .where(fts5_match(SEARCH_FTS_TABLE, expression), _fts.c.rowid.in_(candidates))
             .subquery("ranked")
         )
     return (
