@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.routing import APIRoute
@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from opsdeck import __version__
-from opsdeck.core.control_chars import ControlCharacterMiddleware
+from opsdeck.core.control_chars import ControlCharacterMiddleware, refuse_controls_in_multipart
 from opsdeck.core.db import ensure_at_head, make_engine, make_sessionmaker
 from opsdeck.core.errors import install_error_handlers, json_error_responses
 from opsdeck.core.health import router as health_router
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        dependencies=[Depends(refuse_controls_in_multipart)],
     )
     app.state.settings = settings
     app.state.engine = engine

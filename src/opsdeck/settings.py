@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     auth_window_seconds: int = Field(default=900, ge=1)
     auth_max_failures_per_account: int = Field(default=10, ge=1)
     auth_max_failures_per_ip: int = Field(default=50, ge=1)
+    auth_max_failures_per_account_ip: int = Field(default=5, ge=1)
+    # How long a browser that signed in is known (its cookie lets it past the throttle).
+    auth_known_device_days: int = Field(default=30, ge=1, le=400)
     password_hash_time_cost: int = Field(default=3, ge=2)
     password_hash_memory_kib: int = Field(default=65_536, ge=19_456)
     password_hash_parallelism: int = Field(default=4, ge=1)

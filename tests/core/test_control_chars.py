@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from opsdeck.core.control_chars import BIDI_CONTROLS, strip_bidi_controls
+from opsdeck.images.models import ImageBatch
 
 
 def _refused(response: Any, *fields: str) -> None:
@@ -94,3 +97,66 @@ def test_other_text_is_kept_as_it_is() -> None:
     family = "\U0001f468\u200d\U0001f469"  # the zero-width joiner is not a bidi control
     text = f"Blue mug {hebrew} {arabic} {family} \t\n"
     assert strip_bidi_controls(text) == text
+
+
+CSV = b"S. No.,Product Name,Input Image Urls\r\n1,SKU1,http://127.0.0.1:9/a.jpg\r\n"
+
+
+def _csv_upload(client: TestClient, headers: dict[str, str], **fields: str) -> Any:
+    return client.post(
+        "/api/v1/images/batches",
+        headers=headers,
+        files={"file": ("p.csv", CSV, "text/csv")},
+        data=fields,
+    )
+
+
+def test_multipart_text_fields_with_controls_are_422_naming_each_field(
+    client: TestClient, admin_headers: dict[str, str], db: Session
+) -> None:
+    """Like JSON and form fields: on PostgreSQL a NUL reaching a text column was a 500."""
+    _refused(
+        _csv_upload(
+            client,
+            admin_headers,
+            webhook_url="https://hooks.example.com/a\x00b",
+            operations='{"format": "\x1b[2Jwebp"}',
+        ),
+        "body.webhook_url",
+        "body.operations",
+    )
+    # Before authentication, as at the edge.
+    _refused(_csv_upload(client, {}, webhook_url="x\x07"), "body.webhook_url")
+    # A part's name counts too (httpx would escape it: the body is written by hand).
+    raw = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="p.csv"\r\n'
+        b"Content-Type: text/csv\r\n\r\n" + CSV + b"\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="we\x1bhook"\r\n\r\nx\r\n--b--\r\n'
+    )
+    _refused(
+        client.post(
+            "/api/v1/images/batches",
+            content=raw,
+            headers={**admin_headers, "Content-Type": "multipart/form-data; boundary=b"},
+        ),
+        "body.we?hook",
+    )
+    db.expire_all()
+    assert db.scalar(select(func.count()).select_from(ImageBatch)) == 0
+    db.commit()
+
+
+def test_multipart_text_with_line_breaks_and_binary_files_pass(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    response = _csv_upload(client, admin_headers, operations='{\r\n\t"format": "webp"\n}')
+    assert response.status_code == 202, response.text
+    # File contents are binary and not looked into: a NUL in a CSV file is the CSV check's.
+    binary = client.post(
+        "/api/v1/images/batches",
+        headers=admin_headers,
+        files={"file": ("p.csv", CSV + b"2,SKU\x002,http://127.0.0.1:9/b.jpg\r\n", "text/csv")},
+    )
+    assert binary.status_code != 422 or all(
+        d.get("type") != "control_character" for d in binary.json()["error"]["details"]
+    )

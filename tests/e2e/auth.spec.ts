@@ -12,6 +12,20 @@ test('a member signs in and sees who they are and the platform health', async ({
   await expect(page).toHaveURL(/\/$/);
 });
 
+test('the signed-out sign-in page loads without a failing request or a session probe', async ({ page }) => {
+  // The fixture fails the test on any failed request, answer of 400 or more, or console error.
+  const probes: string[] = [];
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/api/v1/auth/session') probes.push(request.method());
+  });
+  await page.goto('/signin');
+  await expect(page.getByRole('heading', { name: 'Sign in to OpsDeck' })).toBeVisible();
+  await page.goto('/account');
+  await expect(page).toHaveURL(/\/signin\?next=%2Faccount$/);
+  await page.waitForLoadState('networkidle');
+  expect(probes).toEqual([]);
+});
+
 test("a wrong password shows the server's message", async ({ page, request }) => {
   const answer = await request.post('/api/v1/auth/session', {
     data: { username: USERS.member.username, password: 'not-the-password' },

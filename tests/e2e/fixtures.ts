@@ -2,22 +2,31 @@ import { test as base, expect, type ConsoleMessage, type Page } from '@playwrigh
 import { accessibilityReport } from './a11y';
 
 /**
- * Chromium logs every non-2xx fetch as a console error. Only the answers the app expects as
- * part of signing in are allowed: a 401 from /api/v1/auth/session (no session yet on load, a
- * wrong password, a 2FA step), plus what a test lists in `allowedFailures`. Every other
- * console error, uncaught exception or dialog fails the test.
+ * Every request the page makes must succeed: a request that fails (refused, reset, blocked)
+ * or answers 400 or more fails the test, and so does every console error, uncaught exception
+ * or dialog. Chromium also logs each failed answer as a console error; that message is judged
+ * with its answer. Allowed: the answers signing in gives on purpose (`POST
+ * /api/v1/auth/session` answering 401 for a wrong password or the 2FA step), plus what a test
+ * lists in `allowedFailures`. A signed-out page load probes no session, so it logs nothing.
+ * A request the browser itself abandons (net::ERR_ABORTED: a navigation away) is no failure.
  */
-function expected(message: ConsoleMessage, allowed: string[]): boolean {
-  const status = /^Failed to load resource: the server responded with a status of (\d{3})\b/.exec(
-    message.text(),
-  )?.[1];
-  if (!status) return false;
-  const path = new URL(message.location().url ?? '', 'http://x').pathname;
-  return [`401 /api/v1/auth/session`, ...allowed].includes(`${status} ${path}`);
+const SIGN_IN_ANSWERS = ['401 POST /api/v1/auth/session'];
+
+/** "STATUS /path" matches any method; "STATUS METHOD /path" that method only. */
+function allowedAnswer(status: number, method: string, url: string, allowed: string[]): boolean {
+  const path = new URL(url, 'http://x').pathname;
+  return [...SIGN_IN_ANSWERS, ...allowed].some(
+    (entry) => entry === `${status} ${path}` || entry === `${status} ${method} ${path}`,
+  );
+}
+
+function failedLoadMessage(message: ConsoleMessage): boolean {
+  // Reported (or allowed) with its response by the `response` handler.
+  return /^Failed to load resource: the server responded with a status of \d{3}\b/.test(message.text());
 }
 
 interface Options {
-  /** More failed responses a test provokes on purpose, as "STATUS /path". */
+  /** More failed answers a test provokes on purpose, as "STATUS /path" or "STATUS METHOD /path". */
   allowedFailures: string[];
   /** Run the accessibility check (a11y.ts) on the page a test ends on. On by default. */
   checkA11yAtEnd: boolean;
@@ -35,8 +44,20 @@ export const test = base.extend<Options>({
   page: async ({ page, allowedFailures, checkA11yAtEnd }, use, testInfo) => {
     const problems: string[] = [];
     page.on('console', (message) => {
-      if (message.type() === 'error' && !expected(message, allowedFailures)) {
+      if (message.type() === 'error' && !failedLoadMessage(message)) {
         problems.push(`console error: ${message.text()} (${message.location().url})`);
+      }
+    });
+    page.on('response', (response) => {
+      const request = response.request();
+      if (response.status() >= 400 && !allowedAnswer(response.status(), request.method(), response.url(), allowedFailures)) {
+        problems.push(`failed answer: ${response.status()} ${request.method()} ${response.url()}`);
+      }
+    });
+    page.on('requestfailed', (request) => {
+      const reason = request.failure()?.errorText ?? 'unknown';
+      if (reason !== 'net::ERR_ABORTED') {
+        problems.push(`failed request: ${request.method()} ${request.url()} (${reason})`);
       }
     });
     page.on('pageerror', (error) => problems.push(`uncaught exception: ${error.message}`));

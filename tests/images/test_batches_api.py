@@ -81,6 +81,27 @@ def test_csv_batch_is_accepted_at_once(
     }
 
 
+def test_semicolon_and_tab_csvs_are_accepted_and_their_output_uses_commas(
+    client: TestClient, alice: dict[str, str]
+) -> None:
+    for separator in (";", "\t"):
+        header = separator.join(["\ufeffS. No.", "Product Name", "Input Image Urls"])
+        row = separator.join(
+            ["1", "Café, 250 g", "http://127.0.0.1:9/a.jpg,http://127.0.0.1:9/b.jpg"]
+        )
+        data = f"{header}\r\n{row}\r\n"
+        response = _upload(client, alice, data=data.encode())
+
+        assert response.status_code == 202, response.text
+        assert response.json()["total_images"] == 2
+        request_id = response.json()["request_id"]
+        output = client.get(f"{API}/batches/{request_id}/output.csv", headers=alice)
+        assert output.status_code == 200
+        lines = output.content.decode("utf-8-sig").splitlines()
+        assert lines[0] == "S. No.,Product Name,Input Image Urls,Output Image Urls,Errors"
+        assert lines[1].startswith('1,"Café, 250 g",')
+
+
 def test_output_csv_before_processing_keeps_rows_and_neutralises_formulas(
     client: TestClient, alice: dict[str, str]
 ) -> None:

@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
+
 from opsdeck.images.formats import sniff
 from tests.conftest import STRONG_PASSWORD
 from tests.images.servers import LocalServer
@@ -42,26 +45,9 @@ def _opsdeck(*args: str, env: dict[str, str], stdin: str | None = None) -> Any:
 def test_process_status_and_webhook_secret(
     tmp_path: Path, server: LocalServer, images: Any
 ) -> None:
+    # A fresh data directory with no account at all: the batch is the system actor's.
     env = _env(tmp_path / "data")
     assert _opsdeck("db", "upgrade", env=env).returncode == 0
-    no_admin = tmp_path / "p.csv"
-    no_admin.write_text(f"S. No.,Product Name,Input Image Urls\n1,Mug,{server.url('/a.jpg')}\n")
-    refused = _opsdeck("images", "process", str(no_admin), "--out", str(tmp_path / "o"), env=env)
-    assert refused.returncode == 1
-    assert "no admin yet" in refused.stderr
-    created = _opsdeck(
-        "users",
-        "create",
-        "--username",
-        "admin",
-        "--email",
-        "a@example.com",
-        "--admin",
-        "--password-stdin",
-        env=env,
-        stdin=STRONG_PASSWORD + "\n",
-    )
-    assert created.returncode == 0, created.stderr
 
     server.serve("/a.jpg", images.jpeg_bytes(width=640, height=480))
     products = tmp_path / "products.csv"
@@ -100,6 +86,71 @@ def test_process_status_and_webhook_secret(
 
     secret = _opsdeck("images", "webhook-secret", env=env)
     assert secret.stdout.strip() == (tmp_path / "data" / "webhook_secret").read_text().strip()
+
+    owner, entries = _owner_and_audit(tmp_path / "data", request_id)
+    assert owner == {
+        "username": "system",
+        "is_active": False,
+        "role": "member",
+        "can_sign_in": False,
+    }
+    assert entries == [
+        (
+            "user.created",
+            "cli:images process",
+            False,
+            {"username": "system", "role": "member", "system": True},
+        ),
+        ("images.batch.created", "system", True, {"channel": "cli", "file": "products.csv"}),
+    ]
+    again = _opsdeck("images", "process", str(products), "--out", str(tmp_path / "o2"), env=env)
+    assert again.returncode == 0, again.stderr  # the same system actor, not a second one
+    assert [e[0] for e in _owner_and_audit(tmp_path / "data", request_id)[1]].count(
+        "user.created"
+    ) == 1
+
+    taken = _opsdeck(
+        "users",
+        "create",
+        "--username",
+        "System",
+        "--email",
+        "s@example.com",
+        "--password-stdin",
+        env=env,
+        stdin=STRONG_PASSWORD + "\n",
+    )
+    assert taken.returncode != 0
+    assert "reserved" in taken.stderr
+
+
+def _owner_and_audit(data_dir: Path, request_id: str) -> tuple[dict[str, Any], list[Any]]:
+    """The batch owner's row and the audit entries, read from the run's SQLite database."""
+    from opsdeck.accounts.models import User
+    from opsdeck.audit.models import AuditEntry
+    from opsdeck.core.security import Passwords
+    from opsdeck.images.models import ImageBatch
+    from opsdeck.settings import Settings
+
+    engine = create_engine(Settings(data_dir=data_dir).database_url_resolved)
+    try:
+        with Session(engine) as session:
+            batch = session.get_one(ImageBatch, request_id)
+            user = session.get_one(User, batch.owner_id)
+            passwords = Passwords(time_cost=2, memory_kib=19_456, parallelism=1)
+            owner = {
+                "username": user.username,
+                "is_active": user.is_active,
+                "role": user.role,
+                "can_sign_in": passwords.verify(user.password_hash, ""),
+            }
+            entries = [
+                (e.action, e.actor, e.actor_id == user.id, e.details)
+                for e in session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+            ]
+    finally:
+        engine.dispose()
+    return owner, entries
 
 
 def test_process_names_every_bad_row(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import json
 import struct
 import zipfile
 import zlib
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -26,6 +27,7 @@ from opsdeck.images.csv_input import (
     ProductRow,
     _all_plain_urls,
     _diagnose_url,
+    detect_delimiter,
     normalise_column_name,
     parse_products,
     validate_image_url,
@@ -401,14 +403,58 @@ def test_the_header_is_the_first_non_blank_line() -> None:
     ]
 
 
-@pytest.mark.parametrize(("separator", "name"), [(";", "semicolons"), ("\t", "tabs")])
-def test_a_file_separated_by_something_else_is_told_so(separator: str, name: str) -> None:
-    header = separator.join(["S. No.", "Product Name", "Input Image Urls"])
+FILES = Path(__file__).parent / "files"
 
-    error = refused(csv_file(header, separator.join(["1", "SKU1", A])))
+
+def test_a_semicolon_file_saved_by_a_european_spreadsheet_parses() -> None:
+    # UTF-8 with a byte order mark, CRLF, ";" between cells, a ";" inside a quoted cell, commas
+    # inside cells (a product name, the URL list) and a blank ";;" line.
+    products = parse_products((FILES / "products-semicolon.csv").read_bytes())
+
+    assert [(p.serial_number, p.product_name, p.urls) for p in products] == [
+        (
+            "1",
+            "Café crème, 250 g",
+            ["https://cdn.example.com/a.jpg", "https://cdn.example.com/b.jpg"],
+        ),
+        ("2", "Tasse; bleu", ["https://cdn.example.com/c.png"]),
+        ("3", "Thé vert", ["https://cdn.example.com/d.webp"]),
+    ]
+    assert [p.line for p in products] == [2, 3, 5]
+
+
+def test_a_tab_separated_file_parses_with_its_extra_columns() -> None:
+    products = parse_products((FILES / "products-tab.tsv").read_bytes())
+
+    assert [p.urls for p in products] == [
+        ["https://cdn.example.com/a.jpg", "https://cdn.example.com/b.jpg"],
+        ["https://cdn.example.com/c.png"],
+    ]
+    assert products[0].header == ("S. No.", "Product Name", "Input Image Urls", "Notes")
+    assert products[0].cells[3] == "first, batch"
+
+
+def test_the_separator_is_the_headers_and_a_semicolon_file_names_its_bad_cells() -> None:
+    assert detect_delimiter("S. No.;Product Name;Input Image Urls\n1;a,b;c\n") == ";"
+    assert detect_delimiter("\n\n,,\nS. No.\tProduct Name\tInput Image Urls\n") == "\t"
+    assert detect_delimiter("S. No.,Product Name,Input Image Urls\n1;2;3\n") == ","
+    assert detect_delimiter("Serial;Product Name;Urls\n") == ";"
+    assert detect_delimiter("") == ","
+
+    error = invalid(csv_file("S. No.;Product Name;Input Image Urls", f"1;SKU1;{A};x"))
+    assert error.details[0]["value"] == f"1;SKU1;{A};x"
+    assert "double quotes" not in error.details[0]["message"]
+    missing = refused(csv_file("Serial;Product Name;Input Image Urls", f"1;SKU1;{A}"))
+    assert missing.code == "csv_missing_columns"
+    assert "'Serial', 'Product Name', 'Input Image Urls'" in missing.message
+
+
+def test_a_file_separated_by_bars_is_refused_naming_the_separator() -> None:
+    error = refused((FILES / "products-bars.csv").read_bytes())
 
     assert error.code == "csv_missing_columns"
-    assert f"separated by {name}; save the file with commas" in error.message
+    assert "separated by bars (|), which OpsDeck does not read as a separator" in error.message
+    assert "commas, semicolons or tabs" in error.message
 
 
 def test_a_single_column_header_gets_no_separator_hint() -> None:

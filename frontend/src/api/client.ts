@@ -19,6 +19,16 @@ export function getCsrfToken(): string | null {
   return match?.[1] ? decodeURIComponent(match[1]) : null;
 }
 
+/**
+ * Whether this browser may hold a session: the readable `opsdeck_csrf` cookie is set and
+ * cleared together with the HttpOnly session cookie (same lifetime), so without it there is no
+ * session to ask the server about, and a signed-out page load makes no request that answers
+ * 401. With it, the session may still have ended on the server: the probe says so.
+ */
+export function mayHaveSession(): boolean {
+  return /(?:^|;\s*)opsdeck_csrf=[^;]/.test(document.cookie);
+}
+
 /** Called when an authenticated request answers 401: the session has ended. */
 export function setSessionExpiredHandler(handler: (() => void) | null): void {
   onSessionExpired = handler;

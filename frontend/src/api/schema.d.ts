@@ -113,7 +113,9 @@ export interface paths {
         put?: never;
         /**
          * Auth-Session-Create
-         * @description Sign a browser in: sets the HttpOnly session cookie and the readable CSRF cookie.
+         * @description Sign a browser in: sets the HttpOnly session cookie, the readable CSRF cookie and the
+         *     HttpOnly known-device cookie (a browser that signed in before is not locked out by failed
+         *     attempts of others on the account or from its address).
          */
         post: operations["auth-session-create"];
         /**
@@ -3671,6 +3673,7 @@ export interface operations {
             path?: never;
             cookie?: {
                 opsdeck_session?: string | null;
+                opsdeck_device?: string | null;
             };
         };
         requestBody: {

@@ -9,7 +9,7 @@ import {
 } from 'react';
 import { useQueryClient } from '@tanstack/react-query';
 import { getMe, getSession, signIn as signInRequest, signOut as signOutRequest } from '../api/accounts';
-import { setCsrfToken, setSessionExpiredHandler } from '../api/client';
+import { mayHaveSession, setCsrfToken, setSessionExpiredHandler } from '../api/client';
 import { ApiError } from '../api/errors';
 import type { Session, User } from '../api/types';
 
@@ -37,7 +37,10 @@ export interface AuthContextValue {
 const AuthContext = createContext<AuthContextValue | null>(null);
 
 export function AuthProvider({ children }: { children: ReactNode }) {
-  const [status, setStatus] = useState<AuthStatus>('loading');
+  // Signed out (no session cookies): nothing to probe, and a probe would answer 401, which the
+  // browser logs as an error. Decided once, on load.
+  const [probe] = useState(mayHaveSession);
+  const [status, setStatus] = useState<AuthStatus>(probe ? 'loading' : 'anonymous');
   const [user, setUserState] = useState<User | null>(null);
   const [reason, setReason] = useState<SignedOutReason>(null);
   const queryClient = useQueryClient();
@@ -59,6 +62,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   }, [queryClient]);
 
   useEffect(() => {
+    if (!probe) return undefined;
     let live = true;
     getSession().then(
       (session) => live && adopt(session),
@@ -67,7 +71,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
     return () => {
       live = false;
     };
-  }, [adopt, forget]);
+  }, [probe, adopt, forget]);
 
   useEffect(() => {
     setSessionExpiredHandler(() => forget('expired'));

@@ -1,7 +1,7 @@
 import { screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { describe, expect, it } from 'vitest';
-import { CSRF, apiError, makeUser, mockApi, renderApp, session } from '../test/utils';
+import { CSRF, apiError, makeUser, mockApi, renderApp, session, setSessionCookie } from '../test/utils';
 
 const READY = { status: 200, body: { status: 'ok', checks: { database: 'ok', broker: 'ok', storage: 'ok' }, failing: [] } };
 
@@ -33,6 +33,26 @@ describe('session restore', () => {
     expect(screen.getByTestId('location')).toHaveTextContent('/account?tab=x');
     const login = api.requests.find((r) => r.method === 'POST');
     expect(login?.body).toEqual({ username: 'alice', password: 'correct horse battery' });
+  });
+});
+
+describe('the session probe', () => {
+  it('is not sent by a browser without a session, so a signed-out load has no failing request', async () => {
+    const api = mockApi({});
+    renderApp('/account');
+    await screen.findByRole('heading', { name: 'Sign in to OpsDeck' });
+    expect(screen.getByTestId('location')).toHaveTextContent('/signin?next=%2Faccount');
+    expect(api.requests).toEqual([]);
+  });
+
+  it('is sent while the session cookies are there, and a session ended on the server signs out', async () => {
+    setSessionCookie();
+    const api = mockApi({
+      'GET /api/v1/auth/session': apiError(401, 'not_authenticated', 'Authentication required.'),
+    });
+    renderApp('/account');
+    await screen.findByRole('heading', { name: 'Sign in to OpsDeck' });
+    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /api/v1/auth/session']);
   });
 });
 

@@ -19,6 +19,7 @@ afterEach(() => {
   setSocketFactory(offline);
   vi.unstubAllGlobals();
   setCsrfToken(null);
+  document.cookie = 'opsdeck_csrf=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT';
   errorStore.clear();
 });
 

@@ -51,6 +51,10 @@ export function apiError(status: number, code: string, message: string, headers?
  */
 export function mockApi(routes: Record<string, Handler | Reply>) {
   const requests: RecordedRequest[] = [];
+  // A server that knows a session set the readable CSRF cookie with it (as the real one does
+  // with Set-Cookie); the app probes the session only when that cookie is there.
+  const probe = routes['GET /api/v1/auth/session'];
+  if (probe && typeof probe !== 'function' && probe.status === 200) setSessionCookie();
   const fetchMock = vi.fn(async (input: RequestInfo | URL, init?: RequestInit) => {
     const request = input instanceof Request ? input : new Request(input, init);
     const url = new URL(request.url);
@@ -83,6 +87,15 @@ export function mockApi(routes: Record<string, Handler | Reply>) {
   });
   vi.stubGlobal('fetch', fetchMock);
   return { requests, fetchMock };
+}
+
+/** The readable cookie a browser holds while it has a session (the server sets it). */
+export function setSessionCookie(): void {
+  document.cookie = `opsdeck_csrf=${CSRF}; path=/`;
+}
+
+export function clearSessionCookie(): void {
+  document.cookie = 'opsdeck_csrf=; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT';
 }
 
 export function LocationProbe() {

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Cookie, Depends, Form, Query, Response, status
 from opsdeck.accounts import service
 from opsdeck.accounts.dependencies import (
     CSRF_COOKIE,
+    KNOWN_DEVICE_COOKIE,
+    KNOWN_DEVICE_COOKIE_PATH,
     SESSION_COOKIE,
     AdminUser,
     CurrentPrincipal,
@@ -142,8 +144,11 @@ def create_session(
     passwords: PasswordsDep,
     client: ClientDep,
     previous_cookie: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None,
+    known_device: Annotated[str | None, Cookie(alias=KNOWN_DEVICE_COOKIE)] = None,
 ) -> SessionOut:
-    """Sign a browser in: sets the HttpOnly session cookie and the readable CSRF cookie."""
+    """Sign a browser in: sets the HttpOnly session cookie, the readable CSRF cookie and the
+    HttpOnly known-device cookie (a browser that signed in before is not locked out by failed
+    attempts of others on the account or from its address)."""
     user = service.authenticate(
         session,
         passwords,
@@ -153,11 +158,21 @@ def create_session(
         otp=body.otp,
         channel="session",
         client=client,
+        known_device=known_device,
     )
     if previous_cookie:
         service.replace_browser_session(session, previous_cookie)
     login = service.start_browser_session(session, settings, user, client)
     _set_session_cookies(response, settings, login)
+    response.set_cookie(
+        KNOWN_DEVICE_COOKIE,
+        service.known_device_cookie(settings, user),
+        max_age=settings.auth_known_device_days * 86_400,
+        path=KNOWN_DEVICE_COOKIE_PATH,
+        secure=settings.secure_cookies,
+        httponly=True,
+        samesite="strict",
+    )
     return SessionOut(
         user=UserOut.model_validate(user),
         csrf_token=login.csrf_token,

@@ -17,11 +17,15 @@ from opsdeck.accounts.models import User
 from opsdeck.accounts.service import Principal
 from opsdeck.core.deps import SessionDep, SettingsDep
 from opsdeck.core.errors import Forbidden, Unauthorized
+from opsdeck.core.http import API_PREFIX
 from opsdeck.core.security import constant_time_equals
 from opsdeck.settings import Settings
 
 SESSION_COOKIE = "opsdeck_session"
 CSRF_COOKIE = "opsdeck_csrf"
+# "This browser signed in before" (accounts.throttle): sent to the sign-in endpoints only.
+KNOWN_DEVICE_COOKIE = "opsdeck_device"
+KNOWN_DEVICE_COOKIE_PATH = f"{API_PREFIX}/auth"
 CSRF_HEADER = "X-CSRF-Token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 

@@ -8,8 +8,11 @@ and they are how log and terminal injection starts. Tab, line feed and carriage 
 allowed in bodies (Markdown, multi-line text); the path and the query take none at all.
 
 Checked here: the path, the query string, JSON and form-urlencoded bodies (every key and
-string value, at any depth). Not here: multipart bodies, whose files are binary; their text
-fields are validated by the routes that read them.
+string value, at any depth), by the middleware, before any route runs; and the text fields of
+multipart bodies (every part without a file name, and every part's name), by an app-wide
+dependency (`refuse_controls_in_multipart`) that reads the form the route parses anyway: the
+middleware would have to hold a whole upload in memory, while the form parser spools files to
+disk. Files themselves are binary and not looked into. Either way the answer is the same 422.
 
 Bidirectional formatting characters (U+202E RIGHT-TO-LEFT OVERRIDE and friends) are valid
 text, so they are not refused here; but in a name they can make "invoice_exe.pdf" show as
@@ -26,9 +29,12 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opsdeck.core.errors import error_body
+from opsdeck.core.errors import ErrorDetail, ValidationFailed, error_body
 
 # Any C0 control or DEL; in bodies, tab, LF and CR are allowed.
 _ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -150,13 +156,43 @@ def _controls_in_json(value: Any, path: str) -> Iterator[str]:
             yield from _controls_in_json(item, f"{path}[{index}]")
 
 
+async def refuse_controls_in_multipart(request: Request) -> None:
+    """The app-wide dependency that refuses a multipart body whose text fields (or part
+    names) hold a control character, with the middleware's 422 naming each field. Runs before
+    the route's own dependencies (authentication included), like the middleware does. A form
+    that does not parse is left to the route, which answers it as before."""
+    if _content_type(request.scope) != "multipart/form-data":
+        return
+    try:
+        form = await request.form()
+    except MultiPartException:
+        return
+    fields: list[str] = []
+    for name, value in form.multi_items():
+        text = "" if isinstance(value, UploadFile) else value
+        if _BODY_CONTROL.search(name) or _BODY_CONTROL.search(text):
+            field = f"body.{_ANY_CONTROL.sub('?', name)}"
+            if field not in fields:
+                fields.append(field)
+    if fields:
+        raise ValidationFailed(
+            _summary(fields),
+            details=[
+                ErrorDetail(field=field, message=MESSAGE, type="control_character")
+                for field in fields
+            ],
+        )
+
+
+def _summary(fields: list[str]) -> str:
+    return f"Invalid request: check {', '.join(fields[:5])}."
+
+
 async def _refuse(send: Send, fields: list[str]) -> None:
     details = [
         {"field": field, "message": MESSAGE, "type": "control_character"} for field in fields
     ]
-    body = json.dumps(
-        error_body("validation_error", f"Invalid request: check {', '.join(fields[:5])}.", details)
-    ).encode()
+    body = json.dumps(error_body("validation_error", _summary(fields), details)).encode()
     await send(
         {
             "type": "http.response.start",

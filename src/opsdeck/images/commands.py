@@ -81,7 +81,12 @@ def _operations(quality: int | None, fmt: str | None, max_size: str | None) -> s
 @click.option("--quality", type=click.IntRange(1, 100), default=None, help="Default 50.")
 @click.option("--format", "fmt", type=click.Choice(["keep", "jpeg", "png", "webp", "avif"]))
 @click.option("--max-size", default=None, help="Shrink to fit WxH, e.g. 1024x1024.")
-@click.option("--as", "username", default=None, help="Owner of the batch (default: an admin).")
+@click.option(
+    "--as",
+    "username",
+    default=None,
+    help="Owner of the batch (default: the system actor, which cannot sign in).",
+)
 def process(
     csv_file: Path,
     out_dir: Path,
@@ -126,6 +131,7 @@ def _submit(
     settings: Settings, factory: Any, csv_file: Path, operations: str, username: str | None
 ) -> str:
     from opsdeck.accounts import service as accounts
+    from opsdeck.audit import service as audit
     from opsdeck.core.queue import configure_celery
     from opsdeck.images import intake, service
 
@@ -133,17 +139,16 @@ def _submit(
     request = intake.parse_batch_request(settings, None, operations)
     products, columns = intake.parse_csv(settings, csv_file.read_bytes())
     with factory() as session:
+        # Run by whoever operates the machine, not by a person of the web app: by default the
+        # batch is the system actor's (created on first use, so a fresh data directory needs
+        # no account), and the audit log names it.
         owner = (
             accounts.get_active_user_by_username(session, username)
             if username
-            else accounts.first_active_admin(session)
+            else accounts.system_user(session, on_behalf_of="cli:images process")
         )
         if owner is None:
-            raise click.ClickException(
-                f"no active user {username!r}"
-                if username
-                else "no admin yet: create one with `opsdeck users create --admin`, or pass --as"
-            )
+            raise click.ClickException(f"no active user {username!r}")
         batch = service.create_csv_batch(
             session,
             owner,
@@ -151,6 +156,14 @@ def _submit(
             products=products,
             operations=request.operations,
             webhook_url=None,
+        )
+        audit.record(
+            session,
+            "images.batch.created",
+            actor=owner,
+            target_type="image_batch",
+            target_id=batch.id,
+            details={"channel": "cli", "file": csv_file.name[:200]},
         )
         session.commit()  # its start_batch job is published once this commits
         return batch.id

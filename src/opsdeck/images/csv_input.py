@@ -16,6 +16,10 @@ Decisions a reader may look for:
   to save as UTF-8; known binary signatures (images, PDF, ZIP/.xlsx, .xls, gzip), any NUL
   byte, or control bytes in over 2% of the first 8 KiB get a 415.
 - Lines end with LF, CRLF or CR, as the csv module reads them; line numbers count the same way.
+- Cells are separated by commas, semicolons (what spreadsheets save as "CSV" in locales whose
+  decimal mark is a comma) or tabs: the separator is the one that finds the most required
+  columns in the header line (commas first on a tie), and the whole file is read with it. A
+  header split by anything else (`|`) is refused with a message naming that separator.
 - Header names match without regard to case, spaces or punctuation ("S.No", "s no" and
   "S. No." are the same column; "Serial Number" is not). A required column found twice is an
   error rather than a guess. Extra columns are kept, in order, for the output CSV.
@@ -210,7 +214,8 @@ def parse_products(
     if max_rows < 1 or max_urls_per_row < 1 or max_errors < 1:
         raise ValueError("max_rows, max_urls_per_row and max_errors must be at least 1")
     text = _decode(data, max_errors)
-    records = _records(text)
+    delimiter = detect_delimiter(text)
+    records = _records(text, delimiter)
     header, header_line = _read_header(records)
     serial_at, name_at, urls_at = _locate_columns(header, header_line)
     header_cells = tuple(header)
@@ -236,7 +241,12 @@ def parse_products(
             if len(row) > width and not "".join(row[width:]).strip():
                 row = row[:width]
             else:
-                problems.add(line, None, ",".join(row), _cell_count_message(line, row, width))
+                problems.add(
+                    line,
+                    None,
+                    delimiter.join(row),
+                    _cell_count_message(line, row, width, delimiter),
+                )
                 continue
 
         serial = row[serial_at].strip()
@@ -330,10 +340,31 @@ class _Broken:
         return header[self.cell_index]
 
 
-def _records(text: str) -> Iterator[tuple[int, list[str] | _Broken]]:
+DELIMITERS = (",", ";", "\t")
+
+
+def detect_delimiter(text: str) -> str:
+    """The separator of the file's cells, judged by its header (the first line holding
+    anything but separators and spaces): of `DELIMITERS`, the one whose cells hold the most of
+    the required columns, then the most cells; commas when the header tells nothing."""
+    header = next((line for line in text.splitlines() if line.strip(" " + "".join(DELIMITERS))), "")
+    best, best_score = ",", (-1, -1)
+    for delimiter in DELIMITERS:
+        cells = next(csv.reader([header], delimiter=delimiter), [])
+        names = {normalise_column_name(cell) for cell in cells}
+        found = sum(normalise_column_name(column) in names for column in REQUIRED_COLUMNS)
+        score = (found, len(cells))
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def _records(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str] | _Broken]]:
     """(first line, cells) for each record up to the end of the file; blank lines give [].
     A record that cannot be delimited comes as a `_Broken`, and last."""
-    reader = csv.reader(itertools.chain(io.StringIO(text, newline=""), (_END,)))
+    reader = csv.reader(
+        itertools.chain(io.StringIO(text, newline=""), (_END,)), delimiter=delimiter
+    )
     while True:
         line = reader.line_num + 1
         try:
@@ -503,20 +534,18 @@ def _locate_columns(header: list[str], line: int) -> tuple[int, int, int]:
 
 
 def _separator_hint(header: list[str]) -> str:
-    # Spreadsheets in many locales save "CSV" with semicolons.
-    if len(header) == 1:
-        for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
-            if separator in header[0]:
-                return (
-                    f" The columns seem to be separated by {name}; save the file with commas "
-                    "as separators."
-                )
+    # Commas, semicolons and tabs are read (detect_delimiter); anything else is named.
+    if len(header) == 1 and "|" in header[0]:
+        return (
+            " The columns seem to be separated by bars (|), which OpsDeck does not read as a "
+            "separator; save the file with commas, semicolons or tabs between the columns."
+        )
     return ""
 
 
-def _cell_count_message(line: int, row: list[str], width: int) -> str:
+def _cell_count_message(line: int, row: list[str], width: int, delimiter: str = ",") -> str:
     message = f"Line {line}: {_count(len(row), 'cell')}, but the header has {width}."
-    if len(row) > width:
+    if len(row) > width and delimiter == ",":
         message += (
             " If a cell holds several URLs separated by commas, put the whole list in double "
             'quotes: "https://a.example/1.jpg,https://a.example/2.jpg".'

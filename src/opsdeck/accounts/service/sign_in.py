@@ -18,7 +18,13 @@ from opsdeck.accounts.service.two_factor import (
     OTP_REQUIRED_MESSAGE,
     accept_second_factor,
 )
-from opsdeck.accounts.throttle import LoginThrottle, too_many_attempts
+from opsdeck.accounts.throttle import (
+    Attempt,
+    LoginThrottle,
+    issue_known_device,
+    known_device_nonce,
+    too_many_attempts,
+)
 from opsdeck.audit.service import record
 from opsdeck.core.db import affected_rows, keep_on_refusal, utcnow
 from opsdeck.core.deps import ClientContext
@@ -81,32 +87,47 @@ def authenticate(
     otp: str | None,
     channel: LoginChannel,
     client: ClientContext | None = None,
+    known_device: str | None = None,
 ) -> User:
     """Check a sign-in; raises when it fails. Unknown user, wrong password and deactivated
     user give one answer, and the throttle is consulted before the password so a blocked guess
-    reveals nothing. Every failure leaves an audit entry (`keep_on_refusal`)."""
+    reveals nothing. Every failure leaves an audit entry (`keep_on_refusal`).
+
+    `known_device` is the browser's known-device cookie (`issue_known_device`): valid for this
+    account, it takes the attempt past the account's and the address's failure counters (it
+    has its own). Browser sign-ins (`channel="session"`) are also counted per client address;
+    API sign-ins per account and per (account, address) only."""
     now = utcnow()
     throttle = LoginThrottle.from_settings(settings)
     ip = client.ip if client else None
-    attempt = _LoginAttempt(username, channel, client)
-
-    wait = throttle.retry_after(username, ip)
-    if wait is not None:
-        attempt.audit_failure(session, None, "throttled")
-        raise too_many_attempts(wait)
+    audit = _LoginAttempt(username, channel, client)
 
     # Usernames cannot contain "@", so an identifier with one is an e-mail address.
     identifier = username.strip().lower()
     column = User.email if "@" in identifier else User.username
     user = session.scalar(select(User).where(column == identifier))
+    device = (
+        known_device_nonce(
+            settings, known_device, user_id=user.id, password_hash=user.password_hash
+        )
+        if user is not None and channel == "session"
+        else None
+    )
+    attempt = Attempt(username, ip, device=device, per_address=channel == "session")
+
+    wait = throttle.retry_after(attempt)
+    if wait is not None:
+        audit.audit_failure(session, None, "throttled")
+        raise too_many_attempts(wait)
+
     # Verified even for an unknown user (against a dummy hash) so both take the same time.
     password_ok = passwords.verify(user.password_hash if user else None, password)
     if user is None or not password_ok or not user.is_active:
         reason = (
             "unknown_user" if user is None else "bad_password" if not password_ok else "inactive"
         )
-        throttle.record_failure(username, ip)
-        attempt.audit_failure(session, user, reason)
+        throttle.record_failure(attempt)
+        audit.audit_failure(session, user, reason)
         raise Unauthorized(LOGIN_FAILED_MESSAGE, code="invalid_credentials")
 
     second_factor = None
@@ -116,11 +137,11 @@ def authenticate(
             raise Unauthorized(OTP_REQUIRED_MESSAGE, code="otp_required")
         second_factor = accept_second_factor(session, settings, user, otp, now, client)
         if second_factor is None:
-            throttle.record_failure(username, ip)
-            attempt.audit_failure(session, user, "bad_otp")
+            throttle.record_failure(attempt)
+            audit.audit_failure(session, user, "bad_otp")
             raise Unauthorized(OTP_INVALID_MESSAGE, code="invalid_otp")
 
-    throttle.forget_account(username)
+    throttle.forget(attempt)
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash(password)
     record(
@@ -159,6 +180,12 @@ class _LoginAttempt:
             details={"reason": reason, "channel": self.channel},
             client=self.client,
         )
+
+
+def known_device_cookie(settings: Settings, user: User) -> str:
+    """The known-device cookie's value for a browser `user` has just signed in with (after
+    any rehash of the password, whose fingerprint it carries)."""
+    return issue_known_device(settings, user_id=user.id, password_hash=user.password_hash)
 
 
 # -- sessions ------------------------------------------------------------------------------

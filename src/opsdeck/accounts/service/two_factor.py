@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from opsdeck.accounts import totp
 from opsdeck.accounts.models import RecoveryCode, User
-from opsdeck.accounts.throttle import LoginThrottle, too_many_attempts
+from opsdeck.accounts.throttle import Attempt, LoginThrottle, too_many_attempts
 from opsdeck.audit.service import record
 from opsdeck.core.db import affected_rows, keep_on_refusal, utcnow
 from opsdeck.core.deps import ClientContext
@@ -198,7 +198,10 @@ def reauthenticate(
     now = utcnow()
     throttle = LoginThrottle.from_settings(settings)
     ip = client.ip if client else None
-    wait = throttle.retry_after(user.username, ip)
+    # Counted like an API sign-in (per account and per account and address): the caller
+    # already holds a session, so the address's own counter would only add collateral.
+    attempt = Attempt(user.username, ip)
+    wait = throttle.retry_after(attempt)
     if wait is not None:
         raise too_many_attempts(wait)
     error: AppError | None = None
@@ -222,7 +225,7 @@ def reauthenticate(
         )
     if error is None:
         return
-    throttle.record_failure(user.username, ip)
+    throttle.record_failure(attempt)
     details = {"purpose": purpose, "reason": error.code}
     user_id = user.id
     keep_on_refusal(

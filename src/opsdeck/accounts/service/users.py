@@ -31,6 +31,16 @@ from opsdeck.settings import Settings
 
 MAX_DISPLAY_NAME_LENGTH = 100
 
+# The actor of work no person started (`opsdeck images process` run by an operator): a user
+# row, so what it owns has an owner and the audit log names it, that can never sign in: it is
+# inactive, its password hash is no argon2 hash (nothing verifies against it), and an
+# administrator cannot change it. Nobody may take its name.
+SYSTEM_USERNAME = "system"
+SYSTEM_EMAIL = "system@opsdeck.invalid"
+# Not a secret: a marker no password verifies against (it is no argon2 hash).
+SYSTEM_PASSWORD_HASH = "!system: this account cannot sign in"  # noqa: S105  # nosec B105
+RESERVED_USERNAMES = frozenset({SYSTEM_USERNAME})
+
 
 @dataclass(frozen=True)
 class UserQuery:
@@ -53,6 +63,12 @@ def create_user(
     client: ClientContext | None = None,
 ) -> User:
     username = _normalised(normalise_username, username, "body.username")
+    if username in RESERVED_USERNAMES:
+        message = f"The username {username!r} is reserved for OpsDeck itself."
+        raise ValidationFailed(
+            message,
+            details=[ErrorDetail(field="body.username", message=message, type="reserved")],
+        )
     email = _normalised(normalise_email, email, "body.email")
     display_name = _valid_display_name(display_name)
     _check_role(role)
@@ -123,6 +139,43 @@ def first_active_admin(session: Session) -> User | None:
     ).first()
 
 
+def system_user(session: Session, *, on_behalf_of: str = "opsdeck") -> User:
+    """The system actor, created on first use (its creation is audited with `on_behalf_of`,
+    e.g. the command that needed it). Refuses (409) when a person already holds the name from
+    before it was reserved, rather than handing their account out."""
+    user = session.scalar(select(User).where(User.username == SYSTEM_USERNAME))
+    if user is not None:
+        if not is_system_user(user):
+            raise Conflict(
+                f"A person's account is named {SYSTEM_USERNAME!r}; rename it, or name the "
+                "owner of this work explicitly.",
+                code="system_user_taken",
+            )
+        return user
+    user = User(
+        username=SYSTEM_USERNAME,
+        email=SYSTEM_EMAIL,
+        display_name="OpsDeck (system)",
+        role=Role.MEMBER,
+        is_active=False,
+        password_hash=SYSTEM_PASSWORD_HASH,
+    )
+    _save_unique(session, user)
+    record(
+        session,
+        "user.created",
+        actor_name=on_behalf_of[:64],
+        target_type="user",
+        target_id=user.id,
+        details={"username": user.username, "role": user.role, "system": True},
+    )
+    return user
+
+
+def is_system_user(user: User) -> bool:
+    return user.username == SYSTEM_USERNAME and user.password_hash == SYSTEM_PASSWORD_HASH
+
+
 USER_SORTS = SortOrders(
     name="UserSort",
     id_column=User.id,
@@ -161,6 +214,10 @@ def update_user(
 ) -> User:
     """An administrator's change to another account (or their own). None leaves a field as is."""
     user = get_user(session, user_id)
+    if is_system_user(user):
+        raise Conflict(
+            "The system account is OpsDeck's own and cannot be changed.", code="system_user"
+        )
     if role is not None:
         _check_role(role)
     if display_name is not None:
