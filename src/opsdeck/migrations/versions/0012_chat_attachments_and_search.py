@@ -9,8 +9,8 @@ is not deleted, removed with it; on SQLite an FTS5 table `chat_message_search_ft
 message_id UNINDEXED)` whose rowid is made from the message id (`search.fts_rowid`). Messages
 that exist already are indexed.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07 02:41:10.316529
 """
 
@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
