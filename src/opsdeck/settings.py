@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     chat_send_burst: int = Field(default=30, ge=1)
     chat_send_window_seconds: float = Field(default=10.0, gt=0)
     chat_typing_burst: int = Field(default=10, ge=1)  # typing events per user per 10 s
+    # A mention or direct message still unread this long after the first one pending goes
+    # out in an e-mail digest (chat/service/digest.py).
+    chat_mention_mail_delay_seconds: float = Field(default=600.0, ge=0)
 
     # -- mail ------------------------------------------------------------------------------
     # No host: messages are written as .eml files under <data_dir>/mail instead (core.mail).

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from opsdeck.accounts import service as accounts
 from opsdeck.chat import service
 from opsdeck.chat.models import Conversation, ConversationKind, Member, Message
-from opsdeck.chat.schemas import MemberOut, MessageOut, RoomOut, UserRef
+from opsdeck.chat.schemas import MemberOut, MessageOut, PinOut, RoomOut, UserRef
 
 
 def _people(session: Session, user_ids: set[str]) -> dict[str, UserRef]:
@@ -26,6 +26,7 @@ def rooms_out(
     ids = [conversation.id for conversation in conversations]
     mine = service.memberships(session, user_id, ids)
     unread = service.unread_counts(session, user_id, ids)
+    mentions = service.mention_counts(session, user_id, ids)
     counts = service.member_counts(session, ids)
     dm_members = {
         conversation.id: service.member_ids(session, conversation.id)
@@ -52,6 +53,8 @@ def rooms_out(
                 role=member.role if member is not None else None,
                 last_read_seq=member.last_read_seq if member is not None else 0,
                 unread=unread.get(conversation.id, 0),
+                mentions=mentions.get(conversation.id, 0),
+                incident_number=conversation.incident_number,
                 member_count=counts.get(conversation.id, 0),
                 members=[
                     people[uid] for uid in dm_members.get(conversation.id, []) if uid in people
@@ -76,6 +79,7 @@ def members_out(session: Session, members: Sequence[Member]) -> list[MemberOut]:
 
 def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageOut]:
     people = _people(session, {m.author_id for m in messages if m.author_id is not None})
+    mentioned = service.mentions_of(session, [m.id for m in messages if m.deleted_at is None])
     return [
         MessageOut(
             id=message.id,
@@ -89,6 +93,14 @@ def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageO
             edited_at=message.edited_at,
             deleted=message.deleted_at is not None,
             reply_to=message.reply_to_id,
+            mentions=mentioned.get(message.id, []),
+            mentions_room=message.mentions_room and message.deleted_at is None,
+            pinned_to_incident=(
+                PinOut(number=message.pinned_incident_number, event_id=message.pinned_event_id)
+                if message.pinned_incident_number is not None
+                and message.pinned_event_id is not None
+                else None
+            ),
         )
         for message in messages
     ]

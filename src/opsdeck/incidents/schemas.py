@@ -107,6 +107,9 @@ class IncidentOut(IncidentSummary):
     )
     can_edit: bool = Field(description="Whether the caller may edit and transition it.")
     watching: bool = Field(description="Whether the caller watches it.")
+    war_room_id: str | None = Field(
+        default=None, description="Its chat war room (null until opened: POST .../war-room)."
+    )
 
 
 class IncidentPage(Page[IncidentSummary]):

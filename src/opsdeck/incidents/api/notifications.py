@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, StrictBool
+from pydantic import BaseModel, Field, StrictBool
 
 from opsdeck.accounts.dependencies import CurrentUser
 from opsdeck.core.deps import SessionDep, SettingsDep
@@ -36,6 +36,9 @@ class NotificationPreferences(BaseModel):
     comment: bool
     follow_up_due: bool
     daily_digest: bool
+    chat_mentions: bool = Field(
+        description="Chat mentions and direct messages left unread, as an e-mail digest."
+    )
 
 
 class NotificationPreferencesUpdate(BaseModel):
@@ -48,6 +51,7 @@ class NotificationPreferencesUpdate(BaseModel):
     comment: StrictBool | None = None
     follow_up_due: StrictBool | None = None
     daily_digest: StrictBool | None = None
+    chat_mentions: StrictBool | None = None
 
 
 @router.get(
