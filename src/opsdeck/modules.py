@@ -8,11 +8,14 @@ import importlib
 from opsdeck.accounts.module import module as accounts
 from opsdeck.audit.module import module as audit
 from opsdeck.chat.module import module as chat
+from opsdeck.core import signals
 from opsdeck.core.modules import Module
 from opsdeck.images.module import module as images
 from opsdeck.incidents.module import module as incidents
 
 MODULES: tuple[Module, ...] = (accounts, audit, images, incidents, chat)
+# Every module's signal handlers (core.signals), loaded the first time a signal is sent.
+signals.use_registry(lambda: MODULES)
 
 # Tables every module relies on that live in the shared kernel (the job outbox).
 CORE_MODELS = ("opsdeck.core.jobs",)

@@ -167,6 +167,9 @@ class Settings(BaseSettings):
         "image/jpeg,image/png,image/gif,image/webp,application/pdf,text/plain,"
         "application/zip,application/gzip"
     )
+    # A mention or direct message still unread this long after the first one pending goes
+    # out in an e-mail digest (chat/service/digest.py).
+    chat_mention_mail_delay_seconds: float = Field(default=600.0, ge=0)
 
     # -- mail ------------------------------------------------------------------------------
     # No host: messages are written as .eml files under <data_dir>/mail instead (core.mail).

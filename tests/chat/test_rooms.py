@@ -289,11 +289,11 @@ def test_unread_counts_follow_the_read_pointer(
     assert client.get(base, headers=alice.headers).json()["unread"] == 0
 
     read = client.post(f"{base}/read", json={"seq": 2}, headers=bob.headers)
-    assert read.json() == {"room_id": room["id"], "last_read_seq": 2, "unread": 1}
+    assert read.json() == {"room_id": room["id"], "last_read_seq": 2, "unread": 1, "mentions": 0}
     back = client.post(f"{base}/read", json={"seq": 1}, headers=bob.headers)
     assert back.json()["last_read_seq"] == 2
     beyond = client.post(f"{base}/read", json={"seq": 99}, headers=bob.headers)
-    assert beyond.json() == {"room_id": room["id"], "last_read_seq": 3, "unread": 0}
+    assert beyond.json() == {"room_id": room["id"], "last_read_seq": 3, "unread": 0, "mentions": 0}
 
 
 def test_room_and_member_limits_and_the_owner_leaving(

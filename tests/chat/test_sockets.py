@@ -281,9 +281,20 @@ def test_typing_read_pointers_removal_and_rate_limits(
     for body in ("one", "two"):
         _send(a, room["id"], body)
     read = b.call("read", {"room_id": room["id"], "seq": 1})
-    assert read == {"ok": True, "room_id": room["id"], "unread": 1, "last_read_seq": 1}
+    assert read == {
+        "ok": True,
+        "room_id": room["id"],
+        "unread": 1,
+        "mentions": 0,
+        "last_read_seq": 1,
+    }
     # Bob's other device hears of it.
-    assert b_phone.next("unread") == {"room_id": room["id"], "unread": 1, "last_read_seq": 1}
+    assert b_phone.next("unread") == {
+        "room_id": room["id"],
+        "unread": 1,
+        "mentions": 0,
+        "last_read_seq": 1,
+    }
 
     answers = [b.call("typing", {"room_id": room["id"]}) for _ in range(12)]
     assert answers[-1]["ok"] is False

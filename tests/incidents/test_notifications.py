@@ -237,6 +237,7 @@ def test_preferences_default_to_on_and_a_kind_turned_off_sends_no_mail(
         "comment": True,
         "follow_up_due": True,
         "daily_digest": True,
+        "chat_mentions": True,
     }
     response = client.put(PREFERENCES, json={"comment": False}, headers=people["mallory"])
     assert response.status_code == 200, response.text

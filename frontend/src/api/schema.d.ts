@@ -1509,6 +1509,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/incidents/{number}/war-room": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Open the incident's war room (201 the first time, 200 after), and join it */
+        post: operations["chat-open-war-room"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/chat/messages/{message_id}/pin-to-incident": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pin a war room's message to its incident's timeline (once per message) */
+        post: operations["chat-pin-to-incident"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2397,6 +2431,11 @@ export interface components {
              * @description Whether the caller watches it.
              */
             watching: boolean;
+            /**
+             * War Room Id
+             * @description Its chat war room (null until opened: POST .../war-room).
+             */
+            war_room_id?: string | null;
         };
         /** IncidentPage */
         IncidentPage: {
@@ -2739,6 +2778,19 @@ export interface components {
              * @default []
              */
             attachments: components["schemas"]["ChatAttachmentOut"][];
+            /**
+             * Mentions
+             * @description The ids of the members it mentions, in order.
+             */
+            mentions?: string[];
+            /**
+             * Mentions Room
+             * @description Whether it mentions @room.
+             * @default false
+             */
+            mentions_room: boolean;
+            /** @description The incident timeline event it is pinned to. */
+            pinned_to_incident?: components["schemas"]["PinOut"] | null;
         };
         /** MessagePage */
         MessagePage: {
@@ -2785,6 +2837,11 @@ export interface components {
             follow_up_due: boolean;
             /** Daily Digest */
             daily_digest: boolean;
+            /**
+             * Chat Mentions
+             * @description Chat mentions and direct messages left unread, as an e-mail digest.
+             */
+            chat_mentions: boolean;
         };
         /**
          * NotificationPreferencesUpdate
@@ -2801,6 +2858,8 @@ export interface components {
             follow_up_due?: boolean | null;
             /** Daily Digest */
             daily_digest?: boolean | null;
+            /** Chat Mentions */
+            chat_mentions?: boolean | null;
         };
         /** PasswordAndCode */
         PasswordAndCode: {
@@ -2828,6 +2887,19 @@ export interface components {
         PinIn: {
             /** Pinned */
             pinned: boolean;
+        };
+        /** PinOut */
+        PinOut: {
+            /**
+             * Number
+             * @description The incident's number.
+             */
+            number: number;
+            /**
+             * Event Id
+             * @description The pinned note on the incident's timeline.
+             */
+            event_id: number;
         };
         /** PostmortemCreate */
         PostmortemCreate: {
@@ -2955,6 +3027,11 @@ export interface components {
             last_read_seq: number;
             /** Unread */
             unread: number;
+            /**
+             * Mentions
+             * @default 0
+             */
+            mentions: number;
         };
         /** RecoveryCodesOut */
         RecoveryCodesOut: {
@@ -3044,6 +3121,17 @@ export interface components {
              * @description Messages by others after the caller's read pointer.
              */
             unread: number;
+            /**
+             * Mentions
+             * @description Unread messages by others that mention the caller or @room.
+             * @default 0
+             */
+            mentions: number;
+            /**
+             * Incident Number
+             * @description A war room: the incident it was opened for.
+             */
+            incident_number?: number | null;
             /** Member Count */
             member_count: number;
             /**
@@ -10946,6 +11034,168 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "chat-open-war-room": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The incident's number. */
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The war room opened before (you are in it) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoomOut"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoomOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "chat-pin-to-incident": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Pinned before: the same timeline event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PinOut"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PinOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -181,6 +181,7 @@ def mark_read(room_id: RoomId, body: ReadIn, session: SessionDep, user: CurrentU
         room_id=room_id,
         last_read_seq=member.last_read_seq if member is not None else 0,
         unread=unread,
+        mentions=service.mention_counts(session, user.id, [room_id]).get(room_id, 0),
     )
 
 

@@ -213,11 +213,13 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         def join(session: Session) -> Ack:
             conversation, member = service.join_room(session, settings, user, payload.room_id)
             unread = service.unread_counts(session, user.id, [conversation.id])
+            mentions = service.mention_counts(session, user.id, [conversation.id])
             return ok(
                 room_id=conversation.id,
                 last_seq=conversation.next_seq,
                 last_read_seq=member.last_read_seq,
                 unread=unread.get(conversation.id, 0),
+                mentions=mentions.get(conversation.id, 0),
             )
 
         answer: Ack = await self._work(join)
@@ -300,9 +302,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         def mark(session: Session) -> dict[str, Any]:
             unread = service.mark_read(session, user, payload.room_id, payload.seq)
             member = service.active_member(session, payload.room_id, user.id)
+            mentions = service.mention_counts(session, user.id, [payload.room_id])
             return {
                 "room_id": payload.room_id,
                 "unread": unread,
+                "mentions": mentions.get(payload.room_id, 0),
                 "last_read_seq": member.last_read_seq if member is not None else 0,
             }
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -84,6 +85,10 @@ class Conversation(Base):
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
     # The last sequence number handed out (0: no message yet).
     next_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # A war room: the incident it was opened for (one room per incident; service/war_rooms.py).
+    incident_number: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("incidents.number", ondelete="SET NULL"), unique=True, default=None
+    )
 
 
 class Member(Base):
@@ -140,6 +145,50 @@ class Message(Base):
     deleted_by_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("users.id", ondelete="SET NULL")
     )
+    # `@room`: every member is mentioned (service/mentions.py says who may).
+    mentions_room: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Pinned to its war room's incident timeline: the incident and the timeline event.
+    pinned_incident_number: Mapped[int | None] = mapped_column(Integer, default=None)
+    pinned_event_id: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class Mention(Base):
+    """A member named in a message (`@username`), in the order they appear."""
+
+    __tablename__ = "chat_mentions"
+    __table_args__ = (Index("ix_chat_mentions_user", "user_id", "conversation_id"),)
+
+    message_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("chat_messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("chat_conversations.id", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class MailNotice(Base):
+    """A mention or direct message owed an e-mail if its reader has not read it in time
+    (service/digest.py): one row per recipient and message, deleted once the digest job has
+    looked at it, so the table holds only what is pending."""
+
+    __tablename__ = "chat_mail_notices"
+    __table_args__ = (
+        Index("ix_chat_mail_notices_created", "created_at"),
+        Index("ix_chat_mail_notices_user", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(32), ForeignKey("users.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("chat_messages.id", ondelete="CASCADE")
+    )
+    # "mention", "room" (@room) or "dm".
+    reason: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class MessageEdit(Base):

@@ -10,6 +10,7 @@ from opsdeck.core.modules import Module
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from opsdeck.core.signals import SignalMap
     from opsdeck.core.sockets import SocketContext
     from opsdeck.settings import Settings
 
@@ -20,8 +21,9 @@ def _routers() -> Sequence[APIRouter]:
     from opsdeck.chat.api import router
     from opsdeck.chat.api_attachments import router as attachments
     from opsdeck.chat.api_search import router as search
+    from opsdeck.chat.api_war_rooms import router as war_rooms
 
-    return (router, attachments, search)
+    return (router, attachments, search, war_rooms)
 
 
 def _body_limits(settings: Settings) -> Mapping[str, int]:
@@ -33,6 +35,14 @@ def _body_limits(settings: Settings) -> Mapping[str, int]:
     }
 
 
+def _signals() -> SignalMap:
+    """An incident's war room follows the incident (archived when it closes)."""
+    from opsdeck.chat import service
+    from opsdeck.incidents.service import CHANGED_SIGNAL
+
+    return {CHANGED_SIGNAL: (service.on_incident_changed,)}
+
+
 def _socket_namespaces(context: SocketContext) -> Sequence[Any]:
     from opsdeck.chat.events import namespaces
 
@@ -42,7 +52,9 @@ def _socket_namespaces(context: SocketContext) -> Sequence[Any]:
 module = Module(
     name="chat",
     models="opsdeck.chat.models",
+    task_modules=("opsdeck.chat.tasks",),
     routers=_routers,
     body_limits=_body_limits,
+    signals=_signals,
     socket_namespaces=_socket_namespaces,
 )

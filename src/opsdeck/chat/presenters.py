@@ -13,6 +13,7 @@ from opsdeck.chat.schemas import (
     ChatAttachmentOut,
     MemberOut,
     MessageOut,
+    PinOut,
     RoomOut,
     RoomRef,
     SearchHit,
@@ -37,6 +38,7 @@ def rooms_out(
     ids = [conversation.id for conversation in conversations]
     mine = service.memberships(session, user_id, ids)
     unread = service.unread_counts(session, user_id, ids)
+    mentions = service.mention_counts(session, user_id, ids)
     counts = service.member_counts(session, ids)
     dm_members = {
         conversation.id: service.member_ids(session, conversation.id)
@@ -63,6 +65,8 @@ def rooms_out(
                 role=member.role if member is not None else None,
                 last_read_seq=member.last_read_seq if member is not None else 0,
                 unread=unread.get(conversation.id, 0),
+                mentions=mentions.get(conversation.id, 0),
+                incident_number=conversation.incident_number,
                 member_count=counts.get(conversation.id, 0),
                 members=[
                     people[uid] for uid in dm_members.get(conversation.id, []) if uid in people
@@ -116,6 +120,7 @@ def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageO
         item.id: item
         for item in attachments_out(session, [a for rows in attached.values() for a in rows])
     }
+    mentioned = service.mentions_of(session, [m.id for m in messages if m.deleted_at is None])
     return [
         MessageOut(
             id=message.id,
@@ -130,6 +135,14 @@ def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageO
             deleted=message.deleted_at is not None,
             reply_to=message.reply_to_id,
             attachments=[shaped[a.id] for a in attached.get(message.id, [])],
+            mentions=mentioned.get(message.id, []),
+            mentions_room=message.mentions_room and message.deleted_at is None,
+            pinned_to_incident=(
+                PinOut(number=message.pinned_incident_number, event_id=message.pinned_event_id)
+                if message.pinned_incident_number is not None
+                and message.pinned_event_id is not None
+                else None
+            ),
         )
         for message in messages
     ]

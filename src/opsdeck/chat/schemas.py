@@ -71,6 +71,13 @@ class RoomOut(BaseModel):
     role: MemberRole | None
     last_read_seq: int
     unread: int = Field(description="Messages by others after the caller's read pointer.")
+    mentions: int = Field(
+        default=0,
+        description="Unread messages by others that mention the caller or @room.",
+    )
+    incident_number: int | None = Field(
+        default=None, description="A war room: the incident it was opened for."
+    )
     member_count: int
     members: list[UserRef] = Field(
         description="The people of a direct message (empty for rooms: see /members)."
@@ -107,6 +114,7 @@ class ReadOut(BaseModel):
     room_id: str
     last_read_seq: int
     unread: int
+    mentions: int = 0
 
 
 # -- messages --------------------------------------------------------------------------------
@@ -143,6 +151,11 @@ class ChatAttachmentOut(BaseModel):
     created_at: datetime
 
 
+class PinOut(BaseModel):
+    number: int = Field(description="The incident's number.")
+    event_id: int = Field(description="The pinned note on the incident's timeline.")
+
+
 class MessageOut(BaseModel):
     id: str
     room_id: str
@@ -156,6 +169,13 @@ class MessageOut(BaseModel):
     deleted: bool
     reply_to: str | None
     attachments: list[ChatAttachmentOut] = []
+    mentions: list[str] = Field(
+        default_factory=list, description="The ids of the members it mentions, in order."
+    )
+    mentions_room: bool = Field(default=False, description="Whether it mentions @room.")
+    pinned_to_incident: PinOut | None = Field(
+        default=None, description="The incident timeline event it is pinned to."
+    )
 
 
 class MessagePage(Page[MessageOut]):

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from fastapi import APIRouter
     from sqlalchemy.orm import Session
 
+    from opsdeck.core.signals import SignalMap
     from opsdeck.core.sockets import SocketContext
     from opsdeck.settings import Settings
 
@@ -31,6 +32,10 @@ def _nothing() -> Sequence[Any]:
 
 
 def _no_limits(_settings: Settings) -> Mapping[str, int]:
+    return {}
+
+
+def _no_signals() -> SignalMap:
     return {}
 
 
@@ -54,5 +59,7 @@ class Module:
     # Socket.IO namespaces (python-socketio AsyncNamespace objects), for real-time modules,
     # built with the web process's settings, session factory and hub (core.sockets).
     socket_namespaces: Callable[[SocketContext], Sequence[Any]] = _no_namespaces
+    # The signals of other modules it reacts to: {signal name: (handler, ...)} (core.signals).
+    signals: Callable[[], SignalMap] = _no_signals
     # Its example data for `opsdeck seed demo` (see DemoSeeder above), when it has some.
     demo_seed: DemoSeeder | None = None

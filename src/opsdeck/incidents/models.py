@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -187,6 +188,9 @@ class Incident(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(default=None)
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Its chat war room, once opened (chat links it: service.link_war_room). No foreign key:
+    # the incidents module does not depend on chat's tables.
+    war_room_id: Mapped[str | None] = mapped_column(String(32), default=None)
 
 
 class IncidentTag(Base):
@@ -431,6 +435,8 @@ class NotificationPreference(Base):
     comment: Mapped[bool] = mapped_column(Boolean, default=True)
     follow_up_due: Mapped[bool] = mapped_column(Boolean, default=True)
     daily_digest: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Chat mentions and direct messages left unread (chat's digest, sent by this mailer).
+    chat_mentions: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

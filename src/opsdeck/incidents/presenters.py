@@ -137,6 +137,7 @@ def incident_out(session: Session, actor: access.Actor, incident: Incident) -> I
             "allowed_transitions": list(workflow.allowed_next(incident.status)) if editor else [],
             "can_edit": editor,
             "watching": actor.id in watchers,
+            "war_room_id": incident.war_room_id,
         }
     )
 

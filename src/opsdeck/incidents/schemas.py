@@ -111,6 +111,9 @@ class IncidentOut(IncidentSummary):
     )
     can_edit: bool = Field(description="Whether the caller may edit and transition it.")
     watching: bool = Field(description="Whether the caller watches it.")
+    war_room_id: str | None = Field(
+        default=None, description="Its chat war room (null until opened: POST .../war-room)."
+    )
 
 
 class IncidentPage(Page[IncidentSummary]):
@@ -510,6 +513,9 @@ class NotificationPreferences(BaseModel):
     comment: bool
     follow_up_due: bool
     daily_digest: bool
+    chat_mentions: bool = Field(
+        description="Chat mentions and direct messages left unread, as an e-mail digest."
+    )
 
 
 class NotificationPreferencesUpdate(BaseModel):
@@ -522,6 +528,7 @@ class NotificationPreferencesUpdate(BaseModel):
     comment: StrictBool | None = None
     follow_up_due: StrictBool | None = None
     daily_digest: StrictBool | None = None
+    chat_mentions: StrictBool | None = None
 
 
 # -- outbound webhooks (service/outbound.py) --------------------------------------------------

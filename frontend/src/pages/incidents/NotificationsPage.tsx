@@ -12,6 +12,7 @@ const CHOICES: { key: keyof NotificationPreferences; label: string; description:
   { key: 'comment', label: 'Comments', description: 'On incidents you watch' },
   { key: 'follow_up_due', label: 'Follow-ups due', description: 'Your follow-ups coming due' },
   { key: 'daily_digest', label: 'Daily digest', description: 'One e-mail a day with what changed' },
+  { key: 'chat_mentions', label: 'Chat mentions', description: 'Mentions and direct messages you left unread' },
 ];
 
 function Form({ initial }: { initial: NotificationPreferences }) {

@@ -12,6 +12,8 @@ from opsdeck.chat.service.access import (
     get_visible,
     require_member,
 )
+from opsdeck.chat.service.digest import queue_digests
+from opsdeck.chat.service.mentions import mention_counts, mentions_of
 from opsdeck.chat.service.messages import (
     MAX_MESSAGE_BYTES,
     MESSAGE_SORTS,
@@ -52,6 +54,13 @@ from opsdeck.chat.service.rooms import (
     unban,
     unread_counts,
 )
+from opsdeck.chat.service.war_rooms import (
+    Opened,
+    Pinned,
+    on_incident_changed,
+    open_war_room,
+    pin_to_incident,
+)
 
 __all__ = [
     "MAX_DM_MEMBERS",
@@ -61,6 +70,8 @@ __all__ = [
     "SYNC_LIMIT",
     "Actor",
     "HistoryQuery",
+    "Opened",
+    "Pinned",
     "RoomFilter",
     "Sent",
     "active_member",
@@ -86,7 +97,13 @@ __all__ = [
     "member_counts",
     "member_ids",
     "memberships",
+    "mention_counts",
+    "mentions_of",
+    "on_incident_changed",
     "open_dm",
+    "open_war_room",
+    "pin_to_incident",
+    "queue_digests",
     "require_member",
     "send_limit",
     "send_message",

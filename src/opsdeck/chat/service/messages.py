@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from opsdeck.audit import service as audit
 from opsdeck.chat.models import Conversation, Member, Message, MessageEdit
-from opsdeck.chat.service import attachments, search
+from opsdeck.chat.service import attachments, mentions, search
 from opsdeck.chat.service.access import (
     Actor,
     active_member,
@@ -25,7 +25,6 @@ from opsdeck.chat.service.access import (
 )
 from opsdeck.core.db import utcnow
 from opsdeck.core.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
-from opsdeck.core.markdown import render
 from opsdeck.core.pagination import (
     Paged,
     PageParams,
@@ -153,7 +152,6 @@ def send_message(
                 author_id=actor.id,
                 client_id=client_id,
                 body=body,
-                body_html=render(body),
                 reply_to_id=reply_to,
                 created_at=now,
             )
@@ -167,6 +165,7 @@ def send_message(
         return Sent(earlier, created=False)
     attachments.bind(files, message)
     search.index_message(session, message)
+    mentions.apply(session, actor, conversation, member, message, edited=False)
     # The author has read what they wrote.
     if member.last_read_seq < seq:
         member.last_read_seq = seq
@@ -187,7 +186,7 @@ def _editable(session: Session, actor: Actor, message_id: str) -> tuple[Message,
 
 
 def edit_message(session: Session, actor: Actor, message_id: str, body: str) -> Message:
-    message, _member = _editable(session, actor, message_id)
+    message, member = _editable(session, actor, message_id)
     if message.author_id != actor.id:
         raise Forbidden("Only its author edits a message.", code="not_author")
     conversation = session.get_one(Conversation, message.conversation_id)
@@ -200,8 +199,8 @@ def edit_message(session: Session, actor: Actor, message_id: str, body: str) -> 
         MessageEdit(message_id=message.id, body=message.body, edited_at=now, editor_id=actor.id)
     )
     message.body = body
-    message.body_html = render(body)
     message.edited_at = now
+    mentions.apply(session, actor, conversation, member, message, edited=True)
     session.flush()
     search.index_message(session, message)
     return message

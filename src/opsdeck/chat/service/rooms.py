@@ -93,6 +93,8 @@ def create_room(
             Conversation.created_by_id == actor.id,
             Conversation.kind == ConversationKind.ROOM,
             Conversation.archived_at.is_(None),
+            # War rooms are the incidents' rooms, not their openers'.
+            Conversation.incident_number.is_(None),
         )
     )
     if (owned or 0) >= settings.chat_max_rooms_per_user:

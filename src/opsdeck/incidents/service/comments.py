@@ -3,6 +3,8 @@ timeline's notes and pins."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -111,12 +113,19 @@ def list_timeline(
 
 
 def add_note(
-    session: Session, actor: Actor, number: int, body: str, *, pinned: bool
+    session: Session,
+    actor: Actor,
+    number: int,
+    body: str,
+    *,
+    pinned: bool,
+    data: dict[str, Any] | None = None,
 ) -> TimelineEvent:
-    """Anybody who sees the incident may add a note to its timeline."""
+    """Anybody who sees the incident may add a note to its timeline (`data`: where it came
+    from, for a note another module writes, such as a chat message pinned from a war room)."""
     incident = get_visible(session, actor, number)
     event = timeline.record(
-        session, number, EventKind.NOTE, actor_id=actor.id, body=body, pinned=pinned
+        session, number, EventKind.NOTE, actor_id=actor.id, body=body, pinned=pinned, data=data
     )
     incident.updated_at = utcnow()
     return event

@@ -1,6 +1,8 @@
 """What follows a change: the one place that fans a change out to the search index, the
-outbound webhooks and the mail notifications, inside the change's transaction (what they
-send goes through core.jobs' outbox, so it leaves only if the change commits)."""
+outbound webhooks, the mail notifications and the other modules (the `incidents.changed`
+signal, core.signals: chat archives an incident's war room when it closes), inside the
+change's transaction (what they send goes through core.jobs' outbox, so it leaves only if the
+change commits)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from opsdeck.audit import service as audit
+from opsdeck.core import signals
 from opsdeck.incidents.models import Incident
 from opsdeck.incidents.service import search
 from opsdeck.incidents.service.access import Actor
+
+# Sent after every change: `(session, number=, event=, data=, actor_id=)`, with `event` an
+# IncidentEvent name and `data` the change's data (a status change: {"from", "to"}).
+CHANGED_SIGNAL = "incidents.changed"
 
 
 class IncidentEvent:
@@ -55,3 +62,11 @@ def changed(session: Session, incident: Incident, change: Change) -> None:
 
     notifications.on_change(session, incident, change)
     outbound.on_change(session, incident, change)
+    signals.send(
+        session,
+        CHANGED_SIGNAL,
+        number=incident.number,
+        event=change.event,
+        data=dict(change.data),
+        actor_id=change.actor.id if change.actor else None,
+    )

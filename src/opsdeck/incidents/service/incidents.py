@@ -546,3 +546,15 @@ def list_incidents(
 
 def get_incident(session: Session, actor: Actor, number: int) -> Incident:
     return get_visible(session, actor, number)
+
+
+# -- the war room (opened by chat) ----------------------------------------------------------
+
+
+def link_war_room(session: Session, number: int, room_id: str) -> Incident:
+    """Record the chat room opened for an incident (the chat module calls it, having checked
+    who asks); the incident's JSON shows it as `war_room_id`."""
+    incident = session.get_one(Incident, number)
+    incident.war_room_id = room_id
+    session.flush()
+    return incident

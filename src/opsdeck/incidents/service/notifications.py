@@ -10,7 +10,10 @@ waits for a mail server. The job (`deliver`) sends the row's message and records
 - follow-up due: its owner, once a day while it is due or overdue and not done
   (`remind_follow_ups`, a daily job);
 - daily digest: the open incidents a user may see that changed in the last day
-  (`queue_digests`, a daily job).
+  (`queue_digests`, a daily job);
+- chat mentions: the chat module's digest of mentions and direct messages a user left unread
+  (queued by chat with `queue(..., Kind.CHAT_MENTIONS, ...)`, the items in the row's data:
+  this mailer sends it, with the same preferences, retries and unsubscribe link).
 
 Never the person who made the change, never a user who turned that kind off
 (`NotificationPreference`, everything on by default), never somebody who may not see the
@@ -93,9 +96,17 @@ class Kind:
     COMMENT = "comment"
     FOLLOW_UP_DUE = "follow_up_due"
     DAILY_DIGEST = "daily_digest"
+    CHAT_MENTIONS = "chat_mentions"
 
 
-KINDS = (Kind.ASSIGNMENT, Kind.STATUS_CHANGE, Kind.COMMENT, Kind.FOLLOW_UP_DUE, Kind.DAILY_DIGEST)
+KINDS = (
+    Kind.ASSIGNMENT,
+    Kind.STATUS_CHANGE,
+    Kind.COMMENT,
+    Kind.FOLLOW_UP_DUE,
+    Kind.DAILY_DIGEST,
+    Kind.CHAT_MENTIONS,
+)
 ALL = "all"
 
 _DESCRIPTION = {
@@ -104,6 +115,7 @@ _DESCRIPTION = {
     Kind.COMMENT: "comment e-mails",
     Kind.FOLLOW_UP_DUE: "follow-up reminders",
     Kind.DAILY_DIGEST: "the daily digest",
+    Kind.CHAT_MENTIONS: "chat mention e-mails",
     ALL: "all incident e-mails",
 }
 
@@ -544,6 +556,8 @@ def _compose(
     quote_text: str | None = None
     if row.kind == Kind.DAILY_DIGEST:
         return _compose_digest(session, settings, row, user)
+    if row.kind == Kind.CHAT_MENTIONS:
+        return _compose_chat(settings, row, user)
     if incident is None:
         return None
     label = incident_label(incident.number)
@@ -618,6 +632,38 @@ def _compose_digest(
         "<ul>" + "".join(items) + "</ul>",
         _html_footer(row.kind, unsubscribe),
     ]
+    return "\n".join(text_lines) + "\n", _html_page(parts)
+
+
+def _compose_chat(settings: Settings, row: Notification, user: Any) -> tuple[str, str] | None:
+    """The chat digest: the items chat put in the row's data, each `{room, author, excerpt,
+    at, url}` (plain text: escaped here)."""
+    items = [item for item in (row.data or {}).get("items", []) if isinstance(item, dict)]
+    if not items:
+        return None
+    more = int((row.data or {}).get("more", 0) or 0)
+    unsubscribe = unsubscribe_url(settings, user.id, row.kind)
+    headline = "You were mentioned or sent direct messages in OpsDeck chat, still unread:"
+    text_lines = [headline, ""]
+    entries = []
+    for item in items:
+        room, author = str(item.get("room", "")), str(item.get("author", "somebody"))
+        excerpt, at = str(item.get("excerpt", "")), str(item.get("at", ""))
+        link = f"{settings.public_base_url}{item.get('url', '/chat')}"
+        text_lines += [f"- {author} in {room} ({at}):", f"  {excerpt}", f"  {link}", ""]
+        entries.append(
+            f"<li><strong>{html.escape(author)}</strong> in "
+            f'<a href="{html.escape(link)}">{html.escape(room)}</a> '
+            f"({html.escape(at)}):<br>"
+            f'<span style="white-space: pre-wrap">{html.escape(excerpt)}</span></li>'
+        )
+    if more:
+        text_lines += [f"... and {more} more.", ""]
+    text_lines += _text_footer(row.kind, unsubscribe)
+    parts = [f"<p>{html.escape(headline)}</p>", "<ul>" + "".join(entries) + "</ul>"]
+    if more:
+        parts.append(f"<p>... and {more} more.</p>")
+    parts.append(_html_footer(row.kind, unsubscribe))
     return "\n".join(text_lines) + "\n", _html_page(parts)
 
 
