@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     chat_send_burst: int = Field(default=30, ge=1)
     chat_send_window_seconds: float = Field(default=10.0, gt=0)
     chat_typing_burst: int = Field(default=10, ge=1)  # typing events per user per 10 s
+    # A connection's presence lives this long without a heartbeat (a third of it): the
+    # connections of a process that died go offline after it. Open connections are signed in
+    # again (a revoked token, a signed-out session) at every heartbeat.
+    chat_presence_ttl_seconds: float = Field(default=30.0, ge=0.3, le=3600)
 
     # -- mail ------------------------------------------------------------------------------
     # No host: messages are written as .eml files under <data_dir>/mail instead (core.mail).

@@ -37,6 +37,14 @@ class RoomVisibility(StrEnum):
     PRIVATE = "private"
 
 
+class PresenceStatus(StrEnum):
+    """A person's presence over all their connections (not stored in the database)."""
+
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
 class MemberRole(StrEnum):
     OWNER = "owner"
     MODERATOR = "moderator"
@@ -147,3 +155,20 @@ class MessageEdit(Base):
     editor_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("users.id", ondelete="SET NULL")
     )
+
+
+class Reaction(Base):
+    """One person's emoji on a message (toggled: a second toggle removes it). A message's
+    reactions are listed in the order each emoji was first used."""
+
+    __tablename__ = "chat_reactions"
+    __table_args__ = (Index("ix_chat_reactions_message", "message_id", "created_at"),)
+
+    message_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("chat_messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    emoji: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

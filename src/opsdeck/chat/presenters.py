@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts import service as accounts
 from opsdeck.chat import service
-from opsdeck.chat.models import Conversation, ConversationKind, Member, Message
-from opsdeck.chat.schemas import MemberOut, MessageOut, RoomOut, UserRef
+from opsdeck.chat.models import Conversation, ConversationKind, Member, Message, PresenceStatus
+from opsdeck.chat.schemas import MemberOut, MessageOut, ReactionOut, RoomOut, UserRef
 
 
 def _people(session: Session, user_ids: set[str]) -> dict[str, UserRef]:
@@ -65,17 +65,32 @@ def room_out(session: Session, user_id: str, conversation: Conversation) -> Room
     return rooms_out(session, user_id, [conversation])[0]
 
 
-def members_out(session: Session, members: Sequence[Member]) -> list[MemberOut]:
+def members_out(
+    session: Session,
+    members: Sequence[Member],
+    presence: Mapping[str, PresenceStatus] | None = None,
+) -> list[MemberOut]:
     people = _people(session, {member.user_id for member in members})
+    known = presence or {}
     return [
-        MemberOut(user=people[member.user_id], role=member.role, joined_at=member.joined_at)
+        MemberOut(
+            user=people[member.user_id],
+            role=member.role,
+            joined_at=member.joined_at,
+            presence=known.get(member.user_id, PresenceStatus.OFFLINE),
+        )
         for member in members
         if member.user_id in people
     ]
 
 
 def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageOut]:
+    """A page of messages: one query each for their people, reactions and thread counts."""
     people = _people(session, {m.author_id for m in messages if m.author_id is not None})
+    ids = [message.id for message in messages]
+    reactions = service.reactions_for(session, ids)
+    threads = service.thread_stats(session, ids)
+    no_thread = service.ThreadStats(reply_count=0, last_reply_at=None)
     return [
         MessageOut(
             id=message.id,
@@ -89,6 +104,12 @@ def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageO
             edited_at=message.edited_at,
             deleted=message.deleted_at is not None,
             reply_to=message.reply_to_id,
+            reactions=[
+                ReactionOut(emoji=r.emoji, count=r.count, user_ids=r.user_ids)
+                for r in reactions.get(message.id, [])
+            ],
+            reply_count=threads.get(message.id, no_thread).reply_count,
+            last_reply_at=threads.get(message.id, no_thread).last_reply_at,
         )
         for message in messages
     ]

@@ -29,6 +29,15 @@ from opsdeck.chat.service.messages import (
     sync,
     typing_limit,
 )
+from opsdeck.chat.service.presence import Presence, presence_of
+from opsdeck.chat.service.reactions import (
+    ReactionSummary,
+    Toggled,
+    check_emoji,
+    is_emoji,
+    reactions_for,
+    toggle_reaction,
+)
 from opsdeck.chat.service.rooms import (
     MAX_DM_MEMBERS,
     ROOM_SORTS,
@@ -52,6 +61,8 @@ from opsdeck.chat.service.rooms import (
     unban,
     unread_counts,
 )
+from opsdeck.chat.service.threads import Thread, ThreadStats, thread, thread_stats
+from opsdeck.chat.service.unread import UnreadState, mention_count, unread_for_members
 
 __all__ = [
     "MAX_DM_MEMBERS",
@@ -61,11 +72,18 @@ __all__ = [
     "SYNC_LIMIT",
     "Actor",
     "HistoryQuery",
+    "Presence",
+    "ReactionSummary",
     "RoomFilter",
     "Sent",
+    "Thread",
+    "ThreadStats",
+    "Toggled",
+    "UnreadState",
     "active_member",
     "archive",
     "ban",
+    "check_emoji",
     "check_rate",
     "create_room",
     "delete_message",
@@ -77,6 +95,7 @@ __all__ = [
     "get_visible",
     "history",
     "invite",
+    "is_emoji",
     "join_room",
     "kick",
     "leave_room",
@@ -86,13 +105,20 @@ __all__ = [
     "member_counts",
     "member_ids",
     "memberships",
+    "mention_count",
     "open_dm",
+    "presence_of",
+    "reactions_for",
     "require_member",
     "send_limit",
     "send_message",
     "set_role",
     "sync",
+    "thread",
+    "thread_stats",
+    "toggle_reaction",
     "typing_limit",
     "unban",
     "unread_counts",
+    "unread_for_members",
 ]
