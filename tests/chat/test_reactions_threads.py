@@ -106,7 +106,10 @@ def _statements(app: FastAPI) -> Iterator[list[str]]:
     seen: list[str] = []
 
     def count(*args: Any) -> None:
-        seen.append(str(args[2]))
+        statement = str(args[2])
+        # The page's own reads (not signing in, nor the job relay's thread).
+        if "chat_" in statement or "FROM users" in statement:
+            seen.append(statement)
 
     engine = app.state.engine
     event.listen(engine, "before_cursor_execute", count)
@@ -131,7 +134,7 @@ def test_a_history_page_reads_reactions_and_threads_in_a_fixed_number_of_queries
         _reply(client, alice, room["id"], message["id"], f"re-{index}")
     with _statements(app) as large:
         assert len(client.get(url, headers=alice.headers).json()["items"]) == 23
-    assert len(large) == len(small)
+    assert [s[:60] for s in large] == [s[:60] for s in small]
 
 
 def test_threads_count_replies_and_read_in_order(
