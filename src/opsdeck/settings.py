@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     # connections of a process that died go offline after it. Open connections are signed in
     # again (a revoked token, a signed-out session) at every heartbeat.
     chat_presence_ttl_seconds: float = Field(default=30.0, ge=0.3, le=3600)
+    # Socket.IO over websockets only (no long-polling fallback): several web processes or
+    # replicas then need no sticky sessions (docs/chat.md, "Scaling").
+    chat_websocket_only: bool = False
 
     # -- mail ------------------------------------------------------------------------------
     # No host: messages are written as .eml files under <data_dir>/mail instead (core.mail).

@@ -118,8 +118,18 @@ class LiveRelay:
     def start(self) -> None:
         with _lock:
             _receivers.append(self.receive)
-        target = self._spool_loop if self.settings.embedded else self._redis_loop
-        self.thread = threading.Thread(target=target, name="opsdeck-live", daemon=True)
+        if self.settings.embedded:
+            folder = spool_dir(self.settings)
+            folder.mkdir(parents=True, exist_ok=True)
+            # What was there before this process started is not news to it.
+            seen = {path.name for path in folder.glob("*.json")}
+            self.thread = threading.Thread(
+                target=self._spool_loop, args=(folder, seen), name="opsdeck-live", daemon=True
+            )
+        else:
+            self.thread = threading.Thread(
+                target=self._redis_loop, name="opsdeck-live", daemon=True
+            )
         self.thread.start()
 
     def stop(self) -> None:
@@ -156,11 +166,7 @@ class LiveRelay:
                 log.warning("live_relay_redis_failed", exc_info=True)
                 self.stopping.wait(1.0)
 
-    def _spool_loop(self) -> None:
-        folder = spool_dir(self.settings)
-        folder.mkdir(parents=True, exist_ok=True)
-        # What was there before this process started is not news to it.
-        seen = {path.name for path in folder.glob("*.json")}
+    def _spool_loop(self, folder: Path, seen: set[str]) -> None:
         while not self.stopping.wait(LIVE_POLL_SECONDS):
             try:
                 self._spool_pass(folder, seen)

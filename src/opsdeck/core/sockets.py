@@ -48,6 +48,9 @@ def build_socket_server(settings: Settings) -> socketio.AsyncServer:
         max_http_buffer_size=1_000_000,
         logger=False,
         engineio_logger=False,
+        # Long-polling needs every request of a connection to reach the same process; without
+        # it any process (or replica) serves any connection (docs/chat.md, "Scaling").
+        transports=["websocket"] if settings.chat_websocket_only else ["polling", "websocket"],
     )
 
 
