@@ -249,10 +249,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if connection is None:
             return
         user = connection.user
-        before = self.presence.statuses([user.id]).get(user.id, Presence.OFFLINE)
-        after = await asyncio.to_thread(self.presence.drop, user.id, sid)
-        if after != before:
-            await self._announce(user.id, user.username, after)
+        await self._change_presence(user, lambda: self.presence.drop(user.id, sid))
 
     # -- events ----------------------------------------------------------------------------
 
@@ -405,10 +402,23 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         connection = self.connections.get(sid)
         if connection is not None:
             connection.status = status
-        before = self.presence.statuses([user.id]).get(user.id, Presence.OFFLINE)
-        after = await asyncio.to_thread(self.presence.touch, user.id, sid, status)
-        if after != before:
-            await self._announce(user.id, user.username, after)
+        await self._change_presence(user, lambda: self.presence.touch(user.id, sid, status))
+
+    async def _change_presence(self, user: SocketUser, change: Callable[[], Presence]) -> None:
+        """Apply `change` to the store (in a thread) and announce the user's new presence when
+        it differs. Presence is best effort: a Redis blink costs an announcement, never the
+        connection or the event."""
+
+        def run() -> tuple[Presence, Presence]:
+            before = self.presence.statuses([user.id]).get(user.id, Presence.OFFLINE)
+            return before, change()
+
+        try:
+            before, after = await asyncio.to_thread(run)
+            if after != before:
+                await self._announce(user.id, user.username, after)
+        except Exception:
+            log.warning("chat_presence_failed", user_id=user.id, exc_info=True)
 
     async def _announce(self, user_id: str, username: str, status: Presence) -> None:
         """`presence` to the connections of everybody who shares a conversation with them."""
@@ -541,8 +551,12 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 self.presence.touch(connection.user.id, sid, connection.status)
             return self.presence.sweep()
 
-        for user_id in await asyncio.to_thread(refresh):
-            await self._announce(user_id, await self._username(user_id), Presence.OFFLINE)
+        try:
+            for user_id in await asyncio.to_thread(refresh):
+                await self._announce(user_id, await self._username(user_id), Presence.OFFLINE)
+        except Exception:
+            # Presence waits for the next beat; signing in again must not.
+            log.warning("chat_presence_heartbeat_failed", exc_info=True)
         settings = self.context.settings
 
         def still_valid(session: Session) -> list[str]:
