@@ -507,11 +507,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return
 
         def readers(session: Session) -> list[str]:
-            return [
-                sid
-                for sid, user in targets.items()
-                if live_topics.may_receive(session, user, topic, payload)
-            ]
+            allowed: dict[str, bool] = {}  # one check per person, whatever their tabs
+            for user in targets.values():
+                if user.id not in allowed:
+                    allowed[user.id] = live_topics.may_receive(session, user, topic, payload)
+            return [sid for sid, user in targets.items() if allowed[user.id]]
 
         for sid in await self._work(readers):
             await server.emit(event, payload, to=sid, namespace=NAMESPACE, ignore_queue=True)
