@@ -252,7 +252,8 @@ def test_a_flood_of_joins_is_answered_with_error_acks(
 
     for _ in range(total):
         flood.sio.emit("room:join", {"room_id": room["id"]}, namespace=NS, callback=keep)
-    assert done.wait(120), f"{len(answers)} answers of {total}"
+    # A liveness bound (a loaded CI machine answers slowly), not a speed target.
+    assert done.wait(600), f"{len(answers)} answers of {total}"
     codes = {a["error"]["code"] for a in answers if not a["ok"]}
     assert codes == {"rate_limited"}
     # A burst of 100, refilled at 10 a second while the flood lasts: most are refused.
