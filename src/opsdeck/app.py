@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         try:
             yield
         finally:
+            hub.close()
             relay.stop()
             engine.dispose()
 

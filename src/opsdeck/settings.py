@@ -170,6 +170,13 @@ class Settings(BaseSettings):
     # A mention or direct message still unread this long after the first one pending goes
     # out in an e-mail digest (chat/service/digest.py).
     chat_mention_mail_delay_seconds: float = Field(default=600.0, ge=0)
+    # A connection's presence lives this long without a heartbeat (a third of it): the
+    # connections of a process that died go offline after it. Open connections are signed in
+    # again (a revoked token, a signed-out session) at every heartbeat.
+    chat_presence_ttl_seconds: float = Field(default=30.0, ge=0.3, le=3600)
+    # Socket.IO over websockets only (no long-polling fallback): several web processes or
+    # replicas then need no sticky sessions (docs/chat.md, "Scaling").
+    chat_websocket_only: bool = False
 
     # -- mail ------------------------------------------------------------------------------
     # No host: messages are written as .eml files under <data_dir>/mail instead (core.mail).

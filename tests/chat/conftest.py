@@ -1,16 +1,20 @@
 """Chat fixtures: three people (alice, bob and eve, the outsider every IDOR test tries with),
-their bearer headers, and `make_room` / `send` through the API."""
+their bearer headers, `make_room` / `send` through the API, and `connect`: real Socket.IO
+clients of the test web server."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import queue
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import socketio
 from fastapi.testclient import TestClient
 
 from tests.conftest import API, UserFactory, sign_in
+from tests.stack import ManagedProcess
 
 CHAT = f"{API}/chat"
 RoomFactory = Callable[..., dict[str, Any]]
@@ -78,3 +82,85 @@ def send(client: TestClient) -> Sender:
         return response.json()
 
     return factory
+
+
+# -- Socket.IO clients ---------------------------------------------------------------------
+
+NS = "/chat"
+WAIT = 15.0
+Events = dict[str, "queue.Queue[Any]"]
+
+
+class ChatClient:
+    """A socketio.Client on /chat that keeps every server event in a queue per name."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.Client(reconnection=False)
+        self.events: Events = {}
+        self.refusals: queue.Queue[Any] = queue.Queue()
+        for name in (
+            "message:new",
+            "message:edited",
+            "message:deleted",
+            "typing",
+            "unread",
+            "room:removed",
+            "reaction",
+            "presence",
+            "incidents:incident",
+            "images:batch",
+        ):
+            self.events[name] = queue.Queue()
+            self.sio.on(name, self._keeper(name), namespace=NS)
+        self.sio.on("connect_error", self.refusals.put, namespace=NS)
+
+    def _keeper(self, name: str) -> Callable[[Any], None]:
+        return lambda data: self.events[name].put(data)
+
+    def call(self, event: str, data: Any) -> Any:
+        return self.sio.call(event, data, namespace=NS, timeout=WAIT)
+
+    def next(self, name: str) -> Any:
+        return self.events[name].get(timeout=WAIT)
+
+    def close(self) -> None:
+        if self.sio.connected:
+            self.sio.disconnect()
+
+
+Connect = Callable[..., ChatClient]
+
+
+@pytest.fixture
+def server(web_server: tuple[str, ManagedProcess]) -> str:
+    return web_server[0]
+
+
+@pytest.fixture
+def connect(server: str) -> Iterator[Connect]:
+    made: list[ChatClient] = []
+
+    def factory(
+        person: Person | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+        transport: str = "websocket",
+    ) -> ChatClient:
+        chat = ChatClient()
+        made.append(chat)
+        if person is not None:
+            token = person.headers["Authorization"].removeprefix("Bearer ")
+        chat.sio.connect(
+            server,
+            namespaces=[NS],
+            transports=[transport],
+            auth={"token": token} if token is not None else None,
+            headers=headers or {},
+            wait_timeout=WAIT,
+        )
+        return chat
+
+    yield factory
+    for chat in made:
+        chat.close()

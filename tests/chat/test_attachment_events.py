@@ -3,21 +3,19 @@ web`, as in test_sockets)."""
 
 from __future__ import annotations
 
-import pytest
 from fastapi.testclient import TestClient
 
-from tests.chat.conftest import CHAT, Person, RoomFactory
-from tests.chat.test_sockets import Connect, connect, server  # noqa: F401 - fixtures, by name below
+from tests.chat.conftest import CHAT, Connect, Person, RoomFactory
 
 
 def test_a_socket_send_carries_attachments(
     client: TestClient,
-    request: pytest.FixtureRequest,
+    connect: Connect,
     alice: Person,
     bob: Person,
     make_room: RoomFactory,
 ) -> None:
-    open_socket: Connect = request.getfixturevalue("connect")
+    open_socket = connect
     room_id = make_room(alice)["id"]
     assert client.post(f"{CHAT}/rooms/{room_id}/join", headers=bob.headers).status_code == 200
     upload = client.post(

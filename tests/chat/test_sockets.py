@@ -5,9 +5,7 @@ connection, typing, read pointers and rate limits."""
 
 from __future__ import annotations
 
-import queue
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -15,84 +13,8 @@ import pytest
 import socketio
 from fastapi.testclient import TestClient
 
-from tests.chat.conftest import CHAT, Person, RoomFactory
+from tests.chat.conftest import CHAT, NS, WAIT, ChatClient, Connect, Person, RoomFactory
 from tests.conftest import API, STRONG_PASSWORD
-from tests.stack import ManagedProcess
-
-NS = "/chat"
-WAIT = 15.0
-Events = dict[str, "queue.Queue[Any]"]
-
-
-class ChatClient:
-    """A socketio.Client on /chat that keeps every server event in a queue per name."""
-
-    def __init__(self) -> None:
-        self.sio = socketio.Client(reconnection=False)
-        self.events: Events = {}
-        self.refusals: queue.Queue[Any] = queue.Queue()
-        for name in (
-            "message:new",
-            "message:edited",
-            "message:deleted",
-            "typing",
-            "unread",
-            "room:removed",
-        ):
-            self.events[name] = queue.Queue()
-            self.sio.on(name, self._keeper(name), namespace=NS)
-        self.sio.on("connect_error", self.refusals.put, namespace=NS)
-
-    def _keeper(self, name: str) -> Callable[[Any], None]:
-        return lambda data: self.events[name].put(data)
-
-    def call(self, event: str, data: Any) -> Any:
-        return self.sio.call(event, data, namespace=NS, timeout=WAIT)
-
-    def next(self, name: str) -> Any:
-        return self.events[name].get(timeout=WAIT)
-
-    def close(self) -> None:
-        if self.sio.connected:
-            self.sio.disconnect()
-
-
-Connect = Callable[..., ChatClient]
-
-
-@pytest.fixture
-def server(web_server: tuple[str, ManagedProcess]) -> str:
-    return web_server[0]
-
-
-@pytest.fixture
-def connect(server: str) -> Iterator[Connect]:
-    made: list[ChatClient] = []
-
-    def factory(
-        person: Person | None = None,
-        *,
-        token: str | None = None,
-        headers: dict[str, str] | None = None,
-        transport: str = "websocket",
-    ) -> ChatClient:
-        chat = ChatClient()
-        made.append(chat)
-        if person is not None:
-            token = person.headers["Authorization"].removeprefix("Bearer ")
-        chat.sio.connect(
-            server,
-            namespaces=[NS],
-            transports=[transport],
-            auth={"token": token} if token is not None else None,
-            headers=headers or {},
-            wait_timeout=WAIT,
-        )
-        return chat
-
-    yield factory
-    for chat in made:
-        chat.close()
 
 
 def _send(chat: ChatClient, room_id: str, body: str, client_id: str | None = None) -> Any:
@@ -280,21 +202,20 @@ def test_typing_read_pointers_removal_and_rate_limits(
 
     for body in ("one", "two"):
         _send(a, room["id"], body)
+    # Each new message tells every member's connections their unread count (not the sender's).
+    for count in (1, 2):
+        assert b_phone.next("unread") == {
+            "room_id": room["id"],
+            "unread": count,
+            "mentions": 0,
+            "last_read_seq": 0,
+        }
     read = b.call("read", {"room_id": room["id"], "seq": 1})
-    assert read == {
-        "ok": True,
-        "room_id": room["id"],
-        "unread": 1,
-        "mentions": 0,
-        "last_read_seq": 1,
-    }
+    state = {"room_id": room["id"], "unread": 1, "mentions": 0, "last_read_seq": 1}
+    assert read == {"ok": True, **state}
     # Bob's other device hears of it.
-    assert b_phone.next("unread") == {
-        "room_id": room["id"],
-        "unread": 1,
-        "mentions": 0,
-        "last_read_seq": 1,
-    }
+    assert b_phone.next("unread") == state
+    assert a.events["unread"].empty()
 
     answers = [b.call("typing", {"room_id": room["id"]}) for _ in range(12)]
     assert answers[-1]["ok"] is False

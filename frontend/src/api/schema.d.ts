@@ -1407,6 +1407,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/chat/messages/{message_id}/reactions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Add your emoji to a message, or take it back (a toggle) */
+        post: operations["chat-toggle-reaction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/chat/messages/{message_id}/thread": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A thread: its root and its replies in sequence order */
+        get: operations["chat-thread"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/chat/presence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Whether these people are online, away or offline */
+        get: operations["chat-presence"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/chat/rooms/{room_id}/attachments": {
         parameters: {
             query?: never;
@@ -2715,6 +2766,11 @@ export interface components {
              * Format: date-time
              */
             joined_at: string;
+            /**
+             * @description online, away (tabs hidden) or offline.
+             * @default offline
+             */
+            presence: components["schemas"]["PresenceStatus"];
         };
         /**
          * MemberRole
@@ -2771,8 +2827,24 @@ export interface components {
             edited_at: string | null;
             /** Deleted */
             deleted: boolean;
-            /** Reply To */
+            /**
+             * Reply To
+             * @description The root of the thread this reply is in.
+             */
             reply_to: string | null;
+            /**
+             * Reactions
+             * @description Per emoji, in the order each was first used.
+             */
+            reactions?: components["schemas"]["ReactionOut"][];
+            /**
+             * Reply Count
+             * @description Replies in its thread (a root).
+             * @default 0
+             */
+            reply_count: number;
+            /** Last Reply At */
+            last_reply_at?: string | null;
             /**
              * Attachments
              * @default []
@@ -3005,6 +3077,23 @@ export interface components {
             /** Body */
             body: string;
         };
+        /** PresenceItem */
+        PresenceItem: {
+            /** User Id */
+            user_id: string;
+            status: components["schemas"]["PresenceStatus"];
+        };
+        /** PresenceList */
+        PresenceList: {
+            /** Items */
+            items: components["schemas"]["PresenceItem"][];
+        };
+        /**
+         * PresenceStatus
+         * @description A person's presence over all their connections (not stored in the database).
+         * @enum {string}
+         */
+        PresenceStatus: "online" | "away" | "offline";
         /** ProductOut */
         ProductOut: {
             /** Serial Number */
@@ -3013,6 +3102,20 @@ export interface components {
             product_name: string;
             /** Images */
             images: components["schemas"]["ImageOut"][];
+        };
+        /** ReactionIn */
+        ReactionIn: {
+            /** Emoji */
+            emoji: string;
+        };
+        /** ReactionOut */
+        ReactionOut: {
+            /** Emoji */
+            emoji: string;
+            /** Count */
+            count: number;
+            /** User Ids */
+            user_ids: string[];
         };
         /** ReadIn */
         ReadIn: {
@@ -3219,6 +3322,17 @@ export interface components {
             id: string;
             /** Name */
             name: string;
+        };
+        /** ThreadOut */
+        ThreadOut: {
+            root: components["schemas"]["MessageOut"];
+            /**
+             * Items
+             * @description Replies in sequence order.
+             */
+            items: components["schemas"]["MessageOut"][];
+            /** Next Cursor */
+            next_cursor: string | null;
         };
         /** TimelineEventOut */
         TimelineEventOut: {
@@ -10584,6 +10698,225 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "chat-toggle-reaction": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ReactionIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Too Many Requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "chat-thread": {
+        parameters: {
+            query?: {
+                /** @description `next_cursor` of the previous page. */
+                cursor?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ThreadOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "chat-presence": {
+        parameters: {
+            query: {
+                /** @description Up to 200 user ids. */
+                user_id: string[];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PresenceList"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

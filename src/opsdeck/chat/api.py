@@ -20,12 +20,16 @@ from opsdeck.chat.schemas import (
     MessageOut,
     MessagePage,
     MessageVersionOut,
+    PresenceItem,
+    PresenceList,
+    ReactionIn,
     ReadIn,
     ReadOut,
     RoleIn,
     RoomCreate,
     RoomOut,
     RoomPage,
+    ThreadOut,
 )
 from opsdeck.core.db import after_commit
 from opsdeck.core.deps import SessionDep, SettingsDep
@@ -195,8 +199,12 @@ def mark_read(room_id: RoomId, body: ReadIn, session: SessionDep, user: CurrentU
     responses=error_responses(*AUTH, 404, 422),
     summary="Who is in a room (the first 1,000)",
 )
-def list_members(room_id: RoomId, session: SessionDep, user: CurrentUser) -> list[MemberOut]:
-    return members_out(session, service.list_members(session, user, room_id))
+def list_members(
+    room_id: RoomId, session: SessionDep, settings: SettingsDep, user: CurrentUser
+) -> list[MemberOut]:
+    members = service.list_members(session, user, room_id)
+    presence = service.presence_of(settings, [member.user_id for member in members])
+    return members_out(session, members, presence)
 
 
 @router.post(
@@ -346,7 +354,11 @@ def send_message(
     out = message_out(session, sent.message)
     if sent.created:
         payload = out.model_dump(mode="json")
+        unread = service.unread_for_members(
+            session, sent.message.conversation_id, except_user_id=user.id
+        )
         after_commit(session, lambda: events.publish(hub, "message:new", payload))
+        after_commit(session, lambda: events.publish_unread(hub, unread))
     else:
         response.status_code = status.HTTP_200_OK
     return out
@@ -402,3 +414,69 @@ def message_edits(
         MessageVersionOut(body=edit.body, edited_at=edit.edited_at)
         for edit in service.edits_of(session, user, message_id)
     ]
+
+
+@router.post(
+    "/messages/{message_id}/reactions",
+    name="chat-toggle-reaction",
+    response_model=MessageOut,
+    responses=error_responses(*AUTH, 404, 409, 422, 429),
+    summary="Add your emoji to a message, or take it back (a toggle)",
+)
+def toggle_reaction(
+    message_id: MessageId,
+    body: ReactionIn,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    hub: HubDep,
+) -> MessageOut:
+    service.check_rate(settings, events.REACTION_LIMIT, user.id)
+    toggled = service.toggle_reaction(session, user, message_id, body.emoji)
+    event = events.reaction_payload(session, toggled, user, body.emoji)
+    after_commit(session, lambda: events.publish_reaction(hub, event))
+    return message_out(session, toggled.message)
+
+
+@router.get(
+    "/messages/{message_id}/thread",
+    name="chat-thread",
+    response_model=ThreadOut,
+    responses=error_responses(*AUTH, 404, 422),
+    summary="A thread: its root and its replies in sequence order",
+)
+def get_thread(
+    message_id: MessageId,
+    session: SessionDep,
+    user: CurrentUser,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ThreadOut:
+    found = service.thread(session, user, message_id, limit=limit, cursor=cursor)
+    return ThreadOut(
+        root=message_out(session, found.root),
+        items=messages_out(session, found.replies.items),
+        next_cursor=found.replies.next_cursor,
+    )
+
+
+@router.get(
+    "/presence",
+    name="chat-presence",
+    response_model=PresenceList,
+    responses=error_responses(*AUTH, 422),
+    summary="Whether these people are online, away or offline",
+)
+def presence(
+    settings: SettingsDep,
+    user: CurrentUser,
+    user_id: Annotated[list[str], Query(max_length=200, description="Up to 200 user ids.")],
+) -> PresenceList:
+    ids = [uid[:64] for uid in user_id]
+    statuses = service.presence_of(settings, ids)
+    return PresenceList(
+        items=[PresenceItem(user_id=uid, status=statuses[uid]) for uid in dict.fromkeys(ids)]
+    )

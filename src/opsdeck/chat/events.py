@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, TypeVar
 
@@ -29,11 +30,18 @@ from opsdeck.chat.presenters import message_out, messages_out
 from opsdeck.chat.schemas import (
     DeleteEvent,
     EditEvent,
+    LiveEvent,
+    PresenceEvent,
+    ReactionEvent,
     ReadEvent,
     RoomEvent,
     SendEvent,
     SyncEvent,
 )
+from opsdeck.chat.service import live as live_topics
+from opsdeck.chat.service.presence import Presence, presence_store, sharing_user_ids
+from opsdeck.chat.service.unread import UnreadState, unread_for_members
+from opsdeck.core import live
 from opsdeck.core.errors import AppError, Unauthorized, is_database_unavailable
 from opsdeck.core.ratelimit import RateLimit, rate_limiter
 from opsdeck.core.sockets import SocketContext, SocketHub, in_transaction, origin_allowed
@@ -42,7 +50,14 @@ NAMESPACE = "/chat"
 # Joins, leaves, syncs, reads, edits and deletes share one bucket per user (sends and typing
 # have their own, from settings): a flood of joins is answered `rate_limited`, not served.
 EVENT_LIMIT = RateLimit("chat.event", 100, 10.0)
+# Reactions and presence changes per user.
+REACTION_LIMIT = RateLimit("chat.reaction", 30, 10.0)
+PRESENCE_LIMIT = RateLimit("chat.presence", 20, 10.0)
 MAX_TOKEN_LENGTH = 4096
+# Live topics one connection may follow at once.
+MAX_LIVE_TOPICS = 200
+# The live-bus topic of chat's own messages between web processes (evictions).
+CONTROL_TOPIC = "chat:control"
 log = structlog.get_logger("opsdeck.chat.events")
 P = TypeVar("P", bound=BaseModel)
 Ack = dict[str, Any]
@@ -54,6 +69,10 @@ def conversation_room(conversation_id: str) -> str:
 
 def user_room(user_id: str) -> str:
     return f"user:{user_id}"
+
+
+def live_room(topic: str) -> str:
+    return f"live:{topic}"
 
 
 @dataclass(frozen=True)
@@ -112,10 +131,25 @@ def _refuse(code: str, message: str) -> socketio.exceptions.ConnectionRefusedErr
 Handler = Callable[[str, SocketUser, Any], Awaitable[Ack]]
 
 
+@dataclass
+class Connection:
+    """A connection held by this process: who, how they signed in (checked again at every
+    heartbeat), their presence and the live topics they follow."""
+
+    user: SocketUser
+    token: str | None
+    cookie: str | None
+    status: Presence = Presence.ONLINE
+    topics: set[str] = field(default_factory=set)
+
+
 class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     def __init__(self, context: SocketContext) -> None:
         super().__init__(NAMESPACE)
         self.context = context
+        self.connections: dict[str, Connection] = {}
+        self.presence = presence_store(context.settings)
+        context.hub.on_start(self._start)
         self.handlers: dict[str, Handler] = {
             "room:join": self.room_join,
             "room:leave": self.room_leave,
@@ -125,6 +159,10 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             "typing": self.typing,
             "read": self.read,
             "sync": self.sync,
+            "reaction:toggle": self.reaction_toggle,
+            "presence": self.presence_event,
+            "live:subscribe": self.live_subscribe,
+            "live:unsubscribe": self.live_unsubscribe,
         }
 
     # -- dispatch ------------------------------------------------------------------------
@@ -134,6 +172,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             await self.connect(args[0], args[1], args[2] if len(args) > 2 else None)
             return True
         if event == "disconnect":
+            await self.disconnected(args[0])
             return None
         sid = args[0]
         data = args[1] if len(args) > 1 else None
@@ -202,6 +241,15 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise _refuse("unavailable", "The server cannot sign you in now; try again.") from None
         await self.save_session(sid, {"user": user})
         await self.enter_room(sid, user_room(user.id))
+        self.connections[sid] = Connection(user=user, token=token or None, cookie=cookie)
+        await self._set_presence(sid, user, Presence.ONLINE)
+
+    async def disconnected(self, sid: str) -> None:
+        connection = self.connections.pop(sid, None)
+        if connection is None:
+            return
+        user = connection.user
+        await self._change_presence(user, lambda: self.presence.drop(user.id, sid))
 
     # -- events ----------------------------------------------------------------------------
 
@@ -237,7 +285,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         payload = _parse(SendEvent, data)
         settings = self.context.settings
 
-        def send(session: Session) -> tuple[dict[str, Any], bool]:
+        def send(session: Session) -> tuple[dict[str, Any], bool, list[UnreadState]]:
             sent = service.send_message(
                 session,
                 user,
@@ -247,12 +295,19 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 reply_to=payload.reply_to,
                 attachment_ids=payload.attachment_ids,
             )
-            return message_out(session, sent.message).model_dump(mode="json"), sent.created
+            unread = (
+                unread_for_members(session, sent.message.conversation_id, except_user_id=user.id)
+                if sent.created
+                else []
+            )
+            message = message_out(session, sent.message).model_dump(mode="json")
+            return message, sent.created, unread
 
         self._limit(service.send_limit(settings), user)
-        message, created = await self._work(send)
+        message, created, unread = await self._work(send)
         if created:
             await self.emit("message:new", message, room=conversation_room(message["room_id"]))
+            await push_unread(self.context.hub.server, unread)
         return ok(id=message["id"], seq=message["seq"], duplicate=not created, message=message)
 
     async def message_edit(self, sid: str, user: SocketUser, data: Any) -> Ack:
@@ -302,11 +357,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         def mark(session: Session) -> dict[str, Any]:
             unread = service.mark_read(session, user, payload.room_id, payload.seq)
             member = service.active_member(session, payload.room_id, user.id)
-            mentions = service.mention_counts(session, user.id, [payload.room_id])
+            mentions = service.mention_count(session, payload.room_id, [user.id])
             return {
                 "room_id": payload.room_id,
                 "unread": unread,
-                "mentions": mentions.get(payload.room_id, 0),
+                "mentions": mentions.get(user.id, 0),
                 "last_read_seq": member.last_read_seq if member is not None else 0,
             }
 
@@ -326,6 +381,241 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         messages, more = await self._work(catch_up)
         return ok(room_id=payload.room_id, messages=messages, more=more)
 
+    async def reaction_toggle(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        self._limit(REACTION_LIMIT, user)
+        payload = _parse(ReactionEvent, data)
+
+        def toggle(session: Session) -> dict[str, Any]:
+            toggled = service.toggle_reaction(session, user, payload.id, payload.emoji)
+            return reaction_payload(session, toggled, user, payload.emoji)
+
+        event = await self._work(toggle)
+        await self.emit("reaction", event, room=conversation_room(event["room_id"]))
+        return ok(id=event["id"], reactions=event["reactions"])
+
+    # -- presence ----------------------------------------------------------------------------
+
+    async def presence_event(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        self._limit(PRESENCE_LIMIT, user)
+        payload = _parse(PresenceEvent, data)
+        await self._set_presence(sid, user, Presence(payload.status))
+        return ok()
+
+    async def _set_presence(self, sid: str, user: SocketUser, status: Presence) -> None:
+        connection = self.connections.get(sid)
+        if connection is not None:
+            connection.status = status
+        await self._change_presence(user, lambda: self.presence.touch(user.id, sid, status))
+
+    async def _change_presence(self, user: SocketUser, change: Callable[[], Presence]) -> None:
+        """Apply `change` to the store (in a thread) and announce the user's new presence when
+        it differs. Presence is best effort: a Redis blink costs an announcement, never the
+        connection or the event."""
+
+        def run() -> tuple[Presence, Presence]:
+            before = self.presence.statuses([user.id]).get(user.id, Presence.OFFLINE)
+            return before, change()
+
+        try:
+            before, after = await asyncio.to_thread(run)
+            if after != before:
+                await self._announce(user.id, user.username, after)
+        except Exception:
+            log.warning("chat_presence_failed", user_id=user.id, exc_info=True)
+
+    async def _announce(self, user_id: str, username: str, status: Presence) -> None:
+        """`presence` to the connections of everybody who shares a conversation with them."""
+
+        def audience(session: Session) -> list[str]:
+            return sharing_user_ids(session, user_id)
+
+        people = await self._work(audience)
+        rooms = [user_room(uid) for uid in {*people, user_id}]
+        await self.context.hub.server.emit(
+            "presence",
+            {"user": {"id": user_id, "username": username}, "status": status.value},
+            to=rooms,
+            namespace=NAMESPACE,
+        )
+
+    # -- live updates ------------------------------------------------------------------------
+
+    async def live_subscribe(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        self._limit(EVENT_LIMIT, user)
+        payload = _parse(LiveEvent, data)
+        connection = self.connections.get(sid)
+        if connection is None:
+            raise EventError("not_authenticated", "Connect first.")
+        if payload.topic not in connection.topics and len(connection.topics) >= MAX_LIVE_TOPICS:
+            raise EventError(
+                "too_many_topics", f"A connection follows at most {MAX_LIVE_TOPICS} topics."
+            )
+
+        def check(session: Session) -> str:
+            return live_topics.authorize(session, user, payload.topic)
+
+        topic = await self._work(check)
+        connection.topics.add(topic)
+        await self.enter_room(sid, live_room(topic))
+        return ok(topic=topic)
+
+    async def live_unsubscribe(self, sid: str, user: SocketUser, data: Any) -> Ack:
+        self._limit(EVENT_LIMIT, user)
+        payload = _parse(LiveEvent, data)
+        connection = self.connections.get(sid)
+        if connection is not None:
+            connection.topics.discard(payload.topic)
+        await self.leave_room(sid, live_room(payload.topic))
+        return ok(topic=payload.topic)
+
+    # -- background work: the live relay, heartbeats ------------------------------------------
+
+    def _start(self, hub: SocketHub) -> Callable[[], None]:
+        loop = hub.loop
+        if loop is None:
+            return lambda: None
+        relay = live.LiveRelay(self.context.settings, self._received)
+        relay.start()
+        heartbeat = asyncio.run_coroutine_threadsafe(self._heartbeat(), loop)
+
+        def stop() -> None:
+            heartbeat.cancel()
+            relay.stop()
+
+        return stop
+
+    def _received(self, topic: str, event: str, payload: dict[str, Any]) -> None:
+        """A live event from any process (the relay's thread)."""
+        self.context.hub.submit(lambda: self._deliver(topic, event, payload))
+
+    async def _deliver(self, topic: str, event: str, payload: dict[str, Any]) -> None:
+        server = self.context.hub.server
+        if topic == CONTROL_TOPIC:
+            await self._control(event, payload)
+            return
+        restricted = bool(payload.pop("restricted", False))
+        rooms = [live_room(t) for t in live_topics.delivery_topics(topic, payload)]
+        if not restricted:
+            # Every process got it from the bus: each serves its own connections only.
+            await server.emit(event, payload, to=rooms, namespace=NAMESPACE, ignore_queue=True)
+            return
+        # A restricted incident: only to the connections whose user may still read it.
+        targets = {
+            sid: self.connections[sid].user
+            for room in rooms
+            for sid, _eio in list(server.manager.get_participants(NAMESPACE, room))
+            if sid in self.connections
+        }
+        if not targets:
+            return
+
+        def readers(session: Session) -> list[str]:
+            allowed: dict[str, bool] = {}  # one check per person, whatever their tabs
+            for user in targets.values():
+                if user.id not in allowed:
+                    allowed[user.id] = live_topics.may_receive(session, user, topic, payload)
+            return [sid for sid, user in targets.items() if allowed[user.id]]
+
+        for sid in await self._work(readers):
+            await server.emit(event, payload, to=sid, namespace=NAMESPACE, ignore_queue=True)
+
+    async def _control(self, action: str, payload: dict[str, Any]) -> None:
+        server = self.context.hub.server
+        user_id = str(payload.get("user_id", ""))
+        local = [
+            sid
+            for sid, _eio in list(server.manager.get_participants(NAMESPACE, user_room(user_id)))
+        ]
+        if action == "evict":
+            room = conversation_room(str(payload.get("room_id", "")))
+            for sid in local:
+                await server.leave_room(sid, room, namespace=NAMESPACE)
+
+    async def _heartbeat(self) -> None:
+        interval = self.context.settings.chat_presence_ttl_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._beat()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    log.exception("chat_heartbeat_failed")
+
+    async def _beat(self) -> None:
+        """Refresh this process's presence entries, announce who went offline (a dead process's
+        people), and sign every connection in again (a revoked token or ended session is
+        disconnected)."""
+        connections = dict(self.connections)
+
+        def refresh() -> list[str]:
+            for sid, connection in connections.items():
+                self.presence.touch(connection.user.id, sid, connection.status)
+            return self.presence.sweep()
+
+        try:
+            for user_id in await asyncio.to_thread(refresh):
+                await self._announce(user_id, await self._username(user_id), Presence.OFFLINE)
+        except Exception:
+            # Presence waits for the next beat; signing in again must not.
+            log.warning("chat_presence_heartbeat_failed", exc_info=True)
+        settings = self.context.settings
+
+        def still_valid(session: Session) -> list[str]:
+            ended = []
+            for sid, connection in connections.items():
+                try:
+                    with session.begin_nested():
+                        if connection.token:
+                            accounts.authenticate_bearer(session, settings, connection.token)
+                        else:
+                            accounts.authenticate_cookie(session, connection.cookie or "")
+                except Unauthorized:
+                    ended.append(sid)
+            return ended
+
+        for sid in await self._work(still_valid):
+            log.info("chat_connection_signed_out", sid=sid)
+            await self.context.hub.server.disconnect(sid, namespace=NAMESPACE, ignore_queue=True)
+
+    async def _username(self, user_id: str) -> str:
+        def name(session: Session) -> str:
+            users = accounts.users_by_id(session, {user_id})
+            return users[user_id].username if user_id in users else ""
+
+        result: str = await self._work(name)
+        return result
+
+
+# -- shared by events and REST routes ---------------------------------------------------------
+
+
+def reaction_payload(
+    session: Session, toggled: service.Toggled, user: Any, emoji: str
+) -> dict[str, Any]:
+    """The `reaction` event: who toggled what, and the message's reactions after it."""
+    message = toggled.message
+    summaries = service.reactions_for(session, [message.id]).get(message.id, [])
+    return {
+        "room_id": message.conversation_id,
+        "id": message.id,
+        "seq": message.seq,
+        "emoji": emoji,
+        "user": {"id": user.id, "username": user.username},
+        "added": toggled.added,
+        "reactions": [
+            {"emoji": r.emoji, "count": r.count, "user_ids": r.user_ids} for r in summaries
+        ],
+    }
+
+
+async def push_unread(server: socketio.AsyncServer, states: list[UnreadState]) -> None:
+    for state in states:
+        await server.emit(
+            "unread", state.payload(), to=user_room(state.user_id), namespace=NAMESPACE
+        )
+
 
 # -- from REST routes ------------------------------------------------------------------------
 
@@ -338,13 +628,31 @@ def publish(hub: SocketHub, event: str, message: Mapping[str, Any]) -> None:
     )
 
 
+def publish_unread(hub: SocketHub, states: list[UnreadState]) -> None:
+    """Push `unread` to each member after a new message sent over REST (after the commit)."""
+    hub.submit(lambda: push_unread(hub.server, states))
+
+
+def publish_reaction(hub: SocketHub, event: Mapping[str, Any]) -> None:
+    hub.emit_threadsafe(
+        "reaction", dict(event), room=conversation_room(str(event["room_id"])), namespace=NAMESPACE
+    )
+
+
 def evict(hub: SocketHub, conversation_id: str, user_id: str) -> None:
-    """Stop a user's connections (on this process) receiving a conversation they were removed
-    from, and tell their clients (`room:removed`, every process)."""
+    """Stop a user's connections receiving a conversation they were removed from, on every
+    web process (through the live bus), and tell their clients (`room:removed`)."""
+    live.publish(
+        CONTROL_TOPIC,
+        "evict",
+        {"room_id": conversation_id, "user_id": user_id},
+        settings=_settings_of(hub),
+    )
 
     async def run() -> None:
         server = hub.server
         room = conversation_room(conversation_id)
+        # This process's connections at once (the bus takes a moment).
         for sid, _eio_sid in list(server.manager.get_participants(NAMESPACE, user_room(user_id))):
             await server.leave_room(sid, room, namespace=NAMESPACE)
         await server.emit(
@@ -352,6 +660,13 @@ def evict(hub: SocketHub, conversation_id: str, user_id: str) -> None:
         )
 
     hub.submit(run)
+
+
+def _settings_of(hub: SocketHub) -> Any:
+    for namespace in hub.server.namespace_handlers.values():
+        if isinstance(namespace, ChatNamespace):
+            return namespace.context.settings
+    return None
 
 
 def namespaces(context: SocketContext) -> list[ChatNamespace]:

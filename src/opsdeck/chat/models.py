@@ -38,6 +38,14 @@ class RoomVisibility(StrEnum):
     PRIVATE = "private"
 
 
+class PresenceStatus(StrEnum):
+    """A person's presence over all their connections (not stored in the database)."""
+
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
 class MemberRole(StrEnum):
     OWNER = "owner"
     MODERATOR = "moderator"
@@ -250,3 +258,20 @@ class Attachment(Base):
 SEARCH_TABLE = "chat_message_search"
 SEARCH_FTS_TABLE = "chat_message_search_fts"
 unmodelled_tables(Base.metadata).update((SEARCH_TABLE, SEARCH_FTS_TABLE))
+
+
+class Reaction(Base):
+    """One person's emoji on a message (toggled: a second toggle removes it). A message's
+    reactions are listed in the order each emoji was first used."""
+
+    __tablename__ = "chat_reactions"
+    __table_args__ = (Index("ix_chat_reactions_message", "message_id", "created_at"),)
+
+    message_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("chat_messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    emoji: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts import service as accounts
 from opsdeck.chat import service
-from opsdeck.chat.models import Attachment, Conversation, ConversationKind, Member, Message
+from opsdeck.chat.models import (
+    Attachment,
+    Conversation,
+    ConversationKind,
+    Member,
+    Message,
+    PresenceStatus,
+)
 from opsdeck.chat.schemas import (
     ChatAttachmentOut,
     MemberOut,
     MessageOut,
     PinOut,
+    ReactionOut,
     RoomOut,
     RoomRef,
     SearchHit,
@@ -80,10 +88,20 @@ def room_out(session: Session, user_id: str, conversation: Conversation) -> Room
     return rooms_out(session, user_id, [conversation])[0]
 
 
-def members_out(session: Session, members: Sequence[Member]) -> list[MemberOut]:
+def members_out(
+    session: Session,
+    members: Sequence[Member],
+    presence: Mapping[str, PresenceStatus] | None = None,
+) -> list[MemberOut]:
     people = _people(session, {member.user_id for member in members})
+    known = presence or {}
     return [
-        MemberOut(user=people[member.user_id], role=member.role, joined_at=member.joined_at)
+        MemberOut(
+            user=people[member.user_id],
+            role=member.role,
+            joined_at=member.joined_at,
+            presence=known.get(member.user_id, PresenceStatus.OFFLINE),
+        )
         for member in members
         if member.user_id in people
     ]
@@ -114,6 +132,7 @@ def attachments_out(session: Session, rows: Sequence[Attachment]) -> list[ChatAt
 
 
 def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageOut]:
+    """A page of messages: one query each for their people, reactions and thread counts."""
     people = _people(session, {m.author_id for m in messages if m.author_id is not None})
     attached = files.of_messages(session, [m.id for m in messages])
     shaped = {
@@ -121,6 +140,10 @@ def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageO
         for item in attachments_out(session, [a for rows in attached.values() for a in rows])
     }
     mentioned = service.mentions_of(session, [m.id for m in messages if m.deleted_at is None])
+    ids = [message.id for message in messages]
+    reactions = service.reactions_for(session, ids)
+    threads = service.thread_stats(session, ids)
+    no_thread = service.ThreadStats(reply_count=0, last_reply_at=None)
     return [
         MessageOut(
             id=message.id,
@@ -134,6 +157,12 @@ def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageO
             edited_at=message.edited_at,
             deleted=message.deleted_at is not None,
             reply_to=message.reply_to_id,
+            reactions=[
+                ReactionOut(emoji=r.emoji, count=r.count, user_ids=r.user_ids)
+                for r in reactions.get(message.id, [])
+            ],
+            reply_count=threads.get(message.id, no_thread).reply_count,
+            last_reply_at=threads.get(message.id, no_thread).last_reply_at,
             attachments=[shaped[a.id] for a in attached.get(message.id, [])],
             mentions=mentioned.get(message.id, []),
             mentions_room=message.mentions_room and message.deleted_at is None,

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from opsdeck.chat.models import AttachmentStatus as AttachmentStatus
 from opsdeck.chat.models import ConversationKind as ConversationKind
 from opsdeck.chat.models import MemberRole as MemberRole
+from opsdeck.chat.models import PresenceStatus as PresenceStatus
 from opsdeck.chat.models import RoomVisibility as RoomVisibility
 from opsdeck.core.pagination import MAX_QUERY_INT, Page
 from opsdeck.core.params import Trimmed
@@ -24,6 +25,8 @@ Description = Annotated[str, StringConstraints(max_length=1000)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ClientId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Body = Annotated[str, Field(max_length=BODY_MAX_CHARS)]
+# One emoji grapheme (checked by the service); a bound on its length first.
+Emoji = Annotated[str, StringConstraints(min_length=1, max_length=32)]
 # Strict: a JSON `false` or `"3"` is not a sequence number (bodies and socket payloads only).
 Seq = Annotated[int, Field(strict=True, ge=0, le=MAX_QUERY_INT)]
 AttachmentIds = Annotated[
@@ -100,6 +103,18 @@ class MemberOut(BaseModel):
     user: UserRef
     role: MemberRole
     joined_at: datetime
+    presence: PresenceStatus = Field(
+        default=PresenceStatus.OFFLINE, description="online, away (tabs hidden) or offline."
+    )
+
+
+class PresenceItem(BaseModel):
+    user_id: str
+    status: PresenceStatus
+
+
+class PresenceList(BaseModel):
+    items: list[PresenceItem]
 
 
 class DmCreate(Input):
@@ -156,6 +171,12 @@ class PinOut(BaseModel):
     event_id: int = Field(description="The pinned note on the incident's timeline.")
 
 
+class ReactionOut(BaseModel):
+    emoji: str
+    count: int
+    user_ids: list[str]
+
+
 class MessageOut(BaseModel):
     id: str
     room_id: str
@@ -167,7 +188,12 @@ class MessageOut(BaseModel):
     created_at: datetime
     edited_at: datetime | None
     deleted: bool
-    reply_to: str | None
+    reply_to: str | None = Field(description="The root of the thread this reply is in.")
+    reactions: list[ReactionOut] = Field(
+        default_factory=list, description="Per emoji, in the order each was first used."
+    )
+    reply_count: int = Field(default=0, description="Replies in its thread (a root).")
+    last_reply_at: datetime | None = None
     attachments: list[ChatAttachmentOut] = []
     mentions: list[str] = Field(
         default_factory=list, description="The ids of the members it mentions, in order."
@@ -180,6 +206,16 @@ class MessageOut(BaseModel):
 
 class MessagePage(Page[MessageOut]):
     pass
+
+
+class ThreadOut(BaseModel):
+    root: MessageOut
+    items: list[MessageOut] = Field(description="Replies in sequence order.")
+    next_cursor: str | None
+
+
+class ReactionIn(Input):
+    emoji: Emoji
 
 
 class MessageVersionOut(BaseModel):
@@ -235,3 +271,16 @@ class ReadEvent(Input):
 class SyncEvent(Input):
     room_id: Id
     after_seq: Seq = 0
+
+
+class ReactionEvent(Input):
+    id: Id
+    emoji: Emoji
+
+
+class PresenceEvent(Input):
+    status: Literal["online", "away"]
+
+
+class LiveEvent(Input):
+    topic: Annotated[str, StringConstraints(min_length=1, max_length=120)]

@@ -21,6 +21,7 @@ import structlog
 from celery import Celery, signals
 from sqlalchemy.orm import Session, sessionmaker
 
+from opsdeck.core import live
 from opsdeck.core.db import make_engine, make_sessionmaker, transaction
 from opsdeck.core.metrics import TASK_FAILURES, TASK_LATENCY, TASKS
 from opsdeck.core.observability import bind_request_id, clear_request_id, current_request_id
@@ -48,6 +49,7 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
 def configure_celery(settings: Settings, task_modules: Iterable[str] = ()) -> Celery:
     """Configure the Celery app and import the task modules, so every task (and every periodic
     one, for beat) is declared."""
+    live.configure(settings)
     modules = tuple(task_modules)
     for module in modules:
         importlib.import_module(module)

@@ -7,7 +7,8 @@ wrapping the FastAPI app in the same ASGI application (docs/chat.md, "Scaling").
 - `SocketContext`: what a module's namespaces are built with (settings, the session factory, the
   hub).
 - `SocketHub`: emits from code that does not run on the event loop (a REST route, after its
-  transaction commits) onto the server, thread-safely.
+  transaction commits) onto the server, thread-safely; runs a module's background work
+  (`on_start`) from the server's start to its stop.
 - `in_transaction(factory, work)`: runs blocking database work of an event handler in a thread,
   in a unit of work of its own (commit on success, roll back on error).
 - `origin_allowed(settings, environ)`: the Origin check of cookie-authenticated connections.
@@ -47,6 +48,9 @@ def build_socket_server(settings: Settings) -> socketio.AsyncServer:
         max_http_buffer_size=1_000_000,
         logger=False,
         engineio_logger=False,
+        # Long-polling needs every request of a connection to reach the same process; without
+        # it any process (or replica) serves any connection (docs/chat.md, "Scaling").
+        transports=["websocket"] if settings.chat_websocket_only else ["polling", "websocket"],
     )
 
 
@@ -62,9 +66,27 @@ class SocketHub:
 
     server: socketio.AsyncServer
     loop: asyncio.AbstractEventLoop | None = field(default=None)
+    # Started when the server starts (`bind`), stopped when it stops (`close`): a module's
+    # background work (chat: the live-update relay, presence heartbeats).
+    starters: list[Callable[[SocketHub], Callable[[], None]]] = field(default_factory=list)
+    stoppers: list[Callable[[], None]] = field(default_factory=list)
+
+    def on_start(self, starter: Callable[[SocketHub], Callable[[], None]]) -> None:
+        """`starter(hub)` runs once the server's loop is bound; what it answers runs at stop."""
+        self.starters.append(starter)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        for starter in self.starters:
+            self.stoppers.append(starter(self))
+
+    def close(self) -> None:
+        while self.stoppers:
+            stop = self.stoppers.pop()
+            try:
+                stop()
+            except Exception:
+                log.exception("socket_hub_stop_failed")
 
     def emit_threadsafe(
         self, event: str, data: Any, *, room: str, namespace: str, skip_sid: str | None = None

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import structlog
 
+from opsdeck.core import live
 from opsdeck.core.db import utcnow
 from opsdeck.core.jobs import RetryLater, enqueue, enqueue_from_task
 from opsdeck.core.outbound.client import OutboundClient
@@ -333,6 +334,10 @@ def record(produced: list[Produced]) -> list[ItemOutcome]:
                 if finished[batch_id]:
                     # Owed in the transaction that finished the batch: sent once, never lost.
                     enqueue(session, service.DELIVER_WEBHOOK_JOB, batch_id)
+        states = service.batch_live_states(session, {done.batch_id for done in produced})
+    # Progress to the owners' open pages (a hint to refetch), once it is committed.
+    for state in states:
+        live.publish(f"images:batch:{state['id']}", "images:batch", state)
     outcomes = []
     last_of_batch = {done.batch_id: index for index, done in enumerate(produced)}
     for index, done in enumerate(produced):

@@ -229,6 +229,23 @@ def _bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> 
 # -- reading ---------------------------------------------------------------------------------
 
 
+def batch_owner_id(session: Session, batch_id: str) -> str | None:
+    """Whose batch it is (None: no such batch); live updates reach its owner and admins."""
+    if len(batch_id) > 64:
+        return None
+    return session.scalar(select(ImageBatch.owner_id).where(ImageBatch.id == batch_id))
+
+
+def batch_live_states(session: Session, batch_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """`{id, status, updated_at}` of each batch, what a live `images:batch` event carries."""
+    ids = sorted(set(batch_ids))
+    if not ids:
+        return []
+    now = utcnow().isoformat()
+    rows = session.execute(select(ImageBatch.id, ImageBatch.status).where(ImageBatch.id.in_(ids)))
+    return [{"id": batch_id, "status": str(status), "updated_at": now} for batch_id, status in rows]
+
+
 def get_batch(session: Session, user: User, batch_id: str) -> ImageBatch:
     """The batch, when `user` may see it (its owner or an admin); 404 otherwise, so ids of
     other people's batches are not confirmed."""

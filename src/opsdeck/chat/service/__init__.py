@@ -13,7 +13,7 @@ from opsdeck.chat.service.access import (
     require_member,
 )
 from opsdeck.chat.service.digest import queue_digests
-from opsdeck.chat.service.mentions import mention_counts, mentions_of
+from opsdeck.chat.service.mentions import mention_count, mention_counts, mentions_of
 from opsdeck.chat.service.messages import (
     MAX_MESSAGE_BYTES,
     MESSAGE_SORTS,
@@ -30,6 +30,15 @@ from opsdeck.chat.service.messages import (
     send_message,
     sync,
     typing_limit,
+)
+from opsdeck.chat.service.presence import Presence, presence_of
+from opsdeck.chat.service.reactions import (
+    ReactionSummary,
+    Toggled,
+    check_emoji,
+    is_emoji,
+    reactions_for,
+    toggle_reaction,
 )
 from opsdeck.chat.service.rooms import (
     MAX_DM_MEMBERS,
@@ -54,6 +63,8 @@ from opsdeck.chat.service.rooms import (
     unban,
     unread_counts,
 )
+from opsdeck.chat.service.threads import Thread, ThreadStats, thread, thread_stats
+from opsdeck.chat.service.unread import UnreadState, unread_for_members
 from opsdeck.chat.service.war_rooms import (
     Opened,
     Pinned,
@@ -72,11 +83,18 @@ __all__ = [
     "HistoryQuery",
     "Opened",
     "Pinned",
+    "Presence",
+    "ReactionSummary",
     "RoomFilter",
     "Sent",
+    "Thread",
+    "ThreadStats",
+    "Toggled",
+    "UnreadState",
     "active_member",
     "archive",
     "ban",
+    "check_emoji",
     "check_rate",
     "create_room",
     "delete_message",
@@ -88,6 +106,7 @@ __all__ = [
     "get_visible",
     "history",
     "invite",
+    "is_emoji",
     "join_room",
     "kick",
     "leave_room",
@@ -97,19 +116,26 @@ __all__ = [
     "member_counts",
     "member_ids",
     "memberships",
+    "mention_count",
     "mention_counts",
     "mentions_of",
     "on_incident_changed",
     "open_dm",
     "open_war_room",
     "pin_to_incident",
+    "presence_of",
     "queue_digests",
+    "reactions_for",
     "require_member",
     "send_limit",
     "send_message",
     "set_role",
     "sync",
+    "thread",
+    "thread_stats",
+    "toggle_reaction",
     "typing_limit",
     "unban",
     "unread_counts",
+    "unread_for_members",
 ]

@@ -184,6 +184,39 @@ def apply(
     session.flush()
 
 
+def mention_count(
+    session: Session, conversation_id: str, user_ids: Iterable[str]
+) -> dict[str, int]:
+    """Per member of one conversation (the `unread` push after a new message): messages by
+    others after their read pointer, not deleted, that mention them or the room."""
+    ids = list(user_ids)
+    if not ids:
+        return {}
+    named = exists().where(Mention.message_id == Message.id, Mention.user_id == Member.user_id)
+    rows = session.execute(
+        select(Member.user_id, func.count(Message.id))
+        .join(
+            Message,
+            and_(
+                Message.conversation_id == Member.conversation_id,
+                Message.seq > Member.last_read_seq,
+                Message.deleted_at.is_(None),
+                or_(Message.author_id.is_(None), Message.author_id != Member.user_id),
+            ),
+        )
+        .where(
+            Member.conversation_id == conversation_id,
+            Member.user_id.in_(ids),
+            Member.banned.is_(False),
+            or_(Message.mentions_room.is_(True), named),
+        )
+        .group_by(Member.user_id)
+    )
+    counts = dict.fromkeys(ids, 0)
+    counts.update({str(user_id): int(count) for user_id, count in rows})
+    return counts
+
+
 def mention_counts(
     session: Session, user_id: str, conversation_ids: Iterable[str]
 ) -> dict[str, int]:

@@ -135,6 +135,8 @@ def send_message(
         parent = session.get(Message, reply_to)
         if parent is None or parent.conversation_id != conversation.id:
             raise NotFound("The message replied to is not in this conversation.", code="no_parent")
+        # A reply to a reply joins the root's thread: `reply_to` always names a root.
+        reply_to = parent.reply_to_id or parent.id
     now = utcnow()
     try:
         with session.begin_nested():

@@ -12,8 +12,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from opsdeck.audit import service as audit
-from opsdeck.core import signals
-from opsdeck.incidents.models import Incident
+from opsdeck.core import live, signals
+from opsdeck.core.db import after_commit
+from opsdeck.incidents.models import Incident, Visibility
 from opsdeck.incidents.service import search
 from opsdeck.incidents.service.access import Actor
 
@@ -70,3 +71,29 @@ def changed(session: Session, incident: Incident, change: Change) -> None:
         data=dict(change.data),
         actor_id=change.actor.id if change.actor else None,
     )
+    _publish_live(session, incident, change)
+
+
+# The `change` of a live `incidents:incident` event (docs/chat.md, "Live updates").
+_LIVE_CHANGES = {
+    IncidentEvent.CREATED: "created",
+    IncidentEvent.STATUS_CHANGED: "status",
+    IncidentEvent.RESOLVED: "status",
+    IncidentEvent.COMMENT_ADDED: "comment",
+}
+
+
+def _publish_live(session: Session, incident: Incident, change: Change) -> None:
+    """Tell the open pages, once committed: `incidents:incident` on the `incidents` topic
+    (who receives a restricted one is decided where it is delivered)."""
+    payload = {
+        "number": incident.number,
+        "status": str(incident.status),
+        "severity": str(incident.severity),
+        "updated_at": incident.updated_at.isoformat() if incident.updated_at else None,
+        "change": _LIVE_CHANGES.get(
+            change.event, "timeline" if "timeline" in change.event else "updated"
+        ),
+        "restricted": incident.visibility != Visibility.PUBLIC,
+    }
+    after_commit(session, lambda: live.publish("incidents", "incidents:incident", payload))
