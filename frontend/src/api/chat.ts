@@ -5,41 +5,16 @@ import type { components } from './schema';
 type Schemas = components['schemas'];
 
 /** A reaction on a message (docs/chat.md): the emoji, how many, who. */
-export interface Reaction {
-  emoji: string;
-  count: number;
-  user_ids: string[];
-}
+export type Reaction = Schemas['ReactionOut'];
+export type Attachment = Schemas['ChatAttachmentOut'];
+export type Presence = Schemas['PresenceStatus'];
 
-export interface Attachment {
-  id: string;
-  filename: string;
-  content_type: string;
-  size: number;
-  url: string;
-  preview_url: string | null;
-  status: 'ready' | 'processing' | 'failed';
-}
-
-export type Presence = 'online' | 'away' | 'offline';
-
-/**
- * A message as the server sends it. The optional fields are the agreed additions of issue 14
- * (reactions, threads, mentions, attachments, pins): a server without them leaves them out.
- */
-export type Message = Schemas['MessageOut'] & {
-  reactions?: Reaction[];
-  reply_count?: number;
-  last_reply_at?: string | null;
-  mentions?: string[];
-  mentions_room?: boolean;
-  attachments?: Attachment[];
-  pinned_to_incident?: { number: number; event_id: string } | null;
-};
-export type Room = Schemas['RoomOut'] & { incident_number?: number | null; mentions?: number };
-export type RoomPage = Omit<Schemas['RoomPage'], 'items'> & { items: Room[] };
-export type MessagePage = Omit<Schemas['MessagePage'], 'items'> & { items: Message[] };
-export type Member = Schemas['MemberOut'] & { presence?: Presence };
+/** A message as the server sends it (reactions, thread counts, mentions, attachments, pin). */
+export type Message = Schemas['MessageOut'];
+export type Room = Schemas['RoomOut'];
+export type RoomPage = Schemas['RoomPage'];
+export type MessagePage = Schemas['MessagePage'];
+export type Member = Schemas['MemberOut'];
 export type RoomCreate = Schemas['RoomCreate'];
 export type UserRef = Schemas['UserRef'];
 
@@ -111,10 +86,16 @@ export function messagesAfter(id: string, afterSeq: number, cursor?: string | nu
   );
 }
 
-export function sendMessageRest(id: string, body: { client_id: string; body: string; reply_to?: string | null }) {
+export function sendMessageRest(
+  id: string,
+  body: { client_id: string; body: string; reply_to?: string | null; attachment_ids?: string[] },
+): Promise<Message> {
   return unwrap(
-    api.POST('/api/v1/chat/rooms/{room_id}/messages', { params: { path: { room_id: id } }, body }),
-  ) as Promise<Message>;
+    api.POST('/api/v1/chat/rooms/{room_id}/messages', {
+      params: { path: { room_id: id } },
+      body: { ...body, attachment_ids: body.attachment_ids ?? [] },
+    }),
+  );
 }
 
 // -- Routes agreed for issue 14 that the generated client may not know yet ---------------------

@@ -24,6 +24,13 @@ function msg(seq: number, over: Partial<Message> = {}): Message {
     edited_at: null,
     deleted: false,
     reply_to: null,
+    reactions: [],
+    reply_count: 0,
+    last_reply_at: null,
+    attachments: [],
+    mentions: [],
+    mentions_room: false,
+    pinned_to_incident: null,
     ...over,
   };
 }

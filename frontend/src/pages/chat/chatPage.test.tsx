@@ -36,6 +36,8 @@ function room(over: Partial<Room> = {}): Room {
     unread: 1,
     member_count: 2,
     members: [],
+    incident_number: null,
+    mentions: 0,
     ...over,
   };
 }
@@ -53,6 +55,13 @@ function msg(seq: number, over: Partial<Message> = {}): Message {
     edited_at: null,
     deleted: false,
     reply_to: null,
+    reactions: [],
+    reply_count: 0,
+    last_reply_at: null,
+    attachments: [],
+    mentions: [],
+    mentions_room: false,
+    pinned_to_incident: null,
     ...over,
   };
 }

@@ -56,9 +56,11 @@ export function repliesTo(messages: readonly Message[], rootId: string): Message
   return messages.filter((message) => message.reply_to === rootId);
 }
 
-/** Replies to a root: the server's count when it sends one, else the replies held here. */
+/** Replies to a root: the larger of the server's count and the replies held here. */
 export function replyCount(root: Message, messages: readonly Message[]): number {
-  return root.reply_count ?? repliesTo(messages, root.id).length;
+  // The server's count is the whole thread's as of when the root was read; replies that came
+  // live since are counted from what this client holds.
+  return Math.max(root.reply_count, repliesTo(messages, root.id).length);
 }
 
 /** Whether a message names the viewer: `@username` (server's `mentions`) or `@room`. */
