@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Message, RoomPage } from '../../api/chat';
+import { chatMessage } from './testMessages';
 import { setSocketFactory } from '../../api/socket';
 import { mockApi } from '../../test/utils';
 import { FakeSocket } from './fakeSocket';
@@ -11,29 +12,7 @@ import { typingText } from './RoomView';
 const ROOM = 'r'.repeat(32);
 const ME = 'me';
 
-function msg(seq: number, over: Partial<Message> = {}): Message {
-  return {
-    id: `m${seq}`,
-    room_id: ROOM,
-    seq,
-    client_id: `c${seq}`,
-    author: { id: 'bob', username: 'bob', display_name: 'Bob' },
-    body: `hello ${seq}`,
-    body_html: `<p>hello ${seq}</p>`,
-    created_at: '2026-12-07T10:00:00Z',
-    edited_at: null,
-    deleted: false,
-    reply_to: null,
-    reactions: [],
-    reply_count: 0,
-    last_reply_at: null,
-    attachments: [],
-    mentions: [],
-    mentions_room: false,
-    pinned_to_incident: null,
-    ...over,
-  };
-}
+const msg = (seq: number, over: Partial<Message> = {}): Message => chatMessage(ROOM, seq, over);
 
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
 

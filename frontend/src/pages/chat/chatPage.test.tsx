@@ -5,6 +5,7 @@ import { MantineProvider } from '@mantine/core';
 import { QueryClientProvider } from '@tanstack/react-query';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Message, Room } from '../../api/chat';
+import { chatMessage } from './testMessages';
 import { createQueryClient } from '../../api/query';
 import { setSocketFactory } from '../../api/socket';
 import { LocationProbe, mockApi, renderApp, session } from '../../test/utils';
@@ -42,29 +43,7 @@ function room(over: Partial<Room> = {}): Room {
   };
 }
 
-function msg(seq: number, over: Partial<Message> = {}): Message {
-  return {
-    id: `m${seq}`,
-    room_id: ROOM,
-    seq,
-    client_id: `c${seq}`,
-    author: { id: 'bob', username: 'bob', display_name: 'Bob' },
-    body: `hello ${seq}`,
-    body_html: `<p>hello ${seq}</p>`,
-    created_at: '2026-12-07T10:00:00Z',
-    edited_at: null,
-    deleted: false,
-    reply_to: null,
-    reactions: [],
-    reply_count: 0,
-    last_reply_at: null,
-    attachments: [],
-    mentions: [],
-    mentions_room: false,
-    pinned_to_incident: null,
-    ...over,
-  };
-}
+const msg = (seq: number, over: Partial<Message> = {}): Message => chatMessage(ROOM, seq, over);
 
 describe('chat page', { timeout: 30_000 }, () => {
   afterEach(() => setSocketFactory(null));
