@@ -4,12 +4,14 @@ with their visibility rules, and a flood of joins answered with error acks."""
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect as websocket_connect
 
 from tests.chat.conftest import CHAT, NS, WAIT, ChatClient, Connect, Person, RoomFactory
 from tests.conftest import API
@@ -263,3 +265,19 @@ def test_a_flood_of_joins_is_answered_with_error_acks(
     other = connect(alice)
     assert other.call("typing", {"room_id": room["id"]})["ok"] in {True, False}
     assert httpx.get(f"{server}/health").status_code == 200
+
+
+def test_the_connect_ack_comes_before_any_event(server: str, alice: Person) -> None:
+    """The Socket.IO protocol: the answer to a namespace CONNECT is that namespace's first
+    packet. The user's own `presence` (sent to their connections too) comes after it, never
+    before: a strict client refuses an event ahead of its connect ack."""
+    url = server.replace("http", "ws", 1) + "/socket.io/?EIO=4&transport=websocket"
+    token = alice.headers["Authorization"].removeprefix("Bearer ")
+    with websocket_connect(url) as ws:
+        assert str(ws.recv(timeout=WAIT)).startswith("0{")  # Engine.IO open
+        ws.send("40/chat," + json.dumps({"token": token}))
+        first = str(ws.recv(timeout=WAIT))
+        assert first.startswith("40/chat,{"), first
+        then = str(ws.recv(timeout=WAIT))
+        assert then.startswith('42/chat,["presence"'), then
+        assert json.loads(then.removeprefix("42/chat,"))[1]["status"] == "online"

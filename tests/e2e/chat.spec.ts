@@ -1,6 +1,7 @@
 import type { Browser, Page } from '@playwright/test';
 import { expectAccessible } from './a11y';
 import { expect, signIn, test } from './fixtures';
+import { apiCall, unique } from './incidents-helpers';
 import { USERS } from './users';
 
 /** A second signed-in browser (its own cookies), failing the test on any console error. */
@@ -151,4 +152,63 @@ test.describe('chat', () => {
     await max.context().close();
     expect(problems).toEqual([]);
   });
+
+  test('an incident war room: both open it from the incident, react and share an image live', async ({ page, browser, baseURL }) => {
+    test.setTimeout(300_000);
+    const problems: string[] = [];
+    await signIn(page, USERS.admin.username, USERS.admin.password);
+    await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
+    const title = unique('Checkout down');
+    const incident = await apiCall<{ number: number }>(page, 'POST', '/api/v1/incidents', {
+      title,
+      description: 'Payments fail.',
+      severity: 'SEV2',
+    });
+
+    // Ada opens the war room from the incident page; it is named after the incident.
+    await page.goto(`/incidents/${incident.number}`);
+    await page.getByRole('button', { name: 'War room' }).click();
+    await expect(page).toHaveURL(/\/chat\/rooms\/[0-9a-f]{32}$/);
+    await expect(page.getByRole('heading', { name: `# INC-${incident.number}: ${title}` })).toBeVisible();
+    await send(page, 'Rolled back v2.3');
+    await expect(log(page).getByText('Rolled back v2.3')).toBeVisible();
+
+    // Max follows the incident page's link to the same room and sees what was said.
+    const max = await secondBrowser(browser, baseURL ?? '', problems);
+    await signIn(max, USERS.member.username, USERS.member.password);
+    await expect(max.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
+    await max.goto(`/incidents/${incident.number}`);
+    await max.getByRole('link', { name: 'War room' }).click();
+    await expect(max.getByRole('heading', { name: `# INC-${incident.number}: ${title}` })).toBeVisible();
+    await expect(log(max).getByText('Rolled back v2.3')).toBeVisible();
+
+    // A reaction, seen live on the other side, and taken back.
+    const rolledBack = (p: Page) => log(p).getByTestId('chat-message').filter({ hasText: 'Rolled back v2.3' });
+    await rolledBack(max).getByRole('button', { name: 'Message actions' }).click();
+    await max.getByRole('menuitem', { name: 'React with 👍' }).click();
+    await expect(rolledBack(page).getByRole('button', { name: '👍 1' })).toBeVisible();
+    await expect(rolledBack(max).getByRole('button', { name: '👍 1' })).toHaveAttribute('aria-pressed', 'true');
+    await expectAccessible(page, 'war room with a reaction');
+    await rolledBack(max).getByRole('button', { name: '👍 1' }).click();
+    await expect(rolledBack(page).getByRole('button', { name: '👍 1' })).toHaveCount(0);
+
+    // Max shares an image: uploaded first, then sent with a message; Ada gets it live.
+    const chooser = max.waitForEvent('filechooser');
+    await max.getByRole('button', { name: 'Attach files' }).click();
+    await (await chooser).setFiles({ name: 'graph.png', mimeType: 'image/png', buffer: Buffer.from(PNG, 'base64') });
+    await expect(max.getByRole('group', { name: 'Attached files' }).getByText('graph.png')).toBeVisible();
+    await send(max, 'The error graph');
+    const shared = log(page).getByTestId('chat-message').filter({ hasText: 'The error graph' });
+    await expect(shared.getByRole('link', { name: /^graph\.png/ })).toBeVisible();
+
+    // The incident page now links the room.
+    await page.goto(`/incidents/${incident.number}`);
+    await expect(page.getByRole('link', { name: 'War room' })).toBeVisible();
+
+    await max.context().close();
+    expect(problems).toEqual([]);
+  });
 });
+
+/** A 1 x 1 PNG. */
+const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==';

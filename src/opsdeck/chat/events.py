@@ -148,6 +148,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         super().__init__(NAMESPACE)
         self.context = context
         self.connections: dict[str, Connection] = {}
+        # Work started by an event that must outlive it (a reference keeps each task alive).
+        self._tasks: set[asyncio.Task[None]] = set()
         self.presence = presence_store(context.settings)
         context.hub.on_start(self._start)
         self.handlers: dict[str, Handler] = {
@@ -242,7 +244,17 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         await self.save_session(sid, {"user": user})
         await self.enter_room(sid, user_room(user.id))
         self.connections[sid] = Connection(user=user, token=token or None, cookie=cookie)
-        await self._set_presence(sid, user, Presence.ONLINE)
+        # After this handler returns the server sends the connect ack; an event emitted in here
+        # (presence reaches the user's own connections too) would go out before it, which the
+        # Socket.IO protocol does not allow and strict clients refuse. So: just after.
+        task = asyncio.ensure_future(self._announce_connected(sid, user))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _announce_connected(self, sid: str, user: SocketUser) -> None:
+        await asyncio.sleep(0)
+        if sid in self.connections:
+            await self._set_presence(sid, user, Presence.ONLINE)
 
     async def disconnected(self, sid: str) -> None:
         connection = self.connections.pop(sid, None)
