@@ -58,8 +58,8 @@ describe('timeline', () => {
 describe('room list counts', () => {
   const page = (): RoomPage => ({
     items: [
-      { id: 'a', last_seq: 1, unread: 0, mentions: 0 },
-      { id: ROOM, last_seq: 4, unread: 1, mentions: 0 },
+      { id: 'a', last_seq: 1, unread: 0, mentions: 0, last_read_seq: 1 },
+      { id: ROOM, last_seq: 4, unread: 1, mentions: 0, last_read_seq: 3 },
     ] as RoomPage['items'],
     next_cursor: null,
   });
@@ -78,6 +78,15 @@ describe('room list counts', () => {
   it("takes the server's counts from an unread push", () => {
     const next = roomsWithUnread(page(), { room_id: ROOM, unread: 0, last_read_seq: 4 });
     expect(next.items[1]).toMatchObject({ unread: 0, mentions: 0, last_read_seq: 4 });
+  });
+
+  it('keeps the higher count when the pushes of two quick messages arrive out of order', () => {
+    const second = roomsWithUnread(page(), { room_id: ROOM, unread: 3, mentions: 1, last_read_seq: 3 });
+    const first = roomsWithUnread(second, { room_id: ROOM, unread: 2, mentions: 0, last_read_seq: 3 });
+    expect(first.items[1]).toMatchObject({ unread: 3, mentions: 1, last_read_seq: 3 });
+    // A push from before a read elsewhere changes nothing.
+    const read = roomsWithUnread(first, { room_id: ROOM, unread: 0, mentions: 0, last_read_seq: 5 });
+    expect(roomsWithUnread(read, { room_id: ROOM, unread: 3, last_read_seq: 3 }).items[1]).toMatchObject({ unread: 0, last_read_seq: 5 });
   });
 });
 

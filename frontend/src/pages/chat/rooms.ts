@@ -26,23 +26,28 @@ export function roomsWithMessage(page: RoomPage, message: Message, userId: strin
   return { ...page, items: [updated, ...page.items.filter((r) => r.id !== room.id)] };
 }
 
-/** The server's own count (after a read elsewhere, or pushed after a new message). */
+/**
+ * The server's own count (after a read elsewhere, or pushed after a new message). Pushes after
+ * two quick messages may arrive in either order, so at the same read pointer a count only goes
+ * up (a new message never lowers it); a pointer that moved on (a read) sets it outright.
+ */
 export function roomsWithUnread(
   page: RoomPage,
   event: { room_id: string; unread: number; last_read_seq: number; mentions?: number },
 ): RoomPage {
   return {
     ...page,
-    items: page.items.map((room) =>
-      room.id === event.room_id
-        ? {
-            ...room,
-            unread: event.unread,
-            last_read_seq: event.last_read_seq,
-            mentions: event.mentions ?? (event.unread === 0 ? 0 : room.mentions),
-          }
-        : room,
-    ),
+    items: page.items.map((room) => {
+      if (room.id !== event.room_id || event.last_read_seq < room.last_read_seq) return room;
+      const read = event.last_read_seq > room.last_read_seq;
+      const mentions = event.mentions ?? (event.unread === 0 ? 0 : room.mentions);
+      return {
+        ...room,
+        unread: read ? event.unread : Math.max(room.unread, event.unread),
+        last_read_seq: event.last_read_seq,
+        mentions: read ? mentions : Math.max(room.mentions, mentions),
+      };
+    }),
   };
 }
 
