@@ -1,14 +1,25 @@
 import { useEffect } from 'react';
 import { Route, Routes, useParams } from 'react-router';
-import { useQueryClient } from '@tanstack/react-query';
+import { useQueryClient, type QueryClient } from '@tanstack/react-query';
 import { chatKeys, type Room, type RoomPage } from '../../api/chat';
 import { claimSocket, connectSocket, onSocketConnect, onSocketEvent, socketRequest } from '../../api/socket';
 import { useCurrentUser } from '../../auth/AuthContext';
 import { RoomList } from './RoomList';
 import { RoomView } from './RoomView';
 import { trackPresence } from './presence';
-import { openRoomId, setOpenRoomId, roomsWithMessage, roomsWithUnread } from './rooms';
+import { openRoomId, setOpenRoomId, roomsWithJoin, roomsWithMessage, roomsWithUnread, type JoinAck } from './rooms';
 import './chat.css';
+
+/** Subscribes this connection to every conversation the user is in, counting from each answer. */
+function joinRooms(queryClient: QueryClient, items: Room[]): void {
+  for (const room of items.filter((r) => r.member && !r.archived_at)) {
+    socketRequest<JoinAck>('room:join', { room_id: room.id })
+      .then((ack) =>
+        queryClient.setQueryData<RoomPage>(chatKeys.rooms(), (page) => (page ? roomsWithJoin(page, ack) : page)),
+      )
+      .catch(() => undefined);
+  }
+}
 
 function RoomRoute() {
   const { id = '' } = useParams();
@@ -27,11 +38,7 @@ export default function ChatPage() {
   useEffect(() => {
     claimSocket(user.id);
     const rooms = () => queryClient.getQueryData<RoomPage>(chatKeys.rooms())?.items ?? [];
-    const joinAll = () => {
-      for (const room of rooms().filter((r) => r.member && !r.archived_at)) {
-        socketRequest('room:join', { room_id: room.id }).catch(() => undefined);
-      }
-    };
+    const joinAll = () => joinRooms(queryClient, rooms());
     const offs = [
       onSocketConnect(joinAll),
       trackPresence(),
@@ -55,11 +62,7 @@ export default function ChatPage() {
 
   return (
     <div className="chat-layout">
-      <RoomList onLoaded={(items: Room[]) => {
-        for (const room of items.filter((r) => r.member && !r.archived_at)) {
-          socketRequest('room:join', { room_id: room.id }).catch(() => undefined);
-        }
-      }} />
+      <RoomList onLoaded={(items: Room[]) => joinRooms(queryClient, items)} />
       <Routes>
         <Route index element={<NoRoom />} />
         <Route path="rooms/:id" element={<RoomRoute />} />

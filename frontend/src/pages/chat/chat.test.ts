@@ -5,7 +5,7 @@ import { setSocketFactory } from '../../api/socket';
 import { mockApi } from '../../test/utils';
 import { FakeSocket } from './fakeSocket';
 import { RoomSession } from './roomSession';
-import { roomsWithMessage, roomsWithUnread } from './rooms';
+import { roomsWithJoin, roomsWithMessage, roomsWithUnread } from './rooms';
 import { byteLength, contiguousSeq, lastSeq, mainMessages, mergeMessages, replyCount } from './timeline';
 import { typingText } from './RoomView';
 
@@ -78,6 +78,13 @@ describe('room list counts', () => {
   it("takes the server's counts from an unread push", () => {
     const next = roomsWithUnread(page(), { room_id: ROOM, unread: 0, last_read_seq: 4 });
     expect(next.items[1]).toMatchObject({ unread: 0, mentions: 0, last_read_seq: 4 });
+  });
+
+  it('counts a message said between the list load and the subscription once, from the join', () => {
+    const joined = roomsWithJoin(page(), { room_id: ROOM, last_seq: 5, last_read_seq: 3, unread: 2 });
+    expect(joined.items.find((r) => r.id === ROOM)).toMatchObject({ unread: 2, last_seq: 5 });
+    // Its message:new, if it comes after all, is not counted again.
+    expect(roomsWithMessage(joined, msg(5), ME, null)).toBe(joined);
   });
 
   it('keeps the higher count when the pushes of two quick messages arrive out of order', () => {

@@ -51,7 +51,10 @@ describe('chat page', { timeout: 30_000 }, () => {
   it('shows the conversations with their badges, the room as a log, and sends with Enter', async () => {
     const socket = new FakeSocket((event, payload) => {
       const p = payload as Record<string, unknown>;
-      if (event === 'room:join') return { ok: true, room_id: p.room_id, last_seq: 2, last_read_seq: 1, unread: 1 };
+      if (event === 'room:join')
+        return p.room_id === OTHER
+          ? { ok: true, room_id: p.room_id, last_seq: 4, last_read_seq: 0, unread: 4, mentions: 2 }
+          : { ok: true, room_id: p.room_id, last_seq: 2, last_read_seq: 1, unread: 1 };
       if (event === 'sync') return { ok: true, room_id: p.room_id, messages: [], more: false };
       if (event === 'message:send') {
         const message = msg(3, { client_id: p.client_id as string, body: p.body as string, body_html: `<p>${String(p.body)}</p>`, author: { id: 'u-1', username: 'alice', display_name: 'Alice' } });

@@ -51,6 +51,30 @@ export function roomsWithUnread(
   };
 }
 
+/** A conversation's state as `room:join` answers it (the moment this connection subscribed). */
+export interface JoinAck {
+  room_id: string;
+  last_seq: number;
+  last_read_seq: number;
+  unread: number;
+  mentions?: number;
+}
+
+/**
+ * The list once a connection has subscribed to a conversation: the join's answer counts what
+ * was said between the list's load and the subscription (a message in that gap reached
+ * neither), and the events that follow count the rest.
+ */
+export function roomsWithJoin(page: RoomPage, ack: JoinAck): RoomPage {
+  const counted = roomsWithUnread(page, ack);
+  return {
+    ...counted,
+    items: counted.items.map((room) =>
+      room.id === ack.room_id ? { ...room, last_seq: Math.max(room.last_seq, ack.last_seq) } : room,
+    ),
+  };
+}
+
 /** How a conversation is named: the room's name, or a DM's other people. */
 export function roomLabel(room: Room, userId: string): string {
   if (room.kind !== 'dm') return room.name;
