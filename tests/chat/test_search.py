@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from opsdeck.chat.service import search
 from tests.chat.conftest import CHAT, Person, RoomFactory, Sender
-from tests.conftest import error_of
+from tests.conftest import error_of, fields_of
 
 
 def _search(client: TestClient, person: Person, q: str, **params: Any) -> Any:
@@ -207,6 +207,20 @@ def test_a_blank_or_too_long_search_is_a_422(client: TestClient, alice: Person) 
         f"{CHAT}/search", params={"q": "x", "cursor": "nonsense"}, headers=alice.headers
     )
     assert bad_cursor.status_code == 422
+
+
+def test_dates_are_iso_8601_never_numbers(client: TestClient, alice: Person) -> None:
+    """A number is no date (found by the fuzz gate: `until=3625` was read as a time)."""
+    for name in ("since", "until"):
+        response = client.get(
+            f"{CHAT}/search", params={"q": "x", name: "3625"}, headers=alice.headers
+        )
+        assert response.status_code == 422, name
+        assert fields_of(response) == {f"query.{name}"}
+    fine = client.get(
+        f"{CHAT}/search", params={"q": "x", "until": "2026-12-07T10:00:00Z"}, headers=alice.headers
+    )
+    assert fine.status_code == 200
 
 
 def test_jump_to_a_message_answers_the_messages_around_it(

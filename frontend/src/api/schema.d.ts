@@ -11321,9 +11321,9 @@ export interface operations {
                 q: string;
                 room_id?: string | null;
                 author_id?: string | null;
-                /** @description Sent at or after. */
+                /** @description Sent at or after (ISO 8601). */
                 since?: string | null;
-                /** @description Sent before. */
+                /** @description Sent before (ISO 8601). */
                 until?: string | null;
                 /** @description `next_cursor` of the previous page. */
                 cursor?: string | null;

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -17,6 +16,7 @@ from opsdeck.core.errors import error_responses
 from opsdeck.core.fulltext import MAX_QUERY_LENGTH
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import PageParams, page_params
+from opsdeck.core.params import IsoDateTime
 
 router = APIRouter(prefix=f"{API_PREFIX}/chat", tags=["chat"])
 
@@ -45,8 +45,8 @@ def search_messages(
     ],
     room_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     author_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    since: Annotated[datetime | None, Query(description="Sent at or after.")] = None,
-    until: Annotated[datetime | None, Query(description="Sent before.")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="Sent at or after (ISO 8601).")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="Sent before (ISO 8601).")] = None,
 ) -> SearchPage:
     query = search.SearchQuery(q=q, room_id=room_id, author_id=author_id, since=since, until=until)
     result = search.search(session, user, query, page)
