@@ -133,6 +133,25 @@ def stack_helpers() -> ModuleType:
     return tests.stack
 
 
+class BenchFailed(RuntimeError):
+    """The run itself failed: the figures would mean nothing."""
+
+
+def run_opsdeck(env: dict[str, str], cwd: Path, *args: str) -> None:
+    """`opsdeck ARGS` in this interpreter, with `env`; BenchFailed with its output if it fails."""
+    result = subprocess.run(
+        [sys.executable, "-m", "opsdeck", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BenchFailed(f"opsdeck {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+
+
 def bench_cache() -> Path:
     """Where benchmarks keep what is slow to make (`OPSDECK_BENCH_CACHE`, or
     `opsdeck-bench-cache` in the temporary folder)."""

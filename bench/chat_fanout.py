@@ -76,6 +76,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 
 from _common import (
+    BenchFailed,
     children_of,
     cpu_model,
     cpu_seconds,
@@ -86,6 +87,7 @@ from _common import (
     meminfo_gib,
     percentile,
     postmaster_pid,
+    run_opsdeck,
     stack_helpers,
     wait_for_quiet,
 )
@@ -104,10 +106,6 @@ TARGETS = {
 }
 IDLE_TARGET_MB = 150.0  # for 2,000 idle connections
 ACK_TARGET_P99 = 100.0
-
-
-class BenchFailed(RuntimeError):
-    """The run itself failed: the figures would mean nothing."""
 
 
 # -- the client side: a minimal asyncio Socket.IO client over websockets ---------------------
@@ -479,20 +477,6 @@ def base_env(root: Path) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
-
-
-def run_opsdeck(env: dict[str, str], cwd: Path, *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "opsdeck", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise BenchFailed(f"opsdeck {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
 
 
 def make_users(database_url: str, count: int) -> list[str]:

@@ -64,6 +64,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from _common import (
+    BenchFailed,
     children_of,
     cpu_model,
     cpu_seconds,
@@ -102,10 +103,6 @@ USERNAME = "bench"
 STARTUP_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 60.0
 RSS_SAMPLE_INTERVAL = 0.05
-
-
-class BenchFailed(RuntimeError):
-    """The run itself failed: the figures would mean nothing."""
 
 
 # -- /proc: memory of the worker processes ---------------------------------------------------

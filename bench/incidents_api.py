@@ -74,6 +74,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from _common import (
+    BenchFailed,
     children_of,
     cpu_model,
     cpu_seconds,
@@ -85,6 +86,7 @@ from _common import (
     meminfo_gib,
     percentile,
     postmaster_pid,
+    run_opsdeck,
     stack_helpers,
     wait_for_quiet,
 )
@@ -115,10 +117,6 @@ TABLES = (
     "incident_tag_links",
     "incident_participants",
 )
-
-
-class BenchFailed(RuntimeError):
-    """The run itself failed: the figures would mean nothing."""
 
 
 # -- the data --------------------------------------------------------------------------------
@@ -594,20 +592,6 @@ def opsdeck_env(root: Path, database_url: str, redis_url: str) -> dict[str, str]
     if redis_url:
         env["OPSDECK_REDIS_URL"] = redis_url
     return env
-
-
-def run_opsdeck(env: dict[str, str], cwd: Path, *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "opsdeck", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise BenchFailed(f"opsdeck {' '.join(args)} failed:\n{result.stdout}{result.stderr}")
 
 
 # -- loading ---------------------------------------------------------------------------------
