@@ -327,3 +327,20 @@ def test_room_and_member_limits_and_the_owner_leaving(
     # The last owner leaves: the longest-standing member takes over.
     assert client.post(f"{CHAT}/rooms/{room['id']}/leave", headers=alice.headers).status_code == 204
     assert client.get(f"{CHAT}/rooms/{room['id']}", headers=bob.headers).json()["role"] == "owner"
+
+
+def test_a_member_path_without_a_user_is_no_route_at_all(
+    client: TestClient, alice: Person, make_room: RoomFactory
+) -> None:
+    """`/members/role` (a user id left out) is not the member `role` of `DELETE /members/{id}`:
+    a 404 for every method, never a 405 naming methods the path does not have (found by the
+    fuzz gate's stateful run)."""
+    room = make_room(alice)["id"]
+    for method in ("PUT", "DELETE", "GET"):
+        answer = client.request(
+            method,
+            f"{CHAT}/rooms/{room}/members/role",
+            json={"role": "moderator"},
+            headers=alice.headers,
+        )
+        assert answer.status_code == 404, method

@@ -227,7 +227,7 @@ def invite(
 
 
 @router.delete(
-    "/rooms/{room_id}/members/{user_id}",
+    "/rooms/{room_id}/members/{user_id:hexid}",
     name="chat-kick",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(*AUTH, 404, 409, 422),
@@ -241,7 +241,7 @@ def kick(
 
 
 @router.put(
-    "/rooms/{room_id}/members/{user_id}/role",
+    "/rooms/{room_id}/members/{user_id:hexid}/role",
     name="chat-set-role",
     response_model=MemberOut,
     responses=error_responses(*AUTH, 404, 409, 422),
@@ -269,7 +269,7 @@ def ban(
 
 
 @router.delete(
-    "/rooms/{room_id}/bans/{user_id}",
+    "/rooms/{room_id}/bans/{user_id:hexid}",
     name="chat-unban",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(*AUTH, 404, 409, 422),
