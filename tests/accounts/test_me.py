@@ -244,4 +244,11 @@ def test_api_token_fields_are_validated(
 
     assert response.status_code == 422
     assert fields_of(response) == {"body.name", "body.expires_in_days"}
+    # A boolean or a numeric string is no number of days (found by the fuzz gate: `true` was 1).
+    for days in (True, "30"):
+        response = client.post(
+            f"{ME}/tokens", json={"name": "bot", "expires_in_days": days}, headers=member_headers
+        )
+        assert response.status_code == 422, days
+        assert fields_of(response) == {"body.expires_in_days"}
     assert db.scalars(select(ApiToken)).all() == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 # Role is re-exported: the API and other modules name it here, not in models.
 from opsdeck.accounts.models import Role as Role
@@ -137,7 +137,8 @@ class RecoveryCodesOut(BaseModel):
 
 class ApiTokenCreate(Input):
     name: Annotated[str, Field(min_length=1, max_length=100), Trimmed]
-    expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    # Strict: `true` is not a number of days (pydantic would read it as 1).
+    expires_in_days: Annotated[StrictInt, Field(ge=1, le=3650)] | None = None
 
 
 class ApiTokenOut(BaseModel):
