@@ -360,3 +360,16 @@ def test_template_bodies_are_not_format_strings(
         assert session.scalar(select(PostmortemTemplate.name).where(PostmortemTemplate.is_default))
     finally:
         session.close()
+
+
+def test_a_taken_non_ascii_template_name_is_a_409(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    """lower() folds ASCII only (SQLite, PostgreSQL with the C locale): the same name written
+    again is still found, a 409 and never the unique constraint's 500 (found by the fuzz gate)."""
+    url = f"{API}/incidents/postmortem-templates"
+    body = {"name": "Überlast Ñ review", "body": "# Summary"}
+    assert client.post(url, json=body, headers=admin_headers).status_code == 201
+    again = client.post(url, json=body, headers=admin_headers)
+    assert again.status_code == 409
+    assert error_of(again)["details"][0]["field"] == "name"

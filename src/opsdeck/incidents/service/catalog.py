@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from opsdeck.core.errors import Conflict, NotFound, ValidationFailed
 from opsdeck.incidents.models import Category, IncidentTag, Tag
@@ -16,11 +16,16 @@ def _key(name: str) -> str:
     return name.strip().lower()
 
 
+def same_name(column: QueryableAttribute[str], name: str) -> ColumnElement[bool]:
+    """Names (categories, templates, integrations) compare without case. lower() folds ASCII
+    only on SQLite and on a PostgreSQL with the C locale, so the name as written is matched
+    too: "Überlast" always finds "Überlast", and taking an existing non-ASCII name is a 409,
+    never the unique constraint's 500."""
+    return or_(func.lower(column) == _key(name), column == name.strip())
+
+
 def named(name: str) -> ColumnElement[bool]:
-    """Category names compare without case. SQLite's lower() folds ASCII only, so the name as
-    written is matched too: "Überlast" always finds "Überlast" (and a rename to an existing
-    non-ASCII name is a 409, never the unique constraint's 500)."""
-    return or_(func.lower(Category.name) == _key(name), Category.name == name.strip())
+    return same_name(Category.name, name)
 
 
 def list_categories(session: Session) -> Sequence[Category]:

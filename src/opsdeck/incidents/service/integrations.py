@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from opsdeck.audit import service as audit
@@ -69,6 +69,7 @@ from opsdeck.incidents.schemas import (
 )
 from opsdeck.incidents.service import catalog, incidents, timeline, workflow
 from opsdeck.incidents.service.access import Actor, require_admin
+from opsdeck.incidents.service.catalog import same_name
 from opsdeck.incidents.service.hooks import Change, IncidentEvent, changed
 
 # A public marker that tells integration tokens apart from other credentials, not a secret.
@@ -120,9 +121,7 @@ def create_integration(
     category a 422 naming `category`."""
     require_admin(actor)
     name = spec.name.strip()
-    taken = session.scalar(
-        select(Integration.id).where(func.lower(Integration.name) == name.lower())
-    )
+    taken = session.scalar(select(Integration.id).where(same_name(Integration.name, name)))
     if taken is not None:
         raise Conflict(
             f"An integration named {name!r} exists already.",

@@ -45,6 +45,7 @@ from opsdeck.incidents.service.access import (
     require_admin,
     require_editor,
 )
+from opsdeck.incidents.service.catalog import same_name
 from opsdeck.incidents.service.hooks import Change, IncidentEvent, changed
 
 P = PostmortemStatus
@@ -101,9 +102,7 @@ def allowed_next(actor: Actor, status: str) -> tuple[PostmortemStatus, ...]:
 
 
 def _template_name_free(session: Session, name: str, exclude: str | None = None) -> None:
-    query = select(PostmortemTemplate.id).where(
-        func.lower(PostmortemTemplate.name) == name.strip().lower()
-    )
+    query = select(PostmortemTemplate.id).where(same_name(PostmortemTemplate.name, name))
     if exclude is not None:
         query = query.where(PostmortemTemplate.id != exclude)
     if session.scalar(query) is not None:
