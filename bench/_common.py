@@ -47,6 +47,23 @@ def meminfo_gib(name: str) -> float:
     return float("nan")
 
 
+def print_machine(load_at_start: str) -> None:
+    """The lines of a report's "Conditions" that describe the machine (after its title)."""
+    from datetime import UTC, datetime
+
+    from opsdeck.settings import usable_cores
+
+    print(f"  date          {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, host {platform.node()}")
+    print(f"  CPU           {cpu_model()}")
+    print(f"  cores         {os.cpu_count()} online, {usable_cores()} usable")
+    print(
+        f"  RAM           {meminfo_gib('MemTotal'):.1f} GiB, "
+        f"{meminfo_gib('MemAvailable'):.1f} GiB available at the start"
+    )
+    print(f"  load average  {load_at_start} at the start")
+    print(f"  Python        {platform.python_version()} ({platform.python_implementation()})")
+
+
 def load_average() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min)"

@@ -51,7 +51,6 @@ import html
 import math
 import multiprocessing
 import os
-import platform
 import secrets
 import shutil
 import signal
@@ -78,15 +77,14 @@ from websockets.asyncio.client import connect as ws_connect
 from _common import (
     BenchFailed,
     children_of,
-    cpu_model,
     cpu_seconds,
     die_with_parent,
     interrupts_as_keyboard_interrupt,
     load_average,
     machine_cpu,
-    meminfo_gib,
     percentile,
     postmaster_pid,
+    print_machine,
     run_opsdeck,
     stack_helpers,
     wait_for_quiet,
@@ -1019,15 +1017,7 @@ def print_conditions(args: argparse.Namespace, load_at_start: str, stack_text: s
     from opsdeck.core.db import head_revision
 
     print("Conditions")
-    print(f"  date          {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, host {platform.node()}")
-    print(f"  CPU           {cpu_model()}")
-    print(f"  cores         {os.cpu_count()} online, {usable_cores()} usable")
-    print(
-        f"  RAM           {meminfo_gib('MemTotal'):.1f} GiB, "
-        f"{meminfo_gib('MemAvailable'):.1f} GiB available at the start"
-    )
-    print(f"  load average  {load_at_start} at the start")
-    print(f"  Python        {platform.python_version()} ({platform.python_implementation()})")
+    print_machine(load_at_start)
     print(
         f"  OpsDeck       {opsdeck_version} at schema {head_revision()}; python-socketio "
         f"{version('python-socketio')}, python-engineio {version('python-engineio')}, uvicorn "

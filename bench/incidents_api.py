@@ -45,7 +45,6 @@ import hashlib
 import importlib
 import json
 import os
-import platform
 import queue
 import random
 import re
@@ -76,7 +75,6 @@ from sqlalchemy.engine import Engine
 from _common import (
     BenchFailed,
     children_of,
-    cpu_model,
     cpu_seconds,
     die_with_parent,
     filesystem_of,
@@ -86,6 +84,7 @@ from _common import (
     meminfo_gib,
     percentile,
     postmaster_pid,
+    print_machine,
     run_opsdeck,
     stack_helpers,
     wait_for_quiet,
@@ -1429,15 +1428,7 @@ def print_conditions(
     rows = info["rows"]
     sizes = info["bytes"]
     print("Conditions")
-    print(f"  date          {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, host {platform.node()}")
-    print(f"  CPU           {cpu_model()}")
-    print(f"  cores         {os.cpu_count()} online, {usable_cores()} usable")
-    print(
-        f"  RAM           {meminfo_gib('MemTotal'):.1f} GiB, "
-        f"{meminfo_gib('MemAvailable'):.1f} GiB available at the start"
-    )
-    print(f"  load average  {load_at_start} at the start")
-    print(f"  Python        {platform.python_version()} ({platform.python_implementation()})")
+    print_machine(load_at_start)
     print(
         f"  OpsDeck       {opsdeck_version} at schema {info['head']}; FastAPI "
         f"{version('fastapi')}, uvicorn {version('uvicorn')}, SQLAlchemy {version('sqlalchemy')}, "
