@@ -100,6 +100,9 @@ def test_every_new_message_pushes_unread_counts_to_the_other_members(
     _quiet(a, "unread")  # never the sender's
 
 
+NOBODY = "0" * 32  # an id nobody has
+
+
 def test_presence_over_tabs_and_devices(
     server: str, connect: Connect, alice: Person, bob: Person, eve: Person, make_room: RoomFactory
 ) -> None:
@@ -120,13 +123,13 @@ def test_presence_over_tabs_and_devices(
     def statuses() -> dict[str, str]:
         answer = httpx.get(
             f"{server}{CHAT}/presence",
-            params={"user_id": [alice.id, eve.id, "nobody"]},
+            params={"user_id": [alice.id, eve.id, NOBODY]},
             headers=bob.headers,
         )
         assert answer.status_code == 200, answer.text
         return {item["user_id"]: item["status"] for item in answer.json()["items"]}
 
-    assert statuses() == {alice.id: "online", eve.id: "online", "nobody": "offline"}
+    assert statuses() == {alice.id: "online", eve.id: "online", NOBODY: "offline"}
     assert phone.call("presence", {"status": "away"}) == {"ok": True}
     assert watcher.next("presence") == {**online, "status": "away"}
     members = httpx.get(f"{server}{CHAT}/rooms/{room['id']}/members", headers=bob.headers).json()

@@ -344,3 +344,16 @@ def test_a_member_path_without_a_user_is_no_route_at_all(
             headers=alice.headers,
         )
         assert answer.status_code == 404, method
+
+
+def test_presence_asks_for_user_ids_and_names_a_bad_one(client: TestClient, alice: Person) -> None:
+    # Found by the fuzz gate: an empty id was answered as if it named someone, and a client
+    # following that item to /users/{user_id} reached the user list instead.
+    for params in ({"user_id": ""}, {"user_id": [alice.id, "nobody"]}, {}):
+        refused = client.get(f"{CHAT}/presence", params=params, headers=alice.headers)
+        assert refused.status_code == 422, (params, refused.text)
+        assert error_of(refused)["code"] == "validation_error"
+    answer = client.get(
+        f"{CHAT}/presence", params={"user_id": [alice.id] * 2}, headers=alice.headers
+    )
+    assert answer.json() == {"items": [{"user_id": alice.id, "status": "offline"}]}

@@ -36,6 +36,7 @@ from opsdeck.core.deps import SessionDep, SettingsDep
 from opsdeck.core.errors import error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import MAX_CURSOR_LENGTH, MAX_QUERY_INT, PageParams, page_params
+from opsdeck.core.params import HexId
 from opsdeck.core.sockets import SocketHub
 
 router = APIRouter(prefix=f"{API_PREFIX}/chat", tags=["chat"])
@@ -473,9 +474,11 @@ def get_thread(
 def presence(
     settings: SettingsDep,
     user: CurrentUser,
-    user_id: Annotated[list[str], Query(max_length=200, description="Up to 200 user ids.")],
+    user_id: Annotated[
+        list[HexId], Query(min_length=1, max_length=200, description="Up to 200 user ids.")
+    ],
 ) -> PresenceList:
-    ids = [uid[:64] for uid in user_id]
+    ids = list(user_id)
     statuses = service.presence_of(settings, ids)
     return PresenceList(
         items=[PresenceItem(user_id=uid, status=statuses[uid]) for uid in dict.fromkeys(ids)]

@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, StringConstraints
 from starlette.convertors import Convertor, register_url_convertor
 
 _NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
@@ -42,6 +42,11 @@ class HexIdConvertor(Convertor[str]):
 
 
 register_url_convertor("hexid", HexIdConvertor())
+
+# One of our ids anywhere else (a query parameter, a body field): 32 lower-case hex digits, so
+# an empty or made-up value is a 422 naming the field rather than being echoed back as if it
+# named someone (`/chat/presence?user_id=` once answered an item whose `user_id` was empty).
+HexId = Annotated[str, StringConstraints(pattern=f"^{HexIdConvertor.regex}$")]
 
 
 def _trim_not_blank(value: str) -> str:
