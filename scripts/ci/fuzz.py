@@ -306,6 +306,15 @@ def _schemathesis() -> str:
     return found
 
 
+def _schemathesis_command() -> list[str]:
+    """schemathesis run by the Python it is installed in, through schemathesis_cli.py (which
+    works around a CPython 3.11 threading bug in `ast.parse`, see there)."""
+    python = Path(_schemathesis()).with_name("python")
+    if not python.exists():
+        return [_schemathesis()]
+    return [str(python), str(Path(__file__).with_name("schemathesis_cli.py"))]
+
+
 def _toml(value: str) -> str:
     return json.dumps(value)  # a JSON string is a TOML basic string
 
@@ -386,7 +395,7 @@ def fuzz(
     config = out / "schemathesis.toml"
     config.write_text(_config(account, target, schema, integrations), encoding="utf-8")
     argv = [
-        _schemathesis(),
+        *_schemathesis_command(),
         "--config-file",
         str(config),
         "run",
