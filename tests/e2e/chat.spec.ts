@@ -208,6 +208,132 @@ test.describe('chat', () => {
     await max.context().close();
     expect(problems).toEqual([]);
   });
+
+  test("a war room's message pinned to the incident's timeline, its link back, and search jumping to a message", async ({ page }) => {
+    test.setTimeout(300_000);
+    await signIn(page, USERS.admin.username, USERS.admin.password);
+    await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
+    const title = unique('Disk full');
+    const incident = await apiCall<{ number: number }>(page, 'POST', '/api/v1/incidents', {
+      title,
+      description: 'The database volume is full.',
+      severity: 'SEV2',
+    });
+    const word = `zanzibar${Date.now().toString(36)}`;
+
+    await page.goto(`/incidents/${incident.number}`);
+    await page.getByRole('button', { name: 'War room' }).click();
+    await expect(page.getByRole('heading', { name: `# INC-${incident.number}: ${title}` })).toBeVisible();
+    await send(page, `Freed 40 GB on the ${word} volume`);
+    await send(page, 'Watching the graphs');
+    await expect(log(page).getByText('Watching the graphs')).toBeVisible();
+
+    // Keyboard: to the message, Enter for its actions, the pin.
+    const freed = log(page).getByTestId('chat-message').filter({ hasText: 'Freed 40 GB' });
+    await freed.focus();
+    await page.keyboard.press('Enter');
+    await expect(page.getByRole('menu')).toBeVisible();
+    await page.getByRole('menuitem', { name: `Pin to INC-${incident.number} timeline` }).click();
+    const notice = page.getByTestId('pin-notice');
+    await expect(notice).toContainText(`Pinned to the timeline of INC-${incident.number}.`);
+    await expect(freed.getByRole('link', { name: `pinned to INC-${incident.number}` })).toBeVisible();
+    await expectAccessible(page, 'war room, a message pinned');
+
+    // The incident's timeline has the note, pinned, quoting the message.
+    await notice.getByRole('link', { name: `Open INC-${incident.number}` }).click();
+    await expect(page).toHaveURL(new RegExp(`/incidents/${incident.number}$`));
+    const note = page.getByTestId('timeline-event').filter({ hasText: `Freed 40 GB on the ${word} volume` });
+    await expect(note).toHaveAttribute('data-pinned', 'true');
+    await expect(note).toContainText('Pinned');
+
+    // Its link goes back to the message in the war room, highlighted.
+    await note.getByRole('link', { name: /^message #\d+$/ }).click();
+    await expect(page).toHaveURL(/\/chat\/rooms\/[0-9a-f]{32}\?seq=\d+$/);
+    const linked = log(page).getByTestId('chat-message').filter({ hasText: 'Freed 40 GB' });
+    await expect(linked).toHaveAttribute('aria-current', 'true');
+    await expect(linked).toBeFocused();
+
+    // Search finds it by a word of it and jumps there.
+    await page.goto('/chat');
+    await page.getByRole('link', { name: 'Search' }).click();
+    await expect(page.getByRole('heading', { name: 'Search messages', level: 1 })).toBeVisible();
+    await page.getByRole('searchbox', { name: /^Words/ }).fill(word);
+    await page.getByRole('searchbox', { name: /^Words/ }).press('Enter');
+    await expect(page.getByTestId('search-status')).toHaveText('1 message found.');
+    const hit = page.getByRole('list', { name: 'Search results' }).getByRole('link');
+    await expect(hit).toContainText(`#INC-${incident.number}: ${title}`);
+    await expect(hit).toContainText('Ada Admin');
+    await expect(hit.locator('mark')).toHaveText(word);
+    await expectAccessible(page, 'chat search with a hit');
+    await hit.click();
+    await expect(page.getByRole('heading', { name: `# INC-${incident.number}: ${title}` })).toBeVisible();
+    const found = log(page).getByTestId('chat-message').filter({ hasText: word });
+    await expect(found).toHaveAttribute('aria-current', 'true');
+    await expect(found).toBeFocused();
+    await expectAccessible(page, 'war room opened at a search hit');
+
+    // Back to the search (kept in the address); a -word leaves the message out.
+    await page.goBack();
+    await expect(page.getByTestId('search-status')).toHaveText('1 message found.');
+    await page.getByRole('searchbox', { name: /^Words/ }).fill(`${word} -volume`);
+    await page.getByRole('searchbox', { name: /^Words/ }).press('Enter');
+    await expect(page.getByTestId('search-status')).toHaveText('No messages found.');
+  });
+
+  test('an invite makes a private room appear for the invitee, live', async ({ page, browser, baseURL }) => {
+    test.setTimeout(300_000);
+    const problems: string[] = [];
+    const room = `private-${Date.now().toString(36)}`;
+
+    await signIn(page, USERS.admin.username, USERS.admin.password);
+    await expect(page.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
+    await page.goto('/chat');
+    await page.getByRole('button', { name: 'New room' }).click();
+    const dialog = page.getByRole('dialog', { name: 'New room' });
+    await dialog.getByLabel(/^Name/).fill(room);
+    await dialog.getByRole('radio', { name: /^Private/ }).check();
+    await dialog.getByRole('button', { name: 'Create room' }).click();
+    await expect(page.getByRole('heading', { name: `# ${room}` })).toBeVisible();
+
+    // Max does not see it.
+    const max = await secondBrowser(browser, baseURL ?? '', problems);
+    await signIn(max, USERS.member.username, USERS.member.password);
+    await expect(max.getByRole('heading', { name: /^Welcome/ })).toBeVisible();
+    await max.goto('/chat');
+    await expect(max.getByRole('heading', { name: 'Chat', level: 1 })).toBeVisible();
+    await expect(max.getByRole('navigation', { name: 'Conversations' })).toBeVisible();
+    await expect(max.getByRole('link', { name: new RegExp(`^${room}`) })).toHaveCount(0);
+
+    // Ada invites him from the members list.
+    await page.getByRole('button', { name: 'Members (1)' }).click();
+    await page.getByRole('button', { name: 'Invite someone' }).click();
+    const invite = page.getByRole('dialog', { name: `Invite to #${room}` });
+    const person = invite.getByRole('combobox', { name: /^Person/ });
+    await expect(person).toBeFocused();
+    await expectAccessible(page, 'invite dialog');
+    await person.fill('Max');
+    await page.getByRole('option', { name: 'Max Member (e2e-member)' }).click();
+    await invite.getByRole('button', { name: 'Invite' }).click();
+    await expect(invite.getByRole('status')).toHaveText('Max Member was added to the room.');
+    await invite.getByRole('button', { name: 'Done' }).click();
+    await expect(invite).toBeHidden();
+    await expect(page.getByRole('button', { name: 'Members (2)' })).toBeFocused();
+    await page.getByRole('button', { name: 'Members (2)' }).click();
+    await expect(page.getByTestId('room-member').filter({ hasText: 'Max Member' })).toBeVisible();
+    await page.keyboard.press('Escape');
+
+    // Ada writes: the room appears in Max's list without a reload, and he reads it.
+    await send(page, 'Welcome Max');
+    const link = max.getByRole('link', { name: new RegExp(`^${room}`) });
+    await expect(link).toBeVisible();
+    await link.click();
+    await expect(max.getByRole('heading', { name: `# ${room}` })).toBeVisible();
+    await expect(log(max).getByText('Welcome Max')).toBeVisible();
+    await expectAccessible(max, 'invited to a private room');
+
+    await max.context().close();
+    expect(problems).toEqual([]);
+  });
 });
 
 /** A 1 x 1 PNG. */

@@ -1,5 +1,4 @@
-import { api, getCsrfToken, unwrap } from './client';
-import { errorFromResponse, toApiError } from './errors';
+import { api, unwrap } from './client';
 import type { components } from './schema';
 
 type Schemas = components['schemas'];
@@ -28,6 +27,8 @@ export const chatKeys = {
   room: (id: string) => ['chat', 'room', id] as const,
   members: (id: string) => ['chat', 'room', id, 'members'] as const,
   thread: (id: string) => ['chat', 'thread', id] as const,
+  search: (filters: SearchFilters) => ['chat', 'search', filters] as const,
+  people: () => ['chat', 'people'] as const,
 };
 
 export function listRooms(cursor?: string | null): Promise<RoomPage> {
@@ -98,80 +99,101 @@ export function sendMessageRest(
   );
 }
 
-// -- Routes agreed for issue 14 that the generated client may not know yet ---------------------
-// (they go through the same CSRF header and error shape; move each to `api.*` once `gen:api`
-// has it).
-
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const headers = new Headers({ Accept: 'application/json' });
-  const token = method !== 'GET' ? getCsrfToken() : null;
-  if (token) headers.set('X-CSRF-Token', token);
-  let payload: BodyInit | undefined;
-  if (body instanceof FormData) payload = body;
-  else if (body !== undefined) {
-    headers.set('Content-Type', 'application/json');
-    payload = JSON.stringify(body);
-  }
-  let response: Response;
-  try {
-    response = await globalThis.fetch(new Request(`${window.location.origin}${path}`, {
-      method,
-      headers,
-      body: payload,
-      credentials: 'same-origin',
-    }));
-  } catch (error) {
-    throw toApiError(error);
-  }
-  const text = await response.text();
-  let data: unknown = undefined;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = text;
-    }
-  }
-  if (!response.ok) throw errorFromResponse(response, data);
-  return data as T;
-}
-
-const enc = encodeURIComponent;
-
 /** The incident's war room, opened the first time (`201`), the same room after (`200`). */
 export function openWarRoom(number: number): Promise<Room> {
-  return call('POST', `/api/v1/incidents/${number}/war-room`);
+  return unwrap(api.POST('/api/v1/incidents/{number}/war-room', { params: { path: { number } } }));
 }
 
 export function toggleReactionRest(messageId: string, emoji: string): Promise<Message> {
-  return call('POST', `/api/v1/chat/messages/${enc(messageId)}/reactions`, { emoji });
+  return unwrap(
+    api.POST('/api/v1/chat/messages/{message_id}/reactions', {
+      params: { path: { message_id: messageId } },
+      body: { emoji },
+    }),
+  );
 }
 
-export interface ThreadPage {
-  root: Message;
-  items: Message[];
-  next_cursor: string | null;
-}
+export type ThreadPage = Schemas['ThreadOut'];
 
 export function getThread(messageId: string, cursor?: string | null): Promise<ThreadPage> {
-  const query = new URLSearchParams({ limit: '100' });
-  if (cursor) query.set('cursor', cursor);
-  return call('GET', `/api/v1/chat/messages/${enc(messageId)}/thread?${query.toString()}`);
+  return unwrap(
+    api.GET('/api/v1/chat/messages/{message_id}/thread', {
+      params: { path: { message_id: messageId }, query: { limit: 100, cursor: cursor ?? undefined } },
+    }),
+  );
 }
 
+// The generated body type describes the file as a string; openapi-fetch sends a FormData body
+// as multipart as it is (the browser sets the boundary), so the form stands in for it.
 export function uploadAttachment(roomId: string, file: File): Promise<Attachment> {
   const form = new FormData();
   form.set('file', file, file.name);
-  return call('POST', `/api/v1/chat/rooms/${enc(roomId)}/attachments`, form);
+  return unwrap(
+    api.POST('/api/v1/chat/rooms/{room_id}/attachments', {
+      params: { path: { room_id: roomId } },
+      body: form as unknown as Schemas['Body_chat-upload-attachment'],
+    }),
+  );
 }
 
-export function pinToIncident(messageId: string): Promise<{ number: number; event_id: string }> {
-  return call('POST', `/api/v1/chat/messages/${enc(messageId)}/pin-to-incident`);
+/** Where a pinned message went: the incident and its timeline event. */
+export type Pin = Schemas['PinOut'];
+
+/** Pins a war room's message to its incident's timeline (`200` with the same pin again). */
+export function pinToIncident(messageId: string): Promise<Pin> {
+  return unwrap(
+    api.POST('/api/v1/chat/messages/{message_id}/pin-to-incident', { params: { path: { message_id: messageId } } }),
+  );
 }
 
 /** The messages around `seq` (jump to a message), in seq order. */
 export function messagesAround(roomId: string, seq: number, limit = PAGE_SIZE): Promise<MessagePage> {
-  return call('GET', `/api/v1/chat/rooms/${enc(roomId)}/messages?around_seq=${seq}&limit=${limit}`);
+  return unwrap(
+    api.GET('/api/v1/chat/rooms/{room_id}/messages', {
+      params: { path: { room_id: roomId }, query: { around_seq: seq, limit } },
+    }),
+  );
+}
+
+/** Adds someone to a room (its moderators and owner). */
+export function inviteMember(roomId: string, userId: string): Promise<Member> {
+  return unwrap(
+    api.POST('/api/v1/chat/rooms/{room_id}/members', { params: { path: { room_id: roomId } }, body: { user_id: userId } }),
+  );
+}
+
+export type SearchHit = Schemas['SearchHit'];
+export type SearchPage = Schemas['SearchPage'];
+
+export interface SearchFilters {
+  q: string;
+  roomId?: string | null;
+  authorId?: string | null;
+  /** ISO 8601: sent at or after. */
+  since?: string | null;
+  /** ISO 8601: sent before. */
+  until?: string | null;
+}
+
+export const SEARCH_PAGE_SIZE = 20;
+
+/** Full-text search over the conversations the user may read (docs/chat.md, "Search"). */
+export function searchMessages(filters: SearchFilters, cursor?: string | null): Promise<SearchPage> {
+  return unwrap(
+    api.GET('/api/v1/chat/search', {
+      params: {
+        query: {
+          q: filters.q,
+          room_id: filters.roomId || undefined,
+          author_id: filters.authorId || undefined,
+          since: filters.since || undefined,
+          until: filters.until || undefined,
+          cursor: cursor ?? undefined,
+          limit: SEARCH_PAGE_SIZE,
+        },
+      },
+    }),
+  );
 }
 
 /** Emoji offered in the reaction picker (the server accepts any single emoji). */

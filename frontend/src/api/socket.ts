@@ -8,6 +8,8 @@
  * - `onSocketEvent(event, handler)`: a server event, kept across reconnects.
  * - `onSocketConnect(handler)`: every (re)connect, to re-join rooms and catch up.
  * - `socketStatus()` / `subscribeSocketStatus()`: for `useSyncExternalStore`.
+ * - `closeSocket()`: on sign-out (and a session that expired): the connection is closed, and the
+ *   next `connectSocket()` opens a fresh one with the next sign-in's cookie.
  */
 
 export type SocketStatus = 'idle' | 'connecting' | 'connected' | 'disconnected';
@@ -47,6 +49,9 @@ const defaultFactory: SocketFactory = async () => {
     reconnection: true,
     reconnectionDelay: 500,
     reconnectionDelayMax: 5000,
+    // A new connection (not socket.io-client's cached manager): the handshake after a sign-in
+    // must carry the new session cookie.
+    forceNew: true,
   });
   return socket as unknown as RawSocket;
 };
@@ -55,6 +60,10 @@ let factory: SocketFactory = defaultFactory;
 let socketPromise: Promise<RawSocket> | null = null;
 let current: RawSocket | null = null;
 let status: SocketStatus = 'idle';
+/** Bumped by every close: a socket still being made for a closed generation is dropped. */
+let generation = 0;
+/** The signed-in user the connection was opened for. */
+let owner: string | null = null;
 const statusListeners = new Set<() => void>();
 const eventHandlers = new Map<string, Set<(payload: unknown) => void>>();
 const connectHandlers = new Set<() => void>();
@@ -73,18 +82,26 @@ function dispatch(event: string, payload: unknown): void {
 export function connectSocket(): Promise<RawSocket> {
   if (socketPromise) return socketPromise;
   setStatus('connecting');
+  const made = generation;
+  const live = (socket: RawSocket) => made === generation && current === socket;
   socketPromise = factory().then(
     (socket) => {
+      if (made !== generation) {
+        // Closed (signed out) while it was being made: never used.
+        socket.disconnect();
+        throw new SocketError('disconnected', 'Not connected to the server.');
+      }
       current = socket;
       socket.on('connect', () => {
+        if (!live(socket)) return;
         setStatus('connected');
         for (const handler of [...connectHandlers]) handler();
       });
-      socket.on('disconnect', () => setStatus('disconnected'));
-      socket.on('connect_error', () => setStatus('disconnected'));
-      // Every server event reaches the handlers registered for its name.
+      socket.on('disconnect', () => live(socket) && setStatus('disconnected'));
+      socket.on('connect_error', () => live(socket) && setStatus('disconnected'));
+      // Every server event reaches the handlers registered for its name (the current socket's only).
       (socket as unknown as { onAny?: (fn: (event: string, payload: unknown) => void) => void }).onAny?.(
-        (event, payload) => dispatch(event, payload),
+        (event, payload) => live(socket) && dispatch(event, payload),
       );
       if (socket.connected) {
         setStatus('connected');
@@ -93,12 +110,29 @@ export function connectSocket(): Promise<RawSocket> {
       return socket;
     },
     (error: unknown) => {
-      socketPromise = null;
-      setStatus('disconnected');
+      if (made === generation) {
+        socketPromise = null;
+        setStatus('disconnected');
+      }
       throw error;
     },
   );
   return socketPromise;
+}
+
+/**
+ * Closes the connection (sign-out, or a session that expired): nothing more arrives on it, and
+ * the next `connectSocket()` opens a new one, made with the next sign-in's credentials. The
+ * handlers pages registered stay (they go with their pages).
+ */
+export function closeSocket(): void {
+  generation += 1;
+  const socket = current;
+  socketPromise = null;
+  current = null;
+  owner = null;
+  socket?.disconnect();
+  setStatus('idle');
 }
 
 export function socketStatus(): SocketStatus {
@@ -159,24 +193,18 @@ export function socketEmit(event: string, payload: unknown): void {
   if (current?.connected) current.emit(event, payload);
 }
 
-let owner: string | null = null;
-
 /**
  * The socket belongs to the signed-in user it was opened for (the session cookie is read at
  * connect): another user in the same tab gets a new connection, never the previous one's.
  */
 export function claimSocket(userId: string): void {
-  if (owner !== null && owner !== userId && socketPromise) {
-    current?.disconnect();
-    socketPromise = null;
-    current = null;
-    setStatus('idle');
-  }
+  if (owner !== null && owner !== userId && (socketPromise || current)) closeSocket();
   owner = userId;
 }
 
 /** Tests: replace how the socket is made, and forget the current one. */
 export function setSocketFactory(next: SocketFactory | null): void {
+  generation += 1;
   current?.disconnect();
   factory = next ?? defaultFactory;
   socketPromise = null;

@@ -11,6 +11,7 @@ import { useQueryClient } from '@tanstack/react-query';
 import { getMe, getSession, signIn as signInRequest, signOut as signOutRequest } from '../api/accounts';
 import { mayHaveSession, setCsrfToken, setSessionExpiredHandler } from '../api/client';
 import { ApiError } from '../api/errors';
+import { closeSocket } from '../api/socket';
 import type { Session, User } from '../api/types';
 
 export type AuthStatus = 'loading' | 'anonymous' | 'authenticated';
@@ -54,7 +55,9 @@ export function AuthProvider({ children }: { children: ReactNode }) {
 
   const forget = useCallback((why: SignedOutReason) => {
     setCsrfToken(null);
-    // The next person to sign in on this tab must not see what this one loaded.
+    // The next person to sign in on this tab must not see what this one loaded, nor receive
+    // this one's events: the shared socket closes, and the next sign-in opens a new one.
+    closeSocket();
     queryClient.clear();
     setUserState(null);
     setReason(why);

@@ -1,11 +1,12 @@
 import { useEffect } from 'react';
-import { Route, Routes, useParams } from 'react-router';
+import { Route, Routes, useParams, useSearchParams } from 'react-router';
 import { useQueryClient, type QueryClient } from '@tanstack/react-query';
 import { chatKeys, type Room, type RoomPage } from '../../api/chat';
 import { claimSocket, connectSocket, onSocketConnect, onSocketEvent, socketRequest } from '../../api/socket';
 import { useCurrentUser } from '../../auth/AuthContext';
 import { RoomList } from './RoomList';
 import { RoomView } from './RoomView';
+import { SearchView } from './SearchView';
 import { trackPresence } from './presence';
 import { openRoomId, setOpenRoomId, roomsWithJoin, roomsWithMessage, roomsWithUnread, type JoinAck } from './rooms';
 import './chat.css';
@@ -23,7 +24,9 @@ function joinRooms(queryClient: QueryClient, items: Room[]): void {
 
 function RoomRoute() {
   const { id = '' } = useParams();
-  return <RoomView key={id} roomId={id} />;
+  // Opened again at another message (`?seq=`): a new view, scrolled to it.
+  const [params] = useSearchParams();
+  return <RoomView key={`${id}:${params.get('seq') ?? ''}`} roomId={id} />;
 }
 
 /**
@@ -48,6 +51,12 @@ export default function ChatPage() {
         );
       }),
       onSocketEvent<Parameters<typeof roomsWithUnread>[1]>('unread', (event) => {
+        // A conversation the list does not have yet (someone added this user to it): read the
+        // list again, so it appears.
+        if (!rooms().some((room) => room.id === event.room_id && room.member)) {
+          void queryClient.invalidateQueries({ queryKey: chatKeys.rooms() });
+          return;
+        }
         queryClient.setQueryData<RoomPage>(chatKeys.rooms(), (page) => (page ? roomsWithUnread(page, event) : page));
       }),
       onSocketEvent<{ room_id: string }>('room:removed', () => {
@@ -66,6 +75,7 @@ export default function ChatPage() {
       <Routes>
         <Route index element={<NoRoom />} />
         <Route path="rooms/:id" element={<RoomRoute />} />
+        <Route path="search" element={<SearchView />} />
         <Route path="*" element={<NoRoom />} />
       </Routes>
     </div>

@@ -10,6 +10,8 @@ export interface MessageActions {
   onReply: (message: Message) => void;
   onEdit: (message: Message, body: string) => Promise<void>;
   onDelete: (message: Message) => void;
+  /** Pins the message to its war room's incident timeline. */
+  onPin: (message: Message) => void;
 }
 
 interface Props extends MessageActions {
@@ -18,6 +20,10 @@ interface Props extends MessageActions {
   canModerate: boolean;
   replies: number;
   focused: boolean;
+  /** The search hit or linked message: shown highlighted. */
+  highlighted?: boolean;
+  /** The room's incident (a war room): its messages can be pinned to the timeline. */
+  incidentNumber?: number | null;
   inThread?: boolean;
   menuOpen: boolean;
   onMenuChange: (open: boolean) => void;
@@ -30,7 +36,7 @@ function time(value: string): string {
 }
 
 export const MessageItem = memo(function MessageItem(props: Props) {
-  const { message, userId, canModerate, replies, focused, inThread, menuOpen, onMenuChange } = props;
+  const { message, userId, canModerate, replies, focused, highlighted, incidentNumber, inThread, menuOpen, onMenuChange } = props;
   const [editing, setEditing] = useState(false);
   const [draft, setDraft] = useState(message.body);
   const [editError, setEditError] = useState<string | null>(null);
@@ -60,8 +66,9 @@ export const MessageItem = memo(function MessageItem(props: Props) {
 
   return (
     <div
-      className="chat-message"
+      className={highlighted ? 'chat-message chat-message-highlight' : 'chat-message'}
       role="article"
+      aria-current={highlighted ? 'true' : undefined}
       aria-label={`${author}, ${time(message.created_at)}`}
       tabIndex={focused ? 0 : -1}
       data-seq={message.seq}
@@ -186,6 +193,9 @@ export const MessageItem = memo(function MessageItem(props: Props) {
                 >
                   Edit
                 </Menu.Item>
+              ) : null}
+              {incidentNumber && !message.pinned_to_incident ? (
+                <Menu.Item onClick={() => props.onPin(message)}>Pin to INC-{incidentNumber} timeline</Menu.Item>
               ) : null}
               {mine || canModerate ? (
                 <Menu.Item onClick={() => props.onDelete(message)}>

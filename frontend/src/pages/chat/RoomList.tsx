@@ -73,9 +73,14 @@ export function RoomList({ onLoaded }: { onLoaded: (rooms: Room[]) => void }) {
         <Title order={2} size="h4">
           Conversations
         </Title>
-        <Button size="xs" variant="light" onClick={() => setCreating(true)}>
-          New room
-        </Button>
+        <Group gap={4}>
+          <Button size="xs" variant="default" component={NavLink} to="/chat/search">
+            Search
+          </Button>
+          <Button size="xs" variant="light" onClick={() => setCreating(true)}>
+            New room
+          </Button>
+        </Group>
       </Group>
       {rooms.isPending ? (
         <Stack gap={4} aria-busy="true" aria-label="Loading conversations">

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState, useSyncExternalStore, type KeyboardEvent } from 'react';
-import { useNavigate } from 'react-router';
-import { Alert, Badge, Button, Drawer, Group, Modal, Popover, Skeleton, Stack, Text, Title } from '@mantine/core';
+import { Link, useNavigate, useSearchParams } from 'react-router';
+import { Alert, Anchor, Badge, Button, Drawer, Group, Modal, Popover, Skeleton, Stack, Text, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import {
   chatKeys,
@@ -8,7 +8,9 @@ import {
   getThread,
   listMembers,
   openDm,
+  pinToIncident,
   type Message,
+  type Pin,
   type Room,
   type RoomPage,
 } from '../../api/chat';
@@ -16,6 +18,7 @@ import { useCurrentUser } from '../../auth/AuthContext';
 import { displayName } from '../../components/format';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { Composer } from './Composer';
+import { InviteDialog } from './InviteDialog';
 import { MessageItem, type MessageActions } from './MessageItem';
 import { PresenceDot } from './PresenceDot';
 import { setPresence } from './presence';
@@ -23,7 +26,7 @@ import { RoomSession, type PendingSend } from './roomSession';
 import { roomLabel, setOpenRoomId } from './rooms';
 import { mainMessages, repliesTo, replyCount } from './timeline';
 
-function useSession(room: Room | undefined, userId: string): RoomSession | null {
+function useSession(room: Room | undefined, userId: string, aroundSeq: number | null): RoomSession | null {
   const [session, setSession] = useState<RoomSession | null>(null);
   // A session per room, made once its REST answer is in (set while rendering, not in an effect).
   if (room && (!session || session.roomId !== room.id)) setSession(new RoomSession(room, userId));
@@ -34,9 +37,9 @@ function useSession(room: Room | undefined, userId: string): RoomSession | null 
   });
   useEffect(() => {
     if (!session) return undefined;
-    session.start(startRef.current);
+    session.start(startRef.current, aroundSeq);
     return () => session.close();
-  }, [session]);
+  }, [session, aroundSeq]);
   return session;
 }
 
@@ -48,7 +51,10 @@ export function RoomView({ roomId }: { roomId: string }) {
   const queryClient = useQueryClient();
   const roomQuery = useQuery({ queryKey: chatKeys.room(roomId), queryFn: () => getRoom(roomId), meta: { quiet: true } });
   const room = roomQuery.data;
-  const session = useSession(room, user.id);
+  // `?seq=N` (a search hit, a pinned note's link): opened at that message, highlighted.
+  const [params] = useSearchParams();
+  const jumpSeq = /^\d+$/.test(params.get('seq') ?? '') ? Number(params.get('seq')) : null;
+  const session = useSession(room, user.id, jumpSeq);
   const state = useSyncExternalStore(
     useCallback((l: () => void) => (session ? session.subscribe(l) : () => undefined), [session]),
     () => session?.snapshot() ?? EMPTY,
@@ -58,11 +64,13 @@ export function RoomView({ roomId }: { roomId: string }) {
   const [thread, setThread] = useState<Message | null>(null);
   const [deleting, setDeleting] = useState<Message | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
+  const [pinned, setPinned] = useState<Pin | null>(null);
   const [focusedId, setFocusedId] = useState<string | null>(null);
   const [menuFor, setMenuFor] = useState<string | null>(null);
   const [showJump, setShowJump] = useState(true);
   const log = useRef<HTMLDivElement>(null);
-  const atBottom = useRef(true);
+  const atBottom = useRef(jumpSeq === null);
+  const jumped = useRef(false);
   const keepFromBottom = useRef<number | null>(null);
 
   useEffect(() => {
@@ -75,6 +83,21 @@ export function RoomView({ roomId }: { roomId: string }) {
   const last = state.messages[state.messages.length - 1];
   const firstUnread = visible.find((m) => m.seq > state.readAtOpen && m.author?.id !== user.id && !m.deleted);
   const unreadAtOpen = room ? Math.max(0, room.last_seq - state.readAtOpen) : 0;
+  const target = jumpSeq !== null ? state.messages.find((m) => m.seq === jumpSeq) : undefined;
+  // A thread's reply is shown through its root.
+  const highlightId = target ? (target.reply_to ?? target.id) : null;
+  const jumpMissing = jumpSeq !== null && state.loaded && !target;
+
+  // Opened at a message: once it is shown, it is scrolled to and focused (once).
+  useEffect(() => {
+    if (!highlightId || jumped.current) return;
+    const el = log.current?.querySelector<HTMLElement>(`[data-message-id="${highlightId}"]`);
+    if (!el) return;
+    jumped.current = true;
+    setFocusedId(highlightId);
+    el.scrollIntoView({ block: 'center' });
+    el.focus();
+  }, [highlightId, visible]);
 
   // The room list shows this conversation read while it is open.
   useEffect(() => {
@@ -171,6 +194,16 @@ export function RoomView({ roomId }: { roomId: string }) {
         await session.edit(message.id, body);
       },
       onDelete: (message: Message) => setDeleting(message),
+      onPin: (message: Message) => {
+        setPinned(null);
+        pinToIncident(message.id).then(
+          (pin) => {
+            session?.update(message.id, { pinned_to_incident: pin });
+            setPinned(pin);
+          },
+          (e: Error) => setActionError(e.message),
+        );
+      },
     }),
     [session],
   );
@@ -216,7 +249,7 @@ export function RoomView({ roomId }: { roomId: string }) {
             </Button>
           ) : null}
           {archived ? <Badge color="gray">Archived</Badge> : null}
-          <MembersButton room={room} />
+          <MembersButton room={room} canInvite={canModerate && room.member && room.kind !== 'dm' && !archived} />
         </Group>
       </Group>
 
@@ -237,7 +270,29 @@ export function RoomView({ roomId }: { roomId: string }) {
           {actionError}
         </Alert>
       ) : null}
-      {showJump && unreadAtOpen > 0 ? (
+      {pinned ? (
+        <Alert
+          color="green"
+          variant="light"
+          role="status"
+          mb="xs"
+          withCloseButton
+          closeButtonLabel="Dismiss"
+          onClose={() => setPinned(null)}
+          data-testid="pin-notice"
+        >
+          Pinned to the timeline of INC-{pinned.number}.{' '}
+          <Anchor component={Link} to={`/incidents/${pinned.number}`}>
+            Open INC-{pinned.number}
+          </Anchor>
+        </Alert>
+      ) : null}
+      {jumpMissing ? (
+        <Alert color="yellow" variant="light" role="status" mb="xs">
+          That message is not in this conversation any more.
+        </Alert>
+      ) : null}
+      {showJump && unreadAtOpen > 0 && jumpSeq === null ? (
         <Group mb={4}>
           <Button size="xs" variant="light" onClick={() => void jumpToUnread()}>
             Jump to first unread ({unreadAtOpen})
@@ -291,6 +346,8 @@ export function RoomView({ roomId }: { roomId: string }) {
               canModerate={canModerate}
               replies={replyCount(message, state.messages)}
               focused={message.id === focusId}
+              highlighted={message.id === highlightId}
+              incidentNumber={room.incident_number}
               menuOpen={menuFor === message.id}
               onMenuChange={(open) => setMenuFor(open ? message.id : null)}
               onFocusItem={() => setFocusedId(message.id)}
@@ -322,6 +379,7 @@ export function RoomView({ roomId }: { roomId: string }) {
         pending={state.pending}
         userId={user.id}
         canModerate={canModerate}
+        incidentNumber={room.incident_number ?? null}
         onClose={() => setThread(null)}
         actions={actions}
       />
@@ -389,10 +447,12 @@ function TypingLine({ names }: { names: string[] }) {
   );
 }
 
-function MembersButton({ room }: { room: Room }) {
+function MembersButton({ room, canInvite }: { room: Room; canInvite: boolean }) {
   const user = useCurrentUser();
   const navigate = useNavigate();
   const [opened, setOpened] = useState(false);
+  const [inviting, setInviting] = useState(false);
+  const target = useRef<HTMLButtonElement>(null);
   const members = useQuery({
     queryKey: chatKeys.members(room.id),
     queryFn: async () => {
@@ -404,45 +464,71 @@ function MembersButton({ room }: { room: Room }) {
     meta: { quiet: true },
   });
   return (
-    <Popover opened={opened} onChange={setOpened} position="bottom-end" trapFocus withinPortal>
-      <Popover.Target>
-        <Button size="xs" variant="default" onClick={() => setOpened((o) => !o)} aria-expanded={opened}>
-          Members ({room.member_count})
-        </Button>
-      </Popover.Target>
-      <Popover.Dropdown aria-label="Members">
-        <Stack gap={4} maw={280}>
-          {(members.data ?? []).map((m) => (
-            <Group key={m.user.id} gap={6} wrap="nowrap" justify="space-between">
-              <Group gap={6} wrap="nowrap">
-                <PresenceDot userId={m.user.id} />
-                <Text size="sm">{displayName(m.user)}</Text>
-                {m.role !== 'member' ? (
-                  <Text size="xs" c="dimmed">
-                    {m.role}
-                  </Text>
+    <>
+      <Popover opened={opened} onChange={setOpened} position="bottom-end" trapFocus withinPortal>
+        <Popover.Target>
+          <Button ref={target} size="xs" variant="default" onClick={() => setOpened((o) => !o)} aria-expanded={opened}>
+            Members ({room.member_count})
+          </Button>
+        </Popover.Target>
+        <Popover.Dropdown aria-label="Members">
+          <Stack gap={4} maw={280}>
+            {canInvite ? (
+              <Button
+                size="compact-sm"
+                variant="light"
+                onClick={() => {
+                  setOpened(false);
+                  setInviting(true);
+                }}
+              >
+                Invite someone
+              </Button>
+            ) : null}
+            {(members.data ?? []).map((m) => (
+              <Group key={m.user.id} gap={6} wrap="nowrap" justify="space-between" data-testid="room-member">
+                <Group gap={6} wrap="nowrap">
+                  <PresenceDot userId={m.user.id} />
+                  <Text size="sm">{displayName(m.user)}</Text>
+                  {m.role !== 'member' ? (
+                    <Text size="xs" c="dimmed">
+                      {m.role}
+                    </Text>
+                  ) : null}
+                </Group>
+                {m.user.id !== user.id ? (
+                  <Button
+                    size="compact-xs"
+                    variant="subtle"
+                    aria-label={`Message ${displayName(m.user)} directly`}
+                    onClick={async () => {
+                      const dm = await openDm([m.user.id]);
+                      setOpened(false);
+                      navigate(`/chat/rooms/${dm.id}`);
+                    }}
+                  >
+                    Message
+                  </Button>
                 ) : null}
               </Group>
-              {m.user.id !== user.id ? (
-                <Button
-                  size="compact-xs"
-                  variant="subtle"
-                  aria-label={`Message ${displayName(m.user)} directly`}
-                  onClick={async () => {
-                    const dm = await openDm([m.user.id]);
-                    setOpened(false);
-                    navigate(`/chat/rooms/${dm.id}`);
-                  }}
-                >
-                  Message
-                </Button>
-              ) : null}
-            </Group>
-          ))}
-          {members.isPending && room.member ? <Skeleton height={18} /> : null}
-        </Stack>
-      </Popover.Dropdown>
-    </Popover>
+            ))}
+            {members.isPending && room.member ? <Skeleton height={18} /> : null}
+          </Stack>
+        </Popover.Dropdown>
+      </Popover>
+      {canInvite ? (
+        <InviteDialog
+          room={room}
+          opened={inviting}
+          members={members.data ?? []}
+          onClose={() => {
+            setInviting(false);
+            // Back to where the dialog was opened from (the members list's button).
+            requestAnimationFrame(() => target.current?.focus());
+          }}
+        />
+      ) : null}
+    </>
   );
 }
 
@@ -453,11 +539,12 @@ interface ThreadProps {
   pending: PendingSend[];
   userId: string;
   canModerate: boolean;
+  incidentNumber: number | null;
   onClose: () => void;
   actions: MessageActions;
 }
 
-function ThreadPanel({ root, session, messages, pending, userId, canModerate, onClose, actions }: ThreadProps) {
+function ThreadPanel({ root, session, messages, pending, userId, canModerate, incidentNumber, onClose, actions }: ThreadProps) {
   const [menuFor, setMenuFor] = useState<string | null>(null);
   // A server with threads says how many replies there are: read them all from it.
   const remote = useQuery({
@@ -489,6 +576,7 @@ function ThreadPanel({ root, session, messages, pending, userId, canModerate, on
             replies={0}
             focused
             inThread
+            incidentNumber={incidentNumber}
             menuOpen={menuFor === root.id}
             onMenuChange={(open) => setMenuFor(open ? root.id : null)}
             onFocusItem={() => undefined}
@@ -507,6 +595,7 @@ function ThreadPanel({ root, session, messages, pending, userId, canModerate, on
                 replies={0}
                 focused={false}
                 inThread
+                incidentNumber={incidentNumber}
                 menuOpen={menuFor === reply.id}
                 onMenuChange={(open) => setMenuFor(open ? reply.id : null)}
                 onFocusItem={() => undefined}

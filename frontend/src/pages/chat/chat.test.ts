@@ -137,6 +137,25 @@ describe('RoomSession', () => {
     session.close();
   });
 
+  it('opened at a message: loads the page around it, then syncs from its end to the latest, without a gap', async () => {
+    const server = Array.from({ length: 12 }, (_, i) => msg(i + 1));
+    const { socket, session } = setup((event, payload) => {
+      if (event === 'room:join') return { ok: true, room_id: ROOM, last_seq: 12, last_read_seq: 12, unread: 0 };
+      if (event === 'sync') {
+        const rest = server.filter((m) => m.seq > (payload.after_seq as number));
+        return { ok: true, room_id: ROOM, messages: rest.slice(0, 3), more: rest.length > 3 };
+      }
+      return { ok: true };
+    }, [msg(3), msg(4), msg(5)]);
+    socket.connected = true;
+    session.start(12, 4);
+    await vi.waitFor(() => expect(session.snapshot().messages.map((m) => m.seq)).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12]));
+    expect(session.snapshot()).toMatchObject({ loaded: true, hasOlder: true });
+    // Never the latest page's guess (12 - 50): from the end of the page around the message.
+    expect(socket.sent('sync').map((p) => p.after_seq)).toEqual([5, 8, 11]);
+    session.close();
+  });
+
   it('keeps an unacknowledged send and resends it with the same client_id after reconnecting', async () => {
     let up = false;
     const made = new Map<string, Message>();

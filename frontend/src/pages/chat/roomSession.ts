@@ -1,5 +1,6 @@
 import {
   markRead,
+  messagesAround,
   messagesBefore,
   newClientId,
   PAGE_SIZE,
@@ -88,6 +89,8 @@ export class RoomSession {
   private syncing: Promise<void> | null = null;
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private closed = false;
+  /** The seq the room was opened at (a search hit, a link), instead of its latest messages. */
+  private anchor: number | null = null;
   /** Called with a message by someone else that arrived live (for notifications, unread). */
   onIncoming: ((message: Message) => void) | null = null;
 
@@ -136,9 +139,13 @@ export class RoomSession {
     });
   }
 
-  /** Loads the latest page, then follows the room over the socket. */
-  start(initialLastSeq: number): void {
+  /**
+   * Loads the latest page (or, with `aroundSeq`, the page around that message: jump to a
+   * message), then follows the room over the socket.
+   */
+  start(initialLastSeq: number, aroundSeq: number | null = null): void {
     this.closed = false;
+    this.anchor = aroundSeq;
     const on = <T>(event: string, handler: (payload: T) => void) =>
       this.offs.push(onSocketEvent<T>(event, handler));
     on<Message>('message:new', (message) => {
@@ -165,7 +172,8 @@ export class RoomSession {
     });
     this.offs.push(onSocketConnect(() => void this.catchUp()));
     connectSocket().catch(() => undefined);
-    void this.loadLatest(initialLastSeq);
+    if (aroundSeq !== null) void this.loadAround(aroundSeq, initialLastSeq);
+    else void this.loadLatest(initialLastSeq);
   }
 
   close(): void {
@@ -186,6 +194,31 @@ export class RoomSession {
     }
   }
 
+  /**
+   * The page around `seq`; the messages after it, up to the latest, follow over the socket
+   * (`sync`), so what is held stays without gaps. A seq the room does not have: the latest page.
+   */
+  private async loadAround(seq: number, lastSeqAtOpen: number): Promise<void> {
+    let found = false;
+    try {
+      const page = await messagesAround(this.roomId, seq, PAGE_SIZE);
+      this.apply(page.items);
+      found = page.items.length > 0;
+      if (found) this.set({ loaded: true, hasOlder: (page.items[0]?.seq ?? 1) > 1, error: null });
+    } catch (error) {
+      this.set({ loaded: true, error: (error as Error).message });
+      return;
+    }
+    if (!found) {
+      this.anchor = null;
+      await this.loadLatest(lastSeqAtOpen);
+    }
+    // A connect while the page was loading did not sync (nothing was held yet): now it can.
+    if (this.closed || socketStatus() !== 'connected') return;
+    await this.syncing;
+    await this.catchUp();
+  }
+
   /** After a (re)connect: join, read everything after the last seq held, resend the pending. */
   catchUp(): Promise<void> {
     this.syncing ??= (async () => {
@@ -193,8 +226,10 @@ export class RoomSession {
         const joined = await socketRequest<JoinAck>('room:join', { room_id: this.roomId });
         let after = contiguousSeq(this.state.messages);
         // Nothing held yet: the REST page loads the history; only the gap after it is synced.
+        // Opened at a message: its page comes first, and syncs from its end once in.
+        const waitForPage = after === 0 && !this.state.loaded && this.anchor !== null;
         if (after === 0 && !this.state.loaded) after = Math.max(0, joined.last_seq - PAGE_SIZE);
-        for (let round = 0; round < 50; round += 1) {
+        for (let round = 0; round < 50 && !waitForPage; round += 1) {
           const answer = await socketRequest<SyncAck>('sync', { room_id: this.roomId, after_seq: after });
           this.apply(answer.messages);
           after = answer.more ? lastSeq(answer.messages, after) : contiguousSeq(this.state.messages);
@@ -313,6 +348,11 @@ export class RoomSession {
   async react(id: string, emoji: string): Promise<void> {
     const ack = await socketRequest<{ id: string; reactions: Reaction[] }>('reaction:toggle', { id, emoji });
     this.setReactions(ack.id ?? id, ack.reactions);
+  }
+
+  /** Changes one held message (e.g. where it was pinned, which no event tells). */
+  update(id: string, change: Partial<Message>): void {
+    this.set({ messages: this.state.messages.map((m) => (m.id === id ? { ...m, ...change } : m)) });
   }
 
   private setReactions(id: string, reactions: Reaction[]): void {
