@@ -12,14 +12,26 @@ State rules that keep concurrent workers honest:
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
 import structlog
 from psycopg.types.json import Json
-from sqlalchemy import JSON, Table, delete, func, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    Table,
+    column,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.orm import Session
 
 from opsdeck.core.db import after_commit, new_id, utcnow
@@ -651,6 +663,75 @@ def complete_item(session: Session, item_id: str, result: ItemResult) -> bool:
     return _affected(changed) == 1
 
 
+def complete_items(session: Session, results: Mapping[str, ItemResult]) -> set[str]:
+    """complete_item for several images in one statement (PostgreSQL); the ids it changed.
+
+    The rows are locked in id order first (the CTE, read in order before the UPDATE writes),
+    so two workers recording overlapping sets (a redelivered chunk) wait for each other
+    instead of deadlocking. SQLite serialises writers anyway: one statement an image there
+    costs no round trip."""
+    ids = sorted(results)
+    if len(ids) < 2 or session.get_bind().dialect.name != "postgresql":
+        return {item_id for item_id in ids if complete_item(session, item_id, results[item_id])}
+    locked = (
+        select(ImageItem.id)
+        .where(ImageItem.id.in_(ids), ImageItem.status == ImageStatus.PROCESSING)
+        .order_by(ImageItem.id)
+        .with_for_update()
+        .cte("locked")
+    )
+    done = values(
+        column("id", String),
+        column("output_key", String),
+        column("output_format", String),
+        column("output_token", String),
+        column("bytes_in", Integer),
+        column("bytes_out", Integer),
+        column("width", Integer),
+        column("height", Integer),
+        name="done",
+    ).data(
+        [
+            (
+                item_id,
+                result.output_key,
+                result.output_format,
+                secrets.token_urlsafe(24),
+                result.bytes_in,
+                result.bytes_out,
+                result.width,
+                result.height,
+            )
+            for item_id in ids
+            for result in (results[item_id],)
+        ]
+    )
+    changed = session.execute(
+        update(ImageItem)
+        .where(
+            ImageItem.id == done.c.id,
+            ImageItem.id.in_(select(locked.c.id)),
+            ImageItem.status == ImageStatus.PROCESSING,
+        )
+        .values(
+            status=ImageStatus.SUCCEEDED,
+            output_key=done.c.output_key,
+            output_format=done.c.output_format,
+            output_token=done.c.output_token,
+            bytes_in=done.c.bytes_in,
+            bytes_out=done.c.bytes_out,
+            width=done.c.width,
+            height=done.c.height,
+            error=None,
+            error_kind=None,
+            finished_at=utcnow(),
+        )
+        .returning(ImageItem.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(changed.scalars())
+
+
 def fail_item(session: Session, item_id: str, *, kind: str, message: str) -> bool:
     changed = session.execute(
         update(ImageItem)
@@ -670,6 +751,52 @@ def finish_if_done(session: Session, batch_id: str) -> str | None:
     # neither finishes the batch. With it, the second waits, then sees the first's commit.
     # (SQLite needs no lock: every transaction there already holds the database's write lock.)
     session.execute(select(ImageBatch.id).where(ImageBatch.id == batch_id).with_for_update())
+    return _finish_locked(session, batch_id)
+
+
+@dataclass(frozen=True)
+class BatchEnd:
+    """A batch after finish_batches: its status now, whether this call finished it, and whether
+    its completion webhook is owed (pending)."""
+
+    batch_id: str
+    status: str
+    finished: bool
+    webhook_pending: bool
+
+
+def finish_batches(session: Session, batch_ids: Iterable[str]) -> list[BatchEnd]:
+    """finish_if_done for each batch (in id order: the lock order), with what a recorder needs
+    besides: each batch's status (the live event's) and whether a webhook is owed, read with
+    the row lock, so no further statement reads the batch. A batch that is gone is left out."""
+    ends: list[BatchEnd] = []
+    for batch_id in sorted(set(batch_ids)):
+        row = session.execute(
+            select(ImageBatch.status, ImageBatch.webhook_status)
+            .where(ImageBatch.id == batch_id)
+            .with_for_update()
+        ).first()
+        if row is None:
+            continue
+        final = _finish_locked(session, batch_id)
+        ends.append(
+            BatchEnd(
+                batch_id=batch_id,
+                status=str(final or row.status),
+                finished=final is not None,
+                webhook_pending=row.webhook_status == WebhookStatus.PENDING,
+            )
+        )
+    return ends
+
+
+def live_state(batch_id: str, status: str) -> dict[str, Any]:
+    """What a live `images:batch` event carries (see batch_live_states)."""
+    return {"id": batch_id, "status": status, "updated_at": utcnow().isoformat()}
+
+
+def _finish_locked(session: Session, batch_id: str) -> str | None:
+    """finish_if_done once the batch row is locked."""
     # EXISTS, not COUNT: counting what remains after every image is quadratic in the batch's
     # size (a 10,000-image batch would visit 50 million index entries); this stops at one.
     unfinished = session.scalar(
