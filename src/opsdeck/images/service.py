@@ -24,14 +24,15 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    bindparam,
     column,
     delete,
     func,
     insert,
     select,
     update,
-    values,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from opsdeck.core.db import after_commit, new_id, utcnow
@@ -663,6 +664,19 @@ def complete_item(session: Session, item_id: str, result: ItemResult) -> bool:
     return _affected(changed) == 1
 
 
+# The columns complete_items sets from each image's result, in its rows' order.
+_COMPLETED_COLUMNS: tuple[tuple[str, type[String] | type[Integer]], ...] = (
+    ("id", String),
+    ("output_key", String),
+    ("output_format", String),
+    ("output_token", String),
+    ("bytes_in", Integer),
+    ("bytes_out", Integer),
+    ("width", Integer),
+    ("height", Integer),
+)
+
+
 def complete_items(session: Session, results: Mapping[str, ItemResult]) -> set[str]:
     """complete_item for several images in one statement (PostgreSQL); the ids it changed.
 
@@ -680,32 +694,32 @@ def complete_items(session: Session, results: Mapping[str, ItemResult]) -> set[s
         .with_for_update()
         .cte("locked")
     )
-    done = values(
-        column("id", String),
-        column("output_key", String),
-        column("output_format", String),
-        column("output_token", String),
-        column("bytes_in", Integer),
-        column("bytes_out", Integer),
-        column("width", Integer),
-        column("height", Integer),
-        name="done",
-    ).data(
-        [
-            (
-                item_id,
-                result.output_key,
-                result.output_format,
-                secrets.token_urlsafe(24),
-                result.bytes_in,
-                result.bytes_out,
-                result.width,
-                result.height,
-            )
-            for item_id in ids
-            for result in (results[item_id],)
-        ]
+    # unnest() of one array a column, not VALUES: the statement is the same for any number
+    # of images, so SQLAlchemy compiles it once (a VALUES list is compiled every time).
+    done = (
+        func.unnest(
+            *(bindparam(f"done_{name}", type_=ARRAY(kind)) for name, kind in _COMPLETED_COLUMNS)
+        )
+        .table_valued(*(column(name, kind) for name, kind in _COMPLETED_COLUMNS), name="done")
+        .render_derived()
     )
+    rows = [
+        (
+            item_id,
+            result.output_key,
+            result.output_format,
+            secrets.token_urlsafe(24),
+            result.bytes_in,
+            result.bytes_out,
+            result.width,
+            result.height,
+        )
+        for item_id in ids
+        for result in (results[item_id],)
+    ]
+    arrays = {
+        f"done_{name}": [row[n] for row in rows] for n, (name, _) in enumerate(_COMPLETED_COLUMNS)
+    }
     changed = session.execute(
         update(ImageItem)
         .where(
@@ -727,7 +741,8 @@ def complete_items(session: Session, results: Mapping[str, ItemResult]) -> set[s
             finished_at=utcnow(),
         )
         .returning(ImageItem.id)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
+        arrays,
     )
     return set(changed.scalars())
 
