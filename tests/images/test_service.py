@@ -17,6 +17,7 @@ from opsdeck.core import live
 from opsdeck.core.db import transaction
 from opsdeck.core.jobs import JobOutbox
 from opsdeck.core.queue import queued_tasks
+from opsdeck.core.storage import MediaStore
 from opsdeck.images import pipeline, service
 from opsdeck.images.models import ImageBatch, ImageItem
 from tests.conftest import UserFactory, make_settings
@@ -352,7 +353,16 @@ def test_recording_successes_finishes_the_batch_once_and_publishes_its_state(
         )
         session.commit()
         ids = service.item_ids(session, batch_id)
-    monkeypatch.setattr(pipeline, "task_session", lambda: transaction(app.state.sessionmaker))
+    events: list[str] = []
+
+    def task_session() -> Any:
+        events.append("transaction")
+        return transaction(app.state.sessionmaker)
+
+    monkeypatch.setattr(pipeline, "task_session", task_session)
+    monkeypatch.setattr(
+        MediaStore, "sync", lambda _store, keys: events.append(f"sync {sorted(set(keys))}")
+    )
     published: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(live, "publish", lambda room, _event, data: published.append((room, data)))
     monkeypatch.setattr(pipeline, "enqueue", lambda *_args, **_kwargs: None)  # no real webhook
@@ -367,6 +377,11 @@ def test_recording_successes_finishes_the_batch_once_and_publishes_its_state(
         [pipeline.Produced(work.item_id, batch_id, result=result) for work in works]
     )
 
+    # The outputs made durable before each transaction that records them.
+    assert events == [
+        "transaction",  # the claim
+        *["sync ['" + "b" * 64 + "']", "transaction"] * 3,
+    ]
     assert [(o.status, o.finished_batch, o.webhook) for o in first] == [("succeeded", None, False)]
     assert [(o.finished_batch, o.webhook) for o in rest] == [(None, False), (batch_id, True)]
     assert [o.finished_batch for o in again] == [None, None, None]

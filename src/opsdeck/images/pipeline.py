@@ -298,7 +298,8 @@ def _produce(settings: Settings, work: service.ItemWork) -> service.ItemResult:
     )
     PHASE_SECONDS.labels("process").observe(time.perf_counter() - started)
     return service.ItemResult(
-        output_key=store.put(processed.data),
+        # Made durable by record(), with the others it records, before they are recorded.
+        output_key=store.put(processed.data, sync=False),
         output_format=processed.format,
         bytes_in=processed.bytes_in,
         bytes_out=processed.bytes_out,
@@ -313,6 +314,10 @@ def record(produced: list[Produced]) -> list[ItemOutcome]:
     carries `finished_batch` (its webhook goes once)."""
     if not produced:
         return []
+    # The outputs on disk for good before any row points at them: one sync for them all.
+    media_store(get_settings()).sync(
+        done.result.output_key for done in produced if done.result is not None
+    )
     changed: dict[str, bool] = {}
     finished: dict[str, bool] = {}  # batch id -> a webhook to send
     with task_session() as session:
