@@ -8,7 +8,7 @@ and renamed into place, so a reader never sees half an object.
 then records them somewhere else (the images worker: a few outputs, then one database
 transaction) stores them with `put(data, sync=False)` and calls `sync(keys)` once before
 recording them: the writeback of every file is started as it is written, so the fsyncs that
-follow share one journal commit instead of one each. Until then such an object may be lost, or
+follow share one journal commit (ext4) instead of one each. Until then such an object may be lost, or
 left truncated, by a power failure, so a `put` that finds its object present checks it before
 trusting it.
 """
@@ -62,19 +62,15 @@ class MediaStore:
         return key
 
     def sync(self, keys: Iterable[str]) -> None:
-        """Make objects stored with `put(data, sync=False)` durable: each file, then each of
-        their folders (the renames) once. A key with no object (deleted since) is passed
-        over: there is nothing of it to keep."""
-        folders: set[Path] = set()
+        """Make objects stored with `put(data, sync=False)` durable, as `put` leaves them: each
+        file fsynced (their writeback started when they were written, so the first fsync's
+        journal commit covers the others' blocks and renames). A key with no object (deleted
+        since) is passed over: there is nothing of it to keep."""
         for key in dict.fromkeys(keys):
-            path = self.path(key)
             try:
-                _fsync_path(path)
+                _fsync_path(self.path(key))
             except FileNotFoundError:
                 continue
-            folders.add(path.parent)
-        for folder in sorted(folders):
-            _fsync_path(folder)
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
