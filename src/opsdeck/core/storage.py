@@ -8,9 +8,9 @@ and renamed into place, so a reader never sees half an object.
 then records them somewhere else (the images worker: a few outputs, then one database
 transaction) stores them with `put(data, sync=False)` and calls `sync(keys)` once before
 recording them: the writeback of every file is started as it is written, so the fsyncs that
-follow share one journal commit (ext4) instead of one each. Until then such an object may be lost, or
-left truncated, by a power failure, so a `put` that finds its object present checks it before
-trusting it.
+follow share one journal commit (ext4) instead of one each. Until then such an object may be
+lost, or left truncated, by a power failure, so a `put` that finds its object present checks
+it before trusting it.
 """
 
 from __future__ import annotations
