@@ -13,9 +13,11 @@ from fastapi import FastAPI
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from opsdeck.core import live
 from opsdeck.core.db import transaction
 from opsdeck.core.jobs import JobOutbox
 from opsdeck.core.queue import queued_tasks
+from opsdeck.core.storage import MediaStore
 from opsdeck.images import pipeline, service
 from opsdeck.images.models import ImageBatch, ImageItem
 from tests.conftest import UserFactory, make_settings
@@ -300,3 +302,91 @@ def test_recording_several_images_at_once_finishes_each_batch_once(
         batches = {b: session.get(ImageBatch, b) for b in (one, two)}
         statuses = {b: batch.status if batch else None for b, batch in batches.items()}
     assert statuses == {one: "completed", two: "failed"}
+
+
+def test_completing_several_images_at_once_changes_only_those_still_processing(
+    app: FastAPI, make_user: UserFactory
+) -> None:
+    batch_id, ids = _batch_with_claimed_items(app, make_user("owner"), 4)
+    results = {
+        item_id: service.ItemResult(f"{n}" * 64, "png", 100 + n, 50 + n, 10 + n, 20 + n)
+        for n, item_id in enumerate(ids)
+    }
+    with app.state.sessionmaker() as session:
+        assert service.fail_item(session, ids[1], kind="x", message="failed first")
+        session.commit()
+    with app.state.sessionmaker() as session:
+        assert service.complete_items(session, results) == {ids[0], ids[2], ids[3]}
+        assert service.complete_items(session, results) == set()  # done already: no change
+        session.commit()
+        items = {
+            item.id: item
+            for item in session.scalars(select(ImageItem).where(ImageItem.batch_id == batch_id))
+        }
+    assert items[ids[1]].status == "failed"
+    assert items[ids[1]].output_key is None
+    for n in (0, 2, 3):
+        item = items[ids[n]]
+        assert item.status == "succeeded"
+        assert (item.output_key, item.output_format) == (f"{n}" * 64, "png")
+        assert (item.bytes_in, item.bytes_out, item.width, item.height) == (
+            100 + n,
+            50 + n,
+            10 + n,
+            20 + n,
+        )
+        assert item.output_token
+        assert item.finished_at is not None
+    assert len({items[ids[n]].output_token for n in (0, 2, 3)}) == 3  # a token each
+
+
+def test_recording_successes_finishes_the_batch_once_and_publishes_its_state(
+    app: FastAPI, make_user: UserFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = make_user("owner")
+    with app.state.sessionmaker() as session:
+        batch_id = _pending_batch(session, owner, 3)
+        session.execute(
+            update(ImageBatch)
+            .where(ImageBatch.id == batch_id)
+            .values(webhook_url="https://hooks.example.com/x", webhook_status="pending")
+        )
+        session.commit()
+        ids = service.item_ids(session, batch_id)
+    events: list[str] = []
+
+    def task_session() -> Any:
+        events.append("transaction")
+        return transaction(app.state.sessionmaker)
+
+    monkeypatch.setattr(pipeline, "task_session", task_session)
+    monkeypatch.setattr(
+        MediaStore, "sync", lambda _store, keys: events.append(f"sync {sorted(set(keys))}")
+    )
+    published: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(live, "publish", lambda room, _event, data: published.append((room, data)))
+    monkeypatch.setattr(pipeline, "enqueue", lambda *_args, **_kwargs: None)  # no real webhook
+    works = pipeline.claim(ids)
+    result = service.ItemResult("b" * 64, "jpeg", 10, 5, 1, 1)
+
+    first = pipeline.record([pipeline.Produced(works[0].item_id, batch_id, result=result)])
+    rest = pipeline.record(
+        [pipeline.Produced(work.item_id, batch_id, result=result) for work in works[1:]]
+    )
+    again = pipeline.record(
+        [pipeline.Produced(work.item_id, batch_id, result=result) for work in works]
+    )
+
+    # The outputs made durable before each transaction that records them.
+    assert events == [
+        "transaction",  # the claim
+        *["sync ['" + "b" * 64 + "']", "transaction"] * 3,
+    ]
+    assert [(o.status, o.finished_batch, o.webhook) for o in first] == [("succeeded", None, False)]
+    assert [(o.finished_batch, o.webhook) for o in rest] == [(None, False), (batch_id, True)]
+    assert [o.finished_batch for o in again] == [None, None, None]
+    assert [(room, data["status"]) for room, data in published] == [
+        (f"images:batch:{batch_id}", "processing"),
+        (f"images:batch:{batch_id}", "completed"),
+        (f"images:batch:{batch_id}", "completed"),
+    ]

@@ -298,7 +298,8 @@ def _produce(settings: Settings, work: service.ItemWork) -> service.ItemResult:
     )
     PHASE_SECONDS.labels("process").observe(time.perf_counter() - started)
     return service.ItemResult(
-        output_key=store.put(processed.data),
+        # Made durable by record(), with the others it records, before they are recorded.
+        output_key=store.put(processed.data, sync=False),
         output_format=processed.format,
         bytes_in=processed.bytes_in,
         bytes_out=processed.bytes_out,
@@ -313,28 +314,41 @@ def record(produced: list[Produced]) -> list[ItemOutcome]:
     carries `finished_batch` (its webhook goes once)."""
     if not produced:
         return []
+    # The outputs on disk for good before any row points at them: one sync for them all.
+    media_store(get_settings()).sync(
+        done.result.output_key for done in produced if done.result is not None
+    )
     changed: dict[str, bool] = {}
     finished: dict[str, bool] = {}  # batch id -> a webhook to send
     with task_session() as session:
         # Rows locked in one order (items by id, then batches by id), so two workers recording
         # overlapping sets (a redelivered chunk) wait for each other instead of deadlocking.
+        # All successes (the usual case): one statement for them (service.complete_items).
+        # With a failure among them, one statement an image, in that same order.
+        results = {done.item_id: done.result for done in produced if done.result is not None}
+        completed = (
+            service.complete_items(session, results) if len(results) == len(produced) else None
+        )
         for done in sorted(produced, key=lambda done: done.item_id):
             if done.result is not None:
-                changed[done.item_id] = service.complete_item(session, done.item_id, done.result)
+                changed[done.item_id] = (
+                    done.item_id in completed
+                    if completed is not None
+                    else service.complete_item(session, done.item_id, done.result)
+                )
             else:
                 kind, message = done.failure or ("unknown", "failed")
                 changed[done.item_id] = service.fail_item(
                     session, done.item_id, kind=kind, message=message
                 )
-        for batch_id in sorted({done.batch_id for done in produced}):
-            if service.finish_if_done(session, batch_id):
-                # Only a batch's last image needs the batch row: one SELECT, not one each.
-                batch = session.get(ImageBatch, batch_id)
-                finished[batch_id] = batch is not None and batch.webhook_status == "pending"
-                if finished[batch_id]:
+        ends = service.finish_batches(session, {done.batch_id for done in produced})
+        for end in ends:
+            if end.finished:
+                finished[end.batch_id] = end.webhook_pending
+                if end.webhook_pending:
                     # Owed in the transaction that finished the batch: sent once, never lost.
-                    enqueue(session, service.DELIVER_WEBHOOK_JOB, batch_id)
-        states = service.batch_live_states(session, {done.batch_id for done in produced})
+                    enqueue(session, service.DELIVER_WEBHOOK_JOB, end.batch_id)
+        states = [service.live_state(end.batch_id, end.status) for end in ends]
     # Progress to the owners' open pages (a hint to refetch), once it is committed.
     for state in states:
         live.publish(f"images:batch:{state['id']}", "images:batch", state)
