@@ -28,7 +28,8 @@ psycopg alone, measured in the same run.
    and prints requests/s, p50 / p95 / p99, the ratio HTTP / raw and the targets of issue 13.
    GET /health is measured first: the client's and the server's floor.
    `--profile N` also runs N GET and list requests in this process under cProfile and prints
-   the CPU by package (where the web process's time goes).
+   the CPU by package and the functions with the most self time (where the web process's
+   time goes).
 
 An endpoint the server does not offer yet (404/405/422, or `q` ignored) is reported as not
 available. It asserts nothing; it exits non-zero only when the run itself fails. Everything it
