@@ -28,7 +28,8 @@ psycopg alone, measured in the same run.
    and prints requests/s, p50 / p95 / p99, the ratio HTTP / raw and the targets of issue 13.
    GET /health is measured first: the client's and the server's floor.
    `--profile N` also runs N GET and list requests in this process under cProfile and prints
-   the CPU by package (where the web process's time goes).
+   the CPU by package and the functions with the most self time (where the web process's
+   time goes).
 
 An endpoint the server does not offer yet (404/405/422, or `q` ignored) is reported as not
 available. It asserts nothing; it exits non-zero only when the run itself fails. Everything it
@@ -74,6 +75,7 @@ from sqlalchemy.engine import Engine
 
 from _common import (
     BenchFailed,
+    bench_cache,
     children_of,
     cpu_seconds,
     die_with_parent,
@@ -107,7 +109,8 @@ BATCH = 5_000
 STARTUP_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 60.0
 API = "/api/v1/incidents"
-DEFAULT_CACHE = Path(tempfile.gettempdir()) / "opsdeck-bench-cache"
+# How many functions --profile lists after the packages, by self time.
+PROFILE_FUNCTIONS = 12
 SEARCH_TABLE = "incident_search"
 TABLES = (
     "incidents",
@@ -997,6 +1000,14 @@ def profile_endpoint(app: InProcessApp, endpoint: Endpoint, requests: int) -> No
     )
     for package, seconds in sorted(by_package.items(), key=lambda item: -item[1])[:14]:
         print(f"    {100 * seconds / total:5.1f} %  {package}")
+    print("    the functions with the most self time (where what is left goes):")
+    ranked = sorted(raw_stats.items(), key=lambda item: -item[1][2])[:PROFILE_FUNCTIONS]
+    for (filename, line, name), (_cc, calls, self_time, _cum, _callers) in ranked:
+        where = f"{_package_of(filename)}: {Path(filename).name}:{line}" if line else "built-in"
+        print(
+            f"    {100 * self_time / total:5.1f} %  {calls / requests:6.1f} calls/request  "
+            f"{name} ({where})"
+        )
 
 
 def endpoints(info: dict[str, Any], samples: int, seed: int) -> list[Endpoint]:
@@ -1516,8 +1527,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--cache-dir",
         type=Path,
-        default=Path(os.environ.get("OPSDECK_BENCH_CACHE", DEFAULT_CACHE)),
-        help="where loaded clusters are kept (env OPSDECK_BENCH_CACHE)",
+        default=bench_cache(),
+        help="where loaded clusters are kept (env OPSDECK_BENCH_CACHE, as for every bench)",
     )
     parser.add_argument("--reload", action="store_true", help="drop the cached data, load again")
     parser.add_argument(

@@ -26,14 +26,15 @@ import binascii
 import enum
 import inspect
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar, cast
+from typing import Annotated, Any, Generic, Literal, TypeVar, cast, overload
 
 from fastapi import Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Select, TypeDecorator, and_, or_
+from sqlalchemy import Row as ResultRow
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from opsdeck.core.errors import ValidationFailed
@@ -198,12 +199,14 @@ def _cursor_sort(orders: SortOrders, cursor: str) -> str | None:
 
 def page_params(
     orders: SortOrders, *, default_limit: int = DEFAULT_LIMIT, max_limit: int = MAX_LIMIT
-) -> Callable[..., PageParams]:
+) -> Callable[..., Coroutine[Any, Any, PageParams]]:
     """The FastAPI dependency reading `cursor`, `limit` (1 to `max_limit`) and `sort` (one of
     `orders.choices`, an enum in the OpenAPI schema) into PageParams; a bad cursor is a 422."""
     sort_enum = cast(Any, enum.StrEnum)(orders.name, {choice: choice for choice in orders.choices})
 
-    def dependency(
+    # `async`: it only reads the query, and FastAPI would run a sync dependency in its thread
+    # pool (a hop costing more CPU than decoding the cursor).
+    async def dependency(
         request: Request, cursor: str | None, limit: int, sort: enum.StrEnum
     ) -> PageParams:
         chosen = str(sort)
@@ -264,21 +267,44 @@ def _after(columns: Sequence[Any], key: tuple[Any, ...], desc: bool) -> Any:
     return or_(*terms)
 
 
+@overload
 def paginate(
-    session: Session, statement: Select[Row, *tuple[Any, ...]], params: PageParams
-) -> Paged[Row]:
+    session: Session,
+    statement: Select[Row, *tuple[Any, ...]],
+    params: PageParams,
+    *,
+    rows: Literal[False] = False,
+) -> Paged[Row]: ...
+@overload
+def paginate(
+    session: Session, statement: Select[Any], params: PageParams, *, rows: Literal[True]
+) -> Paged[ResultRow[Any]]: ...
+def paginate(
+    session: Session,
+    statement: Select[Any],
+    params: PageParams,
+    *,
+    rows: bool = False,
+) -> Paged[Any]:
     """Run `statement` (filtered, unordered) for the page `params` asks for. For a computed
-    sort key, `statement` selects the row's entity first and the key as a labelled column."""
+    sort key, `statement` selects the row's entity first and the key as a labelled column.
+
+    With `rows`, `statement` selects columns (a Core select, no entity) and the page's items
+    are its rows: it must select the sort keys and the id under their names, and the page is
+    ordered and keyed by those selected columns (no ORM attribute enters the statement)."""
     if params.orders.is_computed(params.sort):
         return _paginate_computed(session, statement, params)
     desc = params.sort.startswith("-")
-    columns = _key_columns(params.orders, params.sort)
+    columns: Sequence[Any] = _key_columns(params.orders, params.sort)
+    if rows:
+        columns = [statement.selected_columns[column.key] for column in columns]
     if params.after is not None:
         statement = statement.where(_after(columns, params.after, desc))
     ordered = statement.order_by(*(column.desc() if desc else column.asc() for column in columns))
-    rows = list(session.scalars(ordered.limit(params.limit + 1)))
-    items = rows[: params.limit]
-    more = len(rows) > params.limit
+    limited = ordered.limit(params.limit + 1)
+    found = list(session.execute(limited) if rows else session.scalars(limited))
+    items = found[: params.limit]
+    more = len(found) > params.limit
     cursor = encode_cursor(params.orders, params.sort, items[-1]) if more else None
     return Paged(items=items, next_cursor=cursor)
 

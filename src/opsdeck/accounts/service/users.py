@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import BindParameter, CompoundSelect, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -127,6 +127,18 @@ def users_by_id(session: Session, user_ids: Iterable[str]) -> dict[str, User]:
     if not wanted:
         return {}
     return {user.id: user for user in session.scalars(select(User).where(User.id.in_(wanted)))}
+
+
+def user_refs_of(
+    ids: Select[Any] | CompoundSelect[Any] | BindParameter[Any],
+) -> Select[tuple[str, str, str]]:
+    """`id, username, display_name` of the users whose ids `ids` (a one-column select, or an
+    expanding bound parameter) names, inactive ones included: for another module folding the
+    people it shows into a statement of its own (users_by_id without a statement of its own
+    or User objects). A Core select (no ORM entity): the caller may union it or select from
+    it."""
+    users = User.__table__.c
+    return select(users.id, users.username, users.display_name).where(users.id.in_(ids))
 
 
 def first_active_admin(session: Session) -> User | None:

@@ -21,7 +21,8 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-def incident_filter(
+# `async`: it only reads the query, and FastAPI would run a sync dependency in its thread pool.
+async def incident_filter(
     status: Annotated[
         list[IncidentStatus] | None, Query(description="Any of these statuses.", max_length=6)
     ] = None,

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, Protocol, cast
 
-from sqlalchemy import Select, delete, exists, false, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, delete, exists, false, or_, select
 from sqlalchemy.orm import Session, defer
 
 from opsdeck.accounts import service as accounts
@@ -30,13 +31,22 @@ from opsdeck.incidents.models import (
 )
 from opsdeck.incidents.service import catalog, search, timeline, workflow
 from opsdeck.incidents.service.access import (
+    READER_ID,
     Actor,
     get_visible,
     incident_label,
+    member_visible_clause,
+    not_found,
     require_editor,
     visible_clause,
 )
 from opsdeck.incidents.service.hooks import Change, IncidentEvent, changed
+
+# Table columns for the statements of the read path (no ORM entities, see SUMMARY_COLUMNS).
+_I = Incident.__table__.c
+_TAG_LINK = IncidentTag.__table__.c
+_TAG = Tag.__table__.c
+_PART = Participant.__table__.c
 
 INCIDENT_SORTS = SortOrders(
     name="IncidentSort",
@@ -460,58 +470,66 @@ def _user_id_or_none(session: Session, username: str) -> str | None:
     return user.id if user else None
 
 
-def filtered(session: Session, actor: Actor | None, filters: IncidentFilter) -> Select[Incident]:
-    """The incidents `actor` may see that match `filters`, unordered. An unknown category,
-    tag or user matches nothing (it is a filter, not a reference)."""
-    query = select(Incident).where(visible_clause(actor))
+def filtered(
+    session: Session,
+    actor: Actor | None,
+    filters: IncidentFilter,
+    columns: Sequence[ColumnElement[Any]] = (),
+) -> Select[Any]:
+    """The incidents `actor` may see that match `filters`, unordered: `Incident` objects, or
+    the `columns` given (a Core select of its rows). An unknown category, tag or user matches
+    nothing (it is a filter, not a reference)."""
+    query = (select(*columns) if columns else select(Incident)).where(visible_clause(actor))
     q = search.normalise(filters.q)
     if q is not None:
         query = query.where(search.match_clause(session, q))
     if filters.status:
-        query = query.where(Incident.status.in_([str(s) for s in filters.status]))
+        query = query.where(_I.status.in_([str(s) for s in filters.status]))
     if filters.severity:
-        query = query.where(Incident.severity.in_([str(s) for s in filters.severity]))
+        query = query.where(_I.severity.in_([str(s) for s in filters.severity]))
     if filters.category:
         query = query.where(
-            Incident.category_id.in_(select(Category.id).where(catalog.named(filters.category)))
+            _I.category_id.in_(select(Category.id).where(catalog.named(filters.category)))
         )
     if filters.tag:
         query = query.where(
             exists().where(
-                IncidentTag.incident_number == Incident.number,
-                IncidentTag.tag_id
-                == select(Tag.id).where(Tag.name == filters.tag.strip().lower()).scalar_subquery(),
+                _TAG_LINK.incident_number == _I.number,
+                _TAG_LINK.tag_id
+                == select(_TAG.id)
+                .where(_TAG.name == filters.tag.strip().lower())
+                .scalar_subquery(),
             )
         )
     # An unknown username matches nothing (never `IS NULL`: that would list every incident
     # without a commander).
     if filters.commander:
         commander_id = _user_id_or_none(session, filters.commander)
-        query = query.where(Incident.commander_id == commander_id if commander_id else false())
+        query = query.where(_I.commander_id == commander_id if commander_id else false())
     if filters.reporter:
         reporter_id = _user_id_or_none(session, filters.reporter)
-        query = query.where(Incident.reporter_id == reporter_id if reporter_id else false())
+        query = query.where(_I.reporter_id == reporter_id if reporter_id else false())
     if filters.assignee:
         assignee_id = _user_id_or_none(session, filters.assignee) or ""
         query = query.where(
             exists().where(
-                Participant.incident_number == Incident.number,
-                Participant.user_id == assignee_id,
-                Participant.role == ParticipantRole.ASSIGNEE,
+                _PART.incident_number == _I.number,
+                _PART.user_id == assignee_id,
+                _PART.role == ParticipantRole.ASSIGNEE,
             )
         )
     if filters.since is not None:
-        query = query.where(Incident.declared_at >= filters.since)
+        query = query.where(_I.declared_at >= filters.since)
     if filters.until is not None:
-        query = query.where(Incident.declared_at < filters.until)
+        query = query.where(_I.declared_at < filters.until)
     if filters.mine and actor is not None:
         query = query.where(
             or_(
-                Incident.commander_id == actor.id,
-                Incident.reporter_id == actor.id,
+                _I.commander_id == actor.id,
+                _I.reporter_id == actor.id,
                 exists().where(
-                    Participant.incident_number == Incident.number,
-                    Participant.user_id == actor.id,
+                    _PART.incident_number == _I.number,
+                    _PART.user_id == actor.id,
                 ),
             )
         )
@@ -522,18 +540,96 @@ def filtered(session: Session, actor: Actor | None, filters: IncidentFilter) -> 
 _SUMMARY_ONLY = (defer(Incident.description), defer(Incident.description_html))
 
 
+class SummaryRow(Protocol):
+    """What a list row carries (SUMMARY_COLUMNS by name): a Core row of them, or an Incident."""
+
+    @property
+    def number(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def visibility(self) -> str: ...
+    @property
+    def category_id(self) -> str | None: ...
+    @property
+    def commander_id(self) -> str | None: ...
+    @property
+    def declared_at(self) -> datetime: ...
+    @property
+    def resolved_at(self) -> datetime | None: ...
+    @property
+    def updated_at(self) -> datetime: ...
+
+
+class IncidentRow(SummaryRow, Protocol):
+    """What one incident's page shows (DETAIL_COLUMNS by name): a Core row, or an Incident."""
+
+    @property
+    def description(self) -> str: ...
+    @property
+    def description_html(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def reporter_id(self) -> str | None: ...
+    @property
+    def acknowledged_at(self) -> datetime | None: ...
+    @property
+    def mitigated_at(self) -> datetime | None: ...
+    @property
+    def closed_at(self) -> datetime | None: ...
+    @property
+    def war_room_id(self) -> str | None: ...
+
+
+# The columns of `incidents` a list row shows (SummaryRow), and one incident's page
+# (IncidentRow): read as Core rows, not Incident objects, on the two hottest paths of the API
+# (loading ORM objects was the largest part of their CPU: docs/benchmarks.md, "Incidents API").
+SUMMARY_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    _I.number,
+    _I.title,
+    _I.severity,
+    _I.status,
+    _I.visibility,
+    _I.category_id,
+    _I.commander_id,
+    _I.declared_at,
+    _I.resolved_at,
+    _I.updated_at,
+)
+DETAIL_COLUMNS: tuple[ColumnElement[Any], ...] = (
+    *SUMMARY_COLUMNS,
+    _I.description,
+    _I.description_html,
+    _I.source,
+    _I.reporter_id,
+    _I.acknowledged_at,
+    _I.mitigated_at,
+    _I.closed_at,
+    _I.war_room_id,
+)
+
+
 def list_incidents(
     session: Session, actor: Actor, filters: IncidentFilter, page: PageParams
-) -> Paged[Incident]:
-    """A page of `filtered`. With a search (`q`) and no `sort` asked for, the most relevant
-    first; `sort=relevance` or `-relevance` without a search is a 422."""
+) -> Paged[SummaryRow]:
+    """A page of `filtered`: rows of SUMMARY_COLUMNS (Incident objects for a list by
+    relevance). With a search (`q`) and no `sort` asked for, the most relevant first;
+    `sort=relevance` or `-relevance` without a search is a 422."""
     q = search.normalise(filters.q)
     relevance = page.orders.is_computed(page.sort)
     if q is not None and not page.sort_given and page.after is None:
         page = replace(page, sort=f"-{search.RELEVANCE}")
         relevance = True
     if not relevance:
-        return paginate(session, filtered(session, actor, filters).options(*_SUMMARY_ONLY), page)
+        rows = paginate(
+            session, filtered(session, actor, filters, SUMMARY_COLUMNS), page, rows=True
+        )
+        return cast(Paged[SummaryRow], rows)
     if q is None:
         raise ValidationFailed(
             "Sorting by relevance needs a search (`q`).",
@@ -541,11 +637,32 @@ def list_incidents(
         )
     # The newest search.CANDIDATES matches of the filtered list, ranked.
     ranked = search.with_relevance(session, filtered(session, actor, filters), q)
-    return paginate(session, ranked.options(*_SUMMARY_ONLY), page)
+    found: Paged[SummaryRow] = paginate(session, ranked.options(*_SUMMARY_ONLY), page)
+    return found
 
 
 def get_incident(session: Session, actor: Actor, number: int) -> Incident:
     return get_visible(session, actor, number)
+
+
+# Built once (building and keying a statement per request costs more CPU than running it),
+# the number and the reader's id bound per request; an admin sees every incident.
+_READ_AS_MEMBER = select(*DETAIL_COLUMNS).where(
+    _I.number == bindparam("number"), member_visible_clause()
+)
+_READ_AS_ADMIN = select(*DETAIL_COLUMNS).where(_I.number == bindparam("number"))
+
+
+def read_incident(session: Session, actor: Actor, number: int) -> IncidentRow:
+    """Incident `number` as a row of DETAIL_COLUMNS, or a 404 when it does not exist or
+    `actor` may not see it (the visibility rule of get_visible)."""
+    statement = _READ_AS_ADMIN if actor.is_admin else _READ_AS_MEMBER
+    row: IncidentRow | None = session.execute(
+        statement, {"number": number, READER_ID: actor.id}
+    ).one_or_none()
+    if row is None:
+        raise not_found(number)
+    return row
 
 
 # -- the war room (opened by chat) ----------------------------------------------------------
