@@ -271,6 +271,169 @@ def test_revoking_an_integration_refuses_its_token_and_is_audited(
     assert missing.status_code == 404
 
 
+def patch_integration(
+    client: TestClient, headers: dict[str, str], integration_id: str, body: dict[str, Any]
+) -> httpx.Response:
+    response: httpx.Response = client.patch(
+        f"{INTEGRATIONS}/{integration_id}", json=body, headers=headers
+    )
+    return response
+
+
+def test_an_admin_edits_an_integrations_severity_map_and_the_next_alerts_use_it(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    integration: dict[str, Any],
+    token: str,
+    db: Session,
+) -> None:
+    first = post_alert(client, token, alertmanager_payload(group_key="before"))
+    assert incidents_of(db)[0].severity == "SEV1"  # critical -> SEV1, the default map
+
+    edited = patch_integration(
+        client,
+        admin_headers,
+        integration["id"],
+        {
+            "name": "Prometheus EU",
+            "severity_map": {"CRITICAL": "SEV2", "page": "SEV1"},
+            "default_severity": "SEV4",
+            "resolve_on_recovery": True,
+        },
+    )
+
+    assert first.status_code == 201
+    assert edited.status_code == 200, edited.text
+    body = edited.json()
+    assert body["name"] == "Prometheus EU"
+    assert body["severity_map"] == {"critical": "SEV2", "page": "SEV1"}
+    assert body["default_severity"] == "SEV4"
+    assert body["resolve_on_recovery"] is True
+    # What was not sent stays; the token is never shown again and still works.
+    assert body["severity_label"] == "severity"
+    assert body["kind"] == "alertmanager"
+    assert body["token_prefix"] == integration["token_prefix"]
+    assert "token" not in body
+    [listed] = client.get(INTEGRATIONS, headers=admin_headers).json()["items"]
+    assert listed["severity_map"] == {"critical": "SEV2", "page": "SEV1"}
+    assert listed["name"] == "Prometheus EU"
+
+    after = post_alert(client, token, alertmanager_payload(group_key="after"))
+    unmapped = alertmanager_payload(group_key="unmapped")
+    unmapped["commonLabels"]["severity"] = "whatever"
+    unmapped["alerts"][0]["labels"]["severity"] = "whatever"
+    assert post_alert(client, token, unmapped).status_code == 201
+    assert after.status_code == 201
+    assert [i.severity for i in incidents_of(db)] == ["SEV1", "SEV2", "SEV4"]
+    # resolve_on_recovery now on: the recovery resolves the incident.
+    resolved = post_alert(client, token, alertmanager_payload("resolved", group_key="after"))
+    assert resolved.json()["outcome"] == "resolved"
+
+
+def test_editing_an_integration_is_audited_with_what_changed(
+    client: TestClient, admin_headers: dict[str, str], integration: dict[str, Any], db: Session
+) -> None:
+    db.add(Category(name="Networking"))
+    db.commit()
+    body = {"severity_map": {"critical": "SEV2"}, "category": "networking"}
+    assert patch_integration(client, admin_headers, integration["id"], body).status_code == 200
+    # The same again changes nothing, and nothing more is audited.
+    again = patch_integration(client, admin_headers, integration["id"], body)
+    cleared = patch_integration(client, admin_headers, integration["id"], {"category": None})
+
+    assert again.status_code == 200
+    assert cleared.json()["category"] is None
+    entries = audit_actions(db, "incidents.integration.")
+    assert [e.action for e in entries] == [
+        "incidents.integration.created",
+        "incidents.integration.updated",
+        "incidents.integration.updated",
+    ]
+    updated = entries[1]
+    assert updated.actor == "root"
+    assert updated.target_type == "incident_integration"
+    assert updated.target_id == integration["id"]
+    assert updated.details == {
+        "name": "prometheus",
+        "kind": "alertmanager",
+        "token_prefix": integration["token_prefix"],
+        "changes": {
+            "severity_map": {
+                "old": {"critical": "SEV1", "error": "SEV2", "warning": "SEV3", "info": "SEV4"},
+                "new": {"critical": "SEV2"},
+            },
+            "category": {"old": None, "new": "Networking"},
+        },
+    }
+    assert entries[2].details["changes"] == {"category": {"old": "Networking", "new": None}}
+    assert integration["token"] not in json.dumps([e.details for e in entries])
+
+
+def test_bad_integration_edits_name_the_field_and_change_nothing(
+    client: TestClient, admin_headers: dict[str, str], integration: dict[str, Any], db: Session
+) -> None:
+    def refused(body: dict[str, Any], code: int = 422) -> set[str]:
+        response = patch_integration(client, admin_headers, integration["id"], body)
+        assert response.status_code == code, response.text
+        return fields_of(response)
+
+    assert refused({"severity_map": {"critical": "SEV9"}}) == {"body.severity_map.critical"}
+    assert refused({"severity_map": {"warning": "SEV3", "critical": "P1"}}) == {
+        "body.severity_map.critical"
+    }
+    assert refused({"severity_map": {"x" * 256: "SEV1"}}) == {
+        f"body.severity_map.{'x' * 256}.[key]"
+    }
+    assert refused({"severity_map": {f"v{i}": "SEV1" for i in range(51)}}) == {"body.severity_map"}
+    assert refused({"default_severity": "P1"}) == {"body.default_severity"}
+    assert refused({"resolve_on_recovery": "yes"}) == {"body.resolve_on_recovery"}
+    assert refused({"name": "  "}) == {"body.name"}
+    assert refused({"category": "Nope"}) == {"body.category"}
+    assert refused({"kind": "generic"}) == {"body.kind"}
+    assert refused({"token": "opi_mine"}) == {"body.token"}
+    create_integration(client, admin_headers, name="Taken", kind="generic")
+    assert refused({"name": "TAKEN"}, 409) == {"body.name"}
+
+    row = db.get(Integration, integration["id"])
+    assert row is not None
+    assert row.name == "prometheus"
+    assert row.severity_map["critical"] == "SEV1"
+    assert row.default_severity == "SEV3"
+    db.commit()
+    assert [e.action for e in audit_actions(db, "incidents.integration.updated")] == []
+
+
+def test_members_cannot_edit_integrations_and_unknown_or_revoked_ones_are_refused(
+    client: TestClient,
+    admin_headers: dict[str, str],
+    member_headers: dict[str, str],
+    integration: dict[str, Any],
+    db: Session,
+) -> None:
+    body = {"severity_map": {"critical": "SEV4"}}
+    member = patch_integration(client, member_headers, integration["id"], body)
+    anonymous = client.patch(f"{INTEGRATIONS}/{integration['id']}", json=body)
+    missing = patch_integration(client, admin_headers, "0" * 32, body)
+    not_an_id = patch_integration(client, admin_headers, "nope", body)
+
+    assert member.status_code == 403
+    assert error_of(member)["code"] == "forbidden"
+    assert anonymous.status_code == 401
+    assert missing.status_code == 404
+    assert error_of(missing)["code"] == "not_found"
+    assert not_an_id.status_code == 404
+    row = db.get(Integration, integration["id"])
+    assert row is not None
+    assert row.severity_map["critical"] == "SEV1"
+    db.commit()
+
+    assert client.delete(f"{INTEGRATIONS}/{integration['id']}", headers=admin_headers).status_code
+    revoked = patch_integration(client, admin_headers, integration["id"], body)
+    assert revoked.status_code == 409
+    assert error_of(revoked)["code"] == "conflict"
+    assert [e.action for e in audit_actions(db, "incidents.integration.updated")] == []
+
+
 # -- authenticating the sender ----------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ export type Tag = Schemas['TagOut'];
 export type Integration = Schemas['IntegrationOut'];
 export type IntegrationCreated = Schemas['IntegrationCreated'];
 export type IntegrationCreate = Schemas['IntegrationCreate'];
+export type IntegrationUpdate = Schemas['IntegrationUpdate'];
 export type IntegrationPage = Schemas['IntegrationPage'];
 export type IntegrationKind = Integration['kind'];
 export type IncidentStats = Schemas['IncidentStats'];
@@ -38,6 +39,7 @@ export type WebhookDelivery = Schemas['WebhookDeliveryOut'];
 export type WebhookDeliveryPage = Schemas['WebhookDeliveryPage'];
 export type Attachment = Schemas['AttachmentOut'];
 export type FollowUpCreate = Schemas['FollowUpCreate'];
+export type FollowUpUpdate = Schemas['FollowUpUpdate'];
 export const WEBHOOK_EVENTS = [
   'incident.created',
   'incident.status_changed',
@@ -280,6 +282,13 @@ export function createIntegration(body: IntegrationCreate): Promise<IntegrationC
   return unwrap(api.POST('/api/v1/incidents/integrations', { body }));
 }
 
+/** Only the fields sent change; the severity map sent replaces the old one. */
+export function updateIntegration(id: string, body: IntegrationUpdate): Promise<Integration> {
+  return unwrap(
+    api.PATCH('/api/v1/incidents/integrations/{integration_id}', { params: { path: { integration_id: id } }, body }),
+  );
+}
+
 export async function revokeIntegration(id: string): Promise<void> {
   await unwrap(
     api.DELETE('/api/v1/incidents/integrations/{integration_id}', { params: { path: { integration_id: id } } }),
@@ -416,4 +425,11 @@ export function listIncidentFollowUps(number: number, cursor?: string | null): P
 
 export function createFollowUp(number: number, body: FollowUpCreate): Promise<FollowUp> {
   return unwrap(api.POST('/api/v1/incidents/{number}/follow-ups', { params: { path: { number } }, body }));
+}
+
+/** Only the fields sent change (`owner: null` / `due_date: null` clear them); a follow-up's owner may change its status. */
+export function updateFollowUp(id: string, body: FollowUpUpdate): Promise<FollowUp> {
+  return unwrap(
+    api.PATCH('/api/v1/incidents/follow-ups/{follow_up_id}', { params: { path: { follow_up_id: id } }, body }),
+  );
 }

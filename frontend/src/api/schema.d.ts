@@ -593,7 +593,14 @@ export interface paths {
         delete: operations["incidents-revoke-integration"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Incidents-Update-Integration
+         * @description Change an integration's name, severity label and map, default severity, category or
+         *     `resolve_on_recovery`: only the fields sent (`category: null` clears it). The map sent
+         *     replaces the old one; alerts received from then on use it. Its kind and token stay; a
+         *     revoked integration is a 409.
+         */
+        patch: operations["incidents-update-integration"];
         trace?: never;
     };
     "/api/v1/incidents/integrations/alertmanager": {
@@ -2747,6 +2754,39 @@ export interface components {
          * @enum {string}
          */
         IntegrationSort: "created_at" | "-created_at" | "name" | "-name";
+        /**
+         * IntegrationUpdate
+         * @description Only the fields sent change; `category: null` clears the category. The kind (and so its
+         *     endpoint) and the token cannot change: create another integration for those.
+         */
+        IntegrationUpdate: {
+            /** Name */
+            name?: string | null;
+            /**
+             * Severity Label
+             * @description The alert label whose value picks the severity.
+             */
+            severity_label?: string | null;
+            /**
+             * Severity Map
+             * @description Replaces the whole map: label value -> severity (values compared case-insensitively). `{}` keeps only values that are SEV1..SEV4 themselves.
+             */
+            severity_map?: {
+                [key: string]: components["schemas"]["Severity"];
+            } | null;
+            /** @description The severity when no label value maps to one. */
+            default_severity?: components["schemas"]["Severity"] | null;
+            /**
+             * Resolve On Recovery
+             * @description Resolve the incident when its alerts resolve (when the workflow allows).
+             */
+            resolve_on_recovery?: boolean | null;
+            /**
+             * Category
+             * @description The category of the incidents it declares; null clears it.
+             */
+            category?: string | null;
+        };
         /** LogoutIn */
         LogoutIn: {
             /** Refresh Token */
@@ -6127,6 +6167,86 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    "incidents-update-integration": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                integration_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["IntegrationUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["IntegrationOut"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Conflict */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -232,6 +232,33 @@ class IntegrationCreate(Input):
     )
 
 
+class IntegrationUpdate(Input):
+    """Only the fields sent change; `category: null` clears the category. The kind (and so its
+    endpoint) and the token cannot change: create another integration for those."""
+
+    name: IntegrationName | None = None
+    severity_label: LabelName | None = Field(
+        default=None, description="The alert label whose value picks the severity."
+    )
+    severity_map: (
+        Annotated[dict[LabelValue, Severity], Field(max_length=SEVERITY_MAP_MAX)] | None
+    ) = Field(
+        default=None,
+        description="Replaces the whole map: label value -> severity (values compared "
+        "case-insensitively). `{}` keeps only values that are SEV1..SEV4 themselves.",
+    )
+    default_severity: Severity | None = Field(
+        default=None, description="The severity when no label value maps to one."
+    )
+    resolve_on_recovery: StrictBool | None = Field(
+        default=None,
+        description="Resolve the incident when its alerts resolve (when the workflow allows).",
+    )
+    category: Name | None = Field(
+        default=None, description="The category of the incidents it declares; null clears it."
+    )
+
+
 class IntegrationOut(BaseModel):
     """An integration as admins see it: never its token, only the token's first characters."""
 

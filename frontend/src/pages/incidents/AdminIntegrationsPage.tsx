@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import {
   Alert,
   Badge,
@@ -7,15 +7,11 @@ import {
   Code,
   Fieldset,
   Group,
-  Modal,
   NativeSelect,
   Radio,
-  Skeleton,
   Stack,
-  Table,
   Text,
   TextInput,
-  Title,
 } from '@mantine/core';
 import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/react-query';
 import {
@@ -25,20 +21,21 @@ import {
   listIntegrations,
   revokeIntegration,
   SEVERITIES,
+  updateIntegration,
   type Integration,
   type IntegrationCreated,
   type IntegrationKind,
   type Severity,
 } from '../../api/incidents';
-import { FormError } from '../../components/FormError';
 import { formatDateTime } from '../../components/format';
-import { usePageTitle } from '../../hooks/usePageTitle';
 import { useSubmit } from '../../hooks/useSubmit';
+import { AdminCollection, AdminForm, fieldProblems } from './AdminCollection';
 import { severityLabel } from './badges';
 import { formFieldErrors } from './filters';
 import {
   DEFAULT_SEVERITY_ROWS,
   placeMapErrors,
+  rowsFromSeverityMap,
   severityMapFromRows,
   SEVERITY_MAP_MAX,
   type SeverityRow,
@@ -115,117 +112,167 @@ function SeverityMapEditor({
   );
 }
 
-function NewIntegrationForm({ onCreated }: { onCreated: (created: IntegrationCreated) => void }) {
-  const [name, setName] = useState('');
-  const [kind, setKind] = useState<IntegrationKind>('alertmanager');
-  const [defaultSeverity, setDefaultSeverity] = useState<Severity>('SEV3');
-  const [resolve, setResolve] = useState(false);
-  const [category, setCategory] = useState('');
-  const [severityLabelName, setSeverityLabelName] = useState('severity');
-  const [rows, setRows] = useState<SeverityRow[]>(() => DEFAULT_SEVERITY_ROWS.map((row) => ({ ...row })));
+const LABELS = {
+  name: 'Name',
+  kind: 'Kind',
+  default_severity: 'Severity when no label says',
+  category: 'Category of its incidents',
+  severity_label: 'Severity label',
+  severity_map: 'Severity map',
+  resolve_on_recovery: 'Resolve the incident when its alerts resolve',
+};
+
+/** What the form sends, on creation and on an edit alike (the kind only on creation). */
+export interface IntegrationValues {
+  name: string;
+  severity_label: string;
+  severity_map: Record<string, Severity>;
+  default_severity: Severity;
+  resolve_on_recovery: boolean;
+  category: string | null;
+}
+
+/**
+ * An integration's settings: a new one (with its kind) or an existing one (`initial`: its kind
+ * and token stay). The severity map is edited row by row; the editor's own checks (a blank or
+ * repeated value) stop the submit, the API's refusals are placed next to their rows.
+ */
+function IntegrationForm({
+  initial,
+  submitLabel,
+  onSubmit,
+  onCancel,
+}: {
+  initial?: Integration;
+  submitLabel: string;
+  onSubmit: (values: IntegrationValues, kind: IntegrationKind) => Promise<unknown>;
+  onCancel?: () => void;
+}) {
+  const [name, setName] = useState(initial?.name ?? '');
+  const [kind, setKind] = useState<IntegrationKind>(initial?.kind ?? 'alertmanager');
+  const [defaultSeverity, setDefaultSeverity] = useState<Severity>(initial?.default_severity ?? 'SEV3');
+  const [resolve, setResolve] = useState(initial?.resolve_on_recovery ?? false);
+  const [category, setCategory] = useState(initial?.category ?? '');
+  const [severityLabelName, setSeverityLabelName] = useState(initial?.severity_label ?? 'severity');
+  const [rows, setRows] = useState<SeverityRow[]>(() =>
+    initial ? rowsFromSeverityMap(initial.severity_map) : DEFAULT_SEVERITY_ROWS.map((row) => ({ ...row })),
+  );
   const [checked, setChecked] = useState(false);
   const categories = useQuery({ queryKey: incidentsKeys.categories(), queryFn: listCategories, meta: { quiet: true } });
   const local = severityMapFromRows(rows);
-  const create = useSubmit(async () => {
-    const created = await createIntegration({
-      name,
+  const save = useSubmit(async () => {
+    await onSubmit(
+      {
+        name,
+        severity_label: severityLabelName,
+        severity_map: local.map,
+        default_severity: defaultSeverity,
+        resolve_on_recovery: resolve,
+        category: category || null,
+      },
       kind,
-      severity_label: severityLabelName,
-      severity_map: local.map,
-      default_severity: defaultSeverity,
-      resolve_on_recovery: resolve,
-      category: category || null,
-    });
-    setName('');
-    setResolve(false);
-    setCategory('');
-    setSeverityLabelName('severity');
-    setRows(DEFAULT_SEVERITY_ROWS.map((row) => ({ ...row })));
-    setChecked(false);
-    onCreated(created);
+    );
+    if (!initial) {
+      setName('');
+      setResolve(false);
+      setCategory('');
+      setSeverityLabelName('severity');
+      setRows(DEFAULT_SEVERITY_ROWS.map((row) => ({ ...row })));
+      setChecked(false);
+    }
   });
-  const fields = formFieldErrors(create.error);
-  const server = placeMapErrors(create.error?.details ?? [], rows);
+  const fields = formFieldErrors(save.error);
+  const server = placeMapErrors(save.error?.details ?? [], rows);
   // The editor's own checks show once a submit was tried; the server's until the next one.
   const rowErrors = checked ? { ...server.rowErrors, ...local.rowErrors } : server.rowErrors;
   const mapError = (checked ? local.error : null) ?? server.error;
-  function submit(event: FormEvent) {
-    event.preventDefault();
+  const localProblem = checked && (Object.keys(local.rowErrors).length > 0 || local.error !== null);
+  const what = initial ? 'The integration was not saved' : 'The integration was not created';
+  // The integration's own category is a choice while the list loads (a select shows only its options).
+  const categoryNames = (categories.data ?? []).map((c) => c.name);
+  if (initial?.category && !categoryNames.includes(initial.category)) categoryNames.push(initial.category);
+  function submit() {
     setChecked(true);
     if (Object.keys(local.rowErrors).length || local.error) return;
-    void create.run();
+    void save.run();
   }
   return (
-    <form onSubmit={submit} noValidate>
-      <Stack gap="sm" maw={640}>
-        <FormError
-          error={create.error && !fields.name && !fields.severity_label && !fields.severity_map ? create.error : null}
-        />
-        <TextInput
-          label="Name"
-          description="Where the alerts come from, e.g. “prod Alertmanager”"
-          required
-          maxLength={100}
-          value={name}
-          onChange={(event) => setName(event.currentTarget.value)}
-          error={fields.name ?? (create.error?.status === 409 ? create.error.message : undefined)}
-        />
+    <AdminForm
+      onSubmit={submit}
+      submitLabel={submitLabel}
+      pending={save.pending}
+      onCancel={onCancel}
+      maw={640}
+      formError={save.error && !fields.name && !fields.severity_label && !fields.severity_map ? save.error : null}
+      announce={
+        localProblem
+          ? `${what}: some values of the severity map need fixing.`
+          : fieldProblems(fields, LABELS, what) ?? (save.error?.status === 409 ? `${what}. ${save.error.message}` : null)
+      }
+    >
+      <TextInput
+        label="Name"
+        description="Where the alerts come from, e.g. “prod Alertmanager”"
+        required
+        maxLength={100}
+        value={name}
+        onChange={(event) => setName(event.currentTarget.value)}
+        error={fields.name ?? (save.error?.status === 409 ? save.error.message : undefined)}
+        data-autofocus
+      />
+      {initial ? (
+        <Text size="sm">
+          Kind: {KIND_LABEL[initial.kind]} <Text span size="xs" c="dimmed">(its token works only there; it cannot change)</Text>
+        </Text>
+      ) : (
         <Radio.Group label="Kind" value={kind} onChange={(value) => setKind(value as IntegrationKind)} error={fields.kind}>
           <Stack gap={6} mt={4}>
             <Radio value="alertmanager" label={KIND_LABEL.alertmanager} />
             <Radio value="generic" label={KIND_LABEL.generic} />
           </Stack>
         </Radio.Group>
-        <Group align="flex-start" wrap="wrap">
-          <NativeSelect
-            label="Severity when no label says"
-            value={defaultSeverity}
-            onChange={(event) => setDefaultSeverity(event.currentTarget.value as Severity)}
-            data={SEVERITIES.map((value) => ({ value, label: severityLabel(value) }))}
-            error={fields.default_severity}
-          />
-          <NativeSelect
-            label="Category of its incidents"
-            value={category}
-            onChange={(event) => setCategory(event.currentTarget.value)}
-            data={[{ value: '', label: 'No category' }, ...(categories.data ?? []).map((c) => ({ value: c.name, label: c.name }))]}
-            error={fields.category}
-          />
-        </Group>
-        <TextInput
-          label="Severity label"
-          description="The alert label whose value picks the severity"
-          required
-          maxLength={64}
-          autoComplete="off"
-          spellCheck={false}
-          value={severityLabelName}
-          onChange={(event) => setSeverityLabelName(event.currentTarget.value)}
-          error={fields.severity_label}
+      )}
+      <Group align="flex-start" wrap="wrap">
+        <NativeSelect
+          label="Severity when no label says"
+          value={defaultSeverity}
+          onChange={(event) => setDefaultSeverity(event.currentTarget.value as Severity)}
+          data={SEVERITIES.map((value) => ({ value, label: severityLabel(value) }))}
+          error={fields.default_severity}
         />
-        <SeverityMapEditor rows={rows} onChange={setRows} rowErrors={rowErrors} error={mapError} />
-        <Checkbox
-          label="Resolve the incident when its alerts resolve"
-          checked={resolve}
-          onChange={(event) => setResolve(event.currentTarget.checked)}
+        <NativeSelect
+          label="Category of its incidents"
+          value={category}
+          onChange={(event) => setCategory(event.currentTarget.value)}
+          data={[{ value: '', label: 'No category' }, ...categoryNames.map((c) => ({ value: c, label: c }))]}
+          error={fields.category}
         />
-        <Group>
-          <Button type="submit" loading={create.pending}>
-            Create integration
-          </Button>
-        </Group>
-      </Stack>
-    </form>
+      </Group>
+      <TextInput
+        label="Severity label"
+        description="The alert label whose value picks the severity"
+        required
+        maxLength={64}
+        autoComplete="off"
+        spellCheck={false}
+        value={severityLabelName}
+        onChange={(event) => setSeverityLabelName(event.currentTarget.value)}
+        error={fields.severity_label}
+      />
+      <SeverityMapEditor rows={rows} onChange={setRows} rowErrors={rowErrors} error={mapError} />
+      <Checkbox
+        label="Resolve the incident when its alerts resolve"
+        checked={resolve}
+        onChange={(event) => setResolve(event.currentTarget.checked)}
+      />
+    </AdminForm>
   );
 }
 
 /** Admins connect alerting tools: each integration has a token, shown once, on creation. */
 export default function AdminIntegrationsPage() {
-  usePageTitle('Alert integrations');
   const queryClient = useQueryClient();
   const [created, setCreated] = useState<IntegrationCreated | null>(null);
-  const [revoking, setRevoking] = useState<Integration | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
   const list = useInfiniteQuery({
     queryKey: incidentsKeys.integrations(),
     queryFn: ({ pageParam }) => listIntegrations(pageParam),
@@ -233,136 +280,123 @@ export default function AdminIntegrationsPage() {
     getNextPageParam: (last) => last.next_cursor,
   });
   const reload = () => queryClient.invalidateQueries({ queryKey: incidentsKeys.integrations() });
-  const revoke = useSubmit(async (integration: Integration) => {
-    await revokeIntegration(integration.id);
-    setRevoking(null);
-    setNotice(`“${integration.name}” was revoked: its token is refused from now on.`);
-    await reload();
-  });
-  const items = list.data?.pages.flatMap((page) => page.items) ?? [];
 
   return (
-    <Stack gap="lg">
-      <div>
-        <Title order={1}>Alert integrations</Title>
-        <Text c="dimmed" size="sm">
-          Alerting tools that declare incidents: Prometheus Alertmanager or any tool that can post JSON.
-        </Text>
-      </div>
-      <div role="status">
-        {notice ? (
-          <Alert color="green" variant="light" withCloseButton closeButtonLabel="Dismiss" onClose={() => setNotice(null)}>
-            {notice}
+    <AdminCollection<Integration>
+      title="Alert integrations"
+      intro="Alerting tools that declare incidents: Prometheus Alertmanager or any tool that can post JSON."
+      items={list.data?.pages.flatMap((page) => page.items)}
+      pending={list.isPending}
+      itemKey={(integration) => integration.id}
+      itemName={(integration) => integration.name}
+      loadingLabel="Loading the integrations"
+      empty="No integrations yet."
+      top={() =>
+        created ? (
+          <Alert color="yellow" variant="light" title={`Token of “${created.name}”: copy it now`} data-testid="integration-token">
+            <Stack gap="xs">
+              <Text size="sm">
+                It is shown this once and cannot be shown again. Configure the sender to post to{' '}
+                <Code>{created.url}</Code> with the header <Code>Authorization: Bearer &lt;token&gt;</Code>.
+              </Text>
+              <TextInput label="Token" readOnly value={created.token} onFocus={(event) => event.currentTarget.select()} ff="monospace" />
+              <Group>
+                <Button size="xs" variant="default" onClick={() => setCreated(null)}>
+                  I have copied it
+                </Button>
+              </Group>
+            </Stack>
           </Alert>
-        ) : null}
-      </div>
-      {created ? (
-        <Alert color="yellow" variant="light" title={`Token of “${created.name}”: copy it now`} data-testid="integration-token">
-          <Stack gap="xs">
-            <Text size="sm">
-              It is shown this once and cannot be shown again. Configure the sender to post to{' '}
-              <Code>{created.url}</Code> with the header <Code>Authorization: Bearer &lt;token&gt;</Code>.
-            </Text>
-            <TextInput label="Token" readOnly value={created.token} onFocus={(event) => event.currentTarget.select()} ff="monospace" />
-            <Group>
-              <Button size="xs" variant="default" onClick={() => setCreated(null)}>
-                I have copied it
-              </Button>
-            </Group>
-          </Stack>
-        </Alert>
-      ) : null}
-      <section aria-labelledby="new-integration-title">
-        <Title order={2} size="h4" id="new-integration-title" mb="xs">
-          New integration
-        </Title>
-        <NewIntegrationForm
-          onCreated={(integration) => {
-            setNotice(null);
-            setCreated(integration);
-            void reload();
-          }}
-        />
-      </section>
-      {list.isPending ? (
-        <Skeleton height={80} aria-label="Loading the integrations" />
-      ) : items.length ? (
-        <Table.ScrollContainer minWidth={760}>
-          <Table verticalSpacing="sm" aria-label="Alert integrations" data-testid="integrations-table">
-            <Table.Thead>
-              <Table.Tr>
-                <Table.Th>Name</Table.Th>
-                <Table.Th>Kind</Table.Th>
-                <Table.Th>Severity</Table.Th>
-                <Table.Th>Token</Table.Th>
-                <Table.Th>Last used</Table.Th>
-                <Table.Th>State</Table.Th>
-                <Table.Th>
-                  <span className="visually-hidden">Actions</span>
-                </Table.Th>
-              </Table.Tr>
-            </Table.Thead>
-            <Table.Tbody>
-              {items.map((integration) => (
-                <Table.Tr key={integration.id}>
-                  <Table.Td className="break-anywhere">{integration.name}</Table.Td>
-                  <Table.Td>{KIND_LABEL[integration.kind]}</Table.Td>
-                  <Table.Td className="break-anywhere">
-                    <Text size="xs">
-                      <Code>{integration.severity_label}</Code>:{' '}
-                      {Object.entries(integration.severity_map)
-                        .map(([value, severity]) => `${value} → ${severity}`)
-                        .join(', ') || 'SEV1..SEV4 only'}
-                      ; otherwise {integration.default_severity}
-                    </Text>
-                  </Table.Td>
-                  <Table.Td ff="monospace">{integration.token_prefix}…</Table.Td>
-                  <Table.Td>{formatDateTime(integration.last_used_at, 'Never')}</Table.Td>
-                  <Table.Td>
-                    <Badge variant="light" color={integration.active ? 'green' : 'gray'}>
-                      {integration.active ? 'Active' : 'Revoked'}
-                    </Badge>
-                  </Table.Td>
-                  <Table.Td>
-                    {integration.active ? (
-                      <Button size="compact-xs" variant="subtle" color="red" onClick={() => setRevoking(integration)}>
-                        Revoke <span className="visually-hidden">{integration.name}</span>
-                      </Button>
-                    ) : null}
-                  </Table.Td>
-                </Table.Tr>
-              ))}
-            </Table.Tbody>
-          </Table>
-        </Table.ScrollContainer>
-      ) : list.data ? (
-        <Text size="sm" c="dimmed">
-          No integrations yet.
-        </Text>
-      ) : null}
-      {list.hasNextPage ? (
-        <Group>
-          <Button variant="default" onClick={() => void list.fetchNextPage()} loading={list.isFetchingNextPage}>
-            Load more
-          </Button>
-        </Group>
-      ) : null}
-      <Modal opened={revoking !== null} onClose={() => setRevoking(null)} title="Revoke integration">
-        <Stack gap="md">
-          <FormError error={revoke.error} />
-          <Text size="sm" className="break-anywhere">
-            Revoke <strong>{revoking?.name}</strong>? Its token is refused from then on; the incidents it declared stay.
-          </Text>
-          <Group justify="flex-end">
-            <Button variant="default" onClick={() => setRevoking(null)}>
-              Cancel
-            </Button>
-            <Button color="red" loading={revoke.pending} onClick={() => revoking && void revoke.run(revoking)}>
-              Revoke integration
+        ) : null
+      }
+      table={{
+        label: 'Alert integrations',
+        testId: 'integrations-table',
+        minWidth: 760,
+        columns: [
+          { header: 'Name', cell: (integration) => integration.name, td: { className: 'break-anywhere' } },
+          { header: 'Kind', cell: (integration) => KIND_LABEL[integration.kind] },
+          {
+            header: 'Severity',
+            td: { className: 'break-anywhere' },
+            cell: (integration) => (
+              <Text size="xs" data-testid="integration-severity">
+                <Code>{integration.severity_label}</Code>:{' '}
+                {Object.entries(integration.severity_map)
+                  .map(([value, severity]) => `${value} → ${severity}`)
+                  .join(', ') || 'SEV1..SEV4 only'}
+                ; otherwise {integration.default_severity}
+              </Text>
+            ),
+          },
+          { header: 'Token', cell: (integration) => `${integration.token_prefix}…`, td: { ff: 'monospace' } },
+          { header: 'Last used', cell: (integration) => formatDateTime(integration.last_used_at, 'Never') },
+          {
+            header: 'State',
+            cell: (integration) => (
+              <Badge variant="light" color={integration.active ? 'green' : 'gray'}>
+                {integration.active ? 'Active' : 'Revoked'}
+              </Badge>
+            ),
+          },
+        ],
+      }}
+      create={{
+        title: 'New integration',
+        id: 'new-integration-title',
+        form: (notify) => (
+          <IntegrationForm
+            submitLabel="Create integration"
+            onSubmit={async (values, kind) => {
+              const integration = await createIntegration({ ...values, kind });
+              notify(null);
+              setCreated(integration);
+              void reload();
+            }}
+          />
+        ),
+      }}
+      edit={{
+        title: 'Edit integration',
+        size: 'xl',
+        allowed: (integration) => integration.active,
+        form: (editing, done, cancel) => (
+          <IntegrationForm
+            initial={editing}
+            submitLabel="Save integration"
+            onCancel={cancel}
+            onSubmit={async (values) => {
+              const integration = await updateIntegration(editing.id, values);
+              done(`“${integration.name}” was saved: alerts from now on use its new settings.`);
+              await reload();
+            }}
+          />
+        ),
+      }}
+      remove={{
+        verb: 'Revoke',
+        title: 'Revoke integration',
+        allowed: (integration) => integration.active,
+        question: (integration) => (
+          <>
+            Revoke <strong>{integration.name}</strong>? Its token is refused from then on; the incidents it declared stay.
+          </>
+        ),
+        run: async (integration) => {
+          await revokeIntegration(integration.id);
+          void reload();
+          return `“${integration.name}” was revoked: its token is refused from now on.`;
+        },
+      }}
+      bottom={
+        list.hasNextPage ? (
+          <Group>
+            <Button variant="default" onClick={() => void list.fetchNextPage()} loading={list.isFetchingNextPage}>
+              Load more
             </Button>
           </Group>
-        </Stack>
-      </Modal>
-    </Stack>
+        ) : null
+      }
+    />
   );
 }

@@ -1,127 +1,84 @@
-import { useState, type FormEvent } from 'react';
-import { Alert, Button, Group, Modal, Skeleton, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { useState } from 'react';
+import { Button, Group, TextInput } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { createTag, deleteTag, incidentsKeys, listTags, type Tag } from '../../api/incidents';
-import { FormError } from '../../components/FormError';
-import { usePageTitle } from '../../hooks/usePageTitle';
 import { useSubmit } from '../../hooks/useSubmit';
+import { AdminCollection, AdminForm, fieldProblems, type Notify } from './AdminCollection';
 import { formFieldErrors } from './filters';
 
-/** Admins manage the tags people put on incidents. */
-export default function AdminTagsPage() {
-  usePageTitle('Incident tags');
+function TagForm({ onCreated }: { onCreated: Notify }) {
   const queryClient = useQueryClient();
-  const tags = useQuery({ queryKey: incidentsKeys.tags(), queryFn: listTags });
   const [name, setName] = useState('');
-  const [deleting, setDeleting] = useState<Tag | null>(null);
-  const [notice, setNotice] = useState<string | null>(null);
-  const reload = () => queryClient.invalidateQueries({ queryKey: incidentsKeys.tags() });
   const create = useSubmit(async () => {
     const tag = await createTag(name);
     setName('');
-    setNotice(`Tag “${tag.name}” added.`);
-    await reload();
-  });
-  const remove = useSubmit(async (tag: Tag) => {
-    await deleteTag(tag.id);
-    setDeleting(null);
-    setNotice(`Tag “${tag.name}” deleted.`);
-    await reload();
+    onCreated(`Tag “${tag.name}” added.`);
+    await queryClient.invalidateQueries({ queryKey: incidentsKeys.tags() });
   });
   const fields = formFieldErrors(create.error);
+  return (
+    <AdminForm
+      onSubmit={() => void create.run()}
+      submitLabel="Add tag"
+      pending={create.pending}
+      actions={false}
+      formError={create.error && !fields.name && create.error.status !== 409 ? create.error : null}
+      announce={fieldProblems(fields, { name: 'Name' }, 'The tag was not added') ?? (create.error?.message || null)}
+    >
+      <Group align="flex-start">
+        <TextInput
+          label="Name"
+          required
+          maxLength={64}
+          value={name}
+          onChange={(event) => setName(event.currentTarget.value)}
+          error={fields.name ?? (create.error?.status === 409 ? create.error.message : undefined)}
+          w={240}
+        />
+        <Button type="submit" mt={25} loading={create.pending}>
+          Add tag
+        </Button>
+      </Group>
+    </AdminForm>
+  );
+}
 
-  function submit(event: FormEvent) {
-    event.preventDefault();
-    void create.run();
-  }
+/** Admins manage the tags people put on incidents. */
+export default function AdminTagsPage() {
+  const queryClient = useQueryClient();
+  const tags = useQuery({ queryKey: incidentsKeys.tags(), queryFn: listTags });
 
   return (
-    <Stack gap="lg">
-      <div>
-        <Title order={1}>Incident tags</Title>
-        <Text c="dimmed" size="sm">
-          Labels people put on incidents to find them later (stored in lower case).
-        </Text>
-      </div>
-      <div role="status">
-        {notice ? (
-          <Alert color="green" variant="light" withCloseButton closeButtonLabel="Dismiss" onClose={() => setNotice(null)}>
-            {notice}
-          </Alert>
-        ) : null}
-      </div>
-      <section aria-labelledby="new-tag-title">
-        <Title order={2} size="h4" id="new-tag-title" mb="xs">
-          New tag
-        </Title>
-        <form onSubmit={submit} noValidate>
-          <Stack gap="sm">
-            <FormError error={create.error && !fields.name && create.error.status !== 409 ? create.error : null} />
-            <Group align="flex-start">
-              <TextInput
-                label="Name"
-                required
-                maxLength={64}
-                value={name}
-                onChange={(event) => setName(event.currentTarget.value)}
-                error={fields.name ?? (create.error?.status === 409 ? create.error.message : undefined)}
-                w={240}
-              />
-              <Button type="submit" mt={25} loading={create.pending}>
-                Add tag
-              </Button>
-            </Group>
-          </Stack>
-        </form>
-      </section>
-      {tags.isPending ? (
-        <Skeleton height={80} aria-label="Loading the tags" />
-      ) : tags.data && tags.data.length ? (
-        <Table verticalSpacing="sm" aria-label="Incident tags" data-testid="tags-table" maw={560}>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>
-                <span className="visually-hidden">Actions</span>
-              </Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {tags.data.map((tag) => (
-              <Table.Tr key={tag.id}>
-                <Table.Td className="break-anywhere">{tag.name}</Table.Td>
-                <Table.Td>
-                  <Group justify="flex-end">
-                    <Button size="compact-xs" variant="subtle" color="red" onClick={() => setDeleting(tag)}>
-                      Delete <span className="visually-hidden">{tag.name}</span>
-                    </Button>
-                  </Group>
-                </Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
-      ) : tags.data ? (
-        <Text size="sm" c="dimmed">
-          No tags yet.
-        </Text>
-      ) : null}
-      <Modal opened={deleting !== null} onClose={() => setDeleting(null)} title="Delete tag">
-        <Stack gap="md">
-          <FormError error={remove.error} />
-          <Text size="sm" className="break-anywhere">
-            Delete the tag <strong>{deleting?.name}</strong>? It comes off every incident that has it.
-          </Text>
-          <Group justify="flex-end">
-            <Button variant="default" onClick={() => setDeleting(null)}>
-              Cancel
-            </Button>
-            <Button color="red" loading={remove.pending} onClick={() => deleting && void remove.run(deleting)}>
-              Delete tag
-            </Button>
-          </Group>
-        </Stack>
-      </Modal>
-    </Stack>
+    <AdminCollection<Tag>
+      title="Incident tags"
+      intro="Labels people put on incidents to find them later (stored in lower case)."
+      items={tags.data}
+      pending={tags.isPending}
+      itemKey={(tag) => tag.id}
+      itemName={(tag) => tag.name}
+      loadingLabel="Loading the tags"
+      empty="No tags yet."
+      table={{
+        label: 'Incident tags',
+        testId: 'tags-table',
+        maw: 560,
+        columns: [{ header: 'Name', cell: (tag) => tag.name, td: { className: 'break-anywhere' } }],
+      }}
+      create={{ title: 'New tag', id: 'new-tag-title', form: (notify) => <TagForm onCreated={notify} /> }}
+      remove={{
+        verb: 'Delete',
+        title: 'Delete tag',
+        question: (tag) => (
+          <>
+            Delete the tag <strong>{tag.name}</strong>? It comes off every incident that has it.
+          </>
+        ),
+        run: async (tag) => {
+          await deleteTag(tag.id);
+          void queryClient.invalidateQueries({ queryKey: incidentsKeys.tags() });
+          return `Tag “${tag.name}” deleted.`;
+        },
+      }}
+    />
   );
 }

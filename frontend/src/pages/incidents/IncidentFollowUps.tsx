@@ -1,18 +1,22 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router';
-import { Anchor, Badge, Button, Card, Group, Skeleton, Stack, Text, TextInput, Title } from '@mantine/core';
-import { useInfiniteQuery, useQueryClient } from '@tanstack/react-query';
+import { Anchor, Badge, Button, Card, Group, NativeSelect, Skeleton, Stack, Text, TextInput, Title } from '@mantine/core';
+import { useInfiniteQuery, useQueryClient, type QueryClient } from '@tanstack/react-query';
 import {
   createFollowUp,
   incidentsKeys,
   listIncidentFollowUps,
+  updateFollowUp,
+  type FollowUp,
   type FollowUpCreate,
+  type FollowUpStatus,
   type Incident,
 } from '../../api/incidents';
+import { useCurrentUser } from '../../auth/AuthContext';
 import { FormError } from '../../components/FormError';
 import { displayName } from '../../components/format';
 import { useSubmit } from '../../hooks/useSubmit';
-import { FollowUpStatusBadge } from './badges';
+import { FOLLOW_UP_STATUSES, followUpStatusLabel, FollowUpStatusBadge } from './badges';
 import { formFieldErrors } from './filters';
 
 /** The create body from the form's text: blanks are left out, so the API keeps its defaults. */
@@ -21,6 +25,55 @@ export function followUpBody(title: string, owner: string, dueDate: string): Fol
   if (owner.trim()) body.owner = owner.trim();
   if (dueDate) body.due_date = dueDate;
   return body;
+}
+
+/** After a follow-up changed: this incident's list, the lists across incidents and the timeline. */
+function refreshFollowUps(queryClient: QueryClient, number: number) {
+  return Promise.all([
+    queryClient.invalidateQueries({ queryKey: incidentsKeys.incidentFollowUps(number) }),
+    queryClient.invalidateQueries({ queryKey: ['incidents', 'follow-ups'] }),
+    queryClient.invalidateQueries({ queryKey: incidentsKeys.timeline(number) }),
+  ]);
+}
+
+/**
+ * Who may move a follow-up's status: the incident's editors, and the follow-up's owner (their
+ * own work), as the API decides (service/follow_ups.py).
+ */
+export function canMoveFollowUp(incident: Pick<Incident, 'can_edit'>, item: Pick<FollowUp, 'owner'>, userId: string): boolean {
+  return incident.can_edit || item.owner?.id === userId;
+}
+
+/** The status of one follow-up as a select: a change is saved at once (PATCH /incidents/follow-ups/{id}). */
+function FollowUpStatusSelect({
+  item,
+  number,
+  onNotice,
+}: {
+  item: FollowUp;
+  number: number;
+  onNotice: (text: string) => void;
+}) {
+  const queryClient = useQueryClient();
+  const move = useSubmit(async (status: FollowUpStatus) => {
+    const saved = await updateFollowUp(item.id, { status });
+    onNotice(`Follow-up “${saved.title}” is now ${followUpStatusLabel(saved.status).toLowerCase()}.`);
+    await refreshFollowUps(queryClient, number);
+  });
+  return (
+    <Stack gap={4}>
+      <NativeSelect
+        aria-label={`Status of “${item.title}”`}
+        size="xs"
+        value={item.status}
+        disabled={move.pending}
+        onChange={(event) => void move.run(event.currentTarget.value as FollowUpStatus)}
+        data={FOLLOW_UP_STATUSES.map((value) => ({ value, label: followUpStatusLabel(value) }))}
+        data-testid="follow-up-status"
+      />
+      <FormError error={move.error} title="The status was not changed" />
+    </Stack>
+  );
 }
 
 function NewFollowUpForm({ number, onCreated }: { number: number; onCreated: (title: string) => void }) {
@@ -34,11 +87,7 @@ function NewFollowUpForm({ number, onCreated }: { number: number; onCreated: (ti
     setOwner('');
     setDueDate('');
     onCreated(created.title);
-    await Promise.all([
-      queryClient.invalidateQueries({ queryKey: incidentsKeys.incidentFollowUps(number) }),
-      queryClient.invalidateQueries({ queryKey: ['incidents', 'follow-ups'] }),
-      queryClient.invalidateQueries({ queryKey: incidentsKeys.timeline(number) }),
-    ]);
+    await refreshFollowUps(queryClient, number);
   });
   const fields = formFieldErrors(create.error);
   const known = fields.title || fields.owner || fields.due_date;
@@ -94,9 +143,10 @@ function NewFollowUpForm({ number, onCreated }: { number: number; onCreated: (ti
   );
 }
 
-/** The follow-ups of one incident; its editors add new ones here. */
+/** The follow-ups of one incident; its editors add new ones here, and they and each follow-up's owner move its status. */
 export function IncidentFollowUps({ incident, onNotice }: { incident: Incident; onNotice: (text: string) => void }) {
   const { number } = incident;
+  const me = useCurrentUser();
   const list = useInfiniteQuery({
     queryKey: incidentsKeys.incidentFollowUps(number),
     queryFn: ({ pageParam }) => listIncidentFollowUps(number, pageParam),
@@ -126,7 +176,11 @@ export function IncidentFollowUps({ incident, onNotice }: { incident: Incident; 
                   {item.title}
                 </Text>
                 <Group gap={6}>
-                  <FollowUpStatusBadge status={item.status} size="sm" />
+                  {canMoveFollowUp(incident, item, me.id) ? (
+                    <FollowUpStatusSelect item={item} number={number} onNotice={onNotice} />
+                  ) : (
+                    <FollowUpStatusBadge status={item.status} size="sm" />
+                  )}
                   {item.overdue ? (
                     <Badge size="sm" color="red" variant="filled">
                       Overdue

@@ -28,6 +28,13 @@ const FOLLOW_UP_STATUS: Record<FollowUpStatus, Look> = {
   done: { label: 'Done', color: 'green' },
 };
 
+/** A follow-up's states, in the order work moves through them. */
+export const FOLLOW_UP_STATUSES: readonly FollowUpStatus[] = ['open', 'in_progress', 'done'];
+
+export function followUpStatusLabel(status: FollowUpStatus): string {
+  return FOLLOW_UP_STATUS[status].label;
+}
+
 export function statusLabel(status: IncidentStatus): string {
   return STATUS[status].label;
 }

@@ -75,3 +75,8 @@ export function placeMapErrors(
   }
   return { rowErrors, error };
 }
+
+/** An integration's `severity_map` as the editor's rows, in the API's order. */
+export function rowsFromSeverityMap(map: Readonly<Record<string, Severity>>): SeverityRow[] {
+  return Object.entries(map).map(([value, severity]) => ({ value, severity }));
+}

@@ -30,6 +30,7 @@ from opsdeck.incidents.schemas import (
     IntegrationCreated,
     IntegrationOut,
     IntegrationPage,
+    IntegrationUpdate,
 )
 from opsdeck.incidents.service import integrations as service
 
@@ -103,6 +104,27 @@ def list_integrations(
     return IntegrationPage(
         items=[_out(item, categories) for item in listed.items], next_cursor=listed.next_cursor
     )
+
+
+@router.patch(
+    "/integrations/{integration_id:hexid}",
+    name="incidents-update-integration",
+    response_model=IntegrationOut,
+    responses=error_responses(401, 403, 404, 409, 422),
+)
+def update_integration(
+    integration_id: str,
+    body: IntegrationUpdate,
+    user: AdminUser,
+    session: SessionDep,
+    client: ClientDep,
+) -> IntegrationOut:
+    """Change an integration's name, severity label and map, default severity, category or
+    `resolve_on_recovery`: only the fields sent (`category: null` clears it). The map sent
+    replaces the old one; alerts received from then on use it. Its kind and token stay; a
+    revoked integration is a 409."""
+    integration = service.update_integration(session, user, integration_id, body, client=client)
+    return _out(integration, service.category_names(session, [integration]))
 
 
 @router.delete(

@@ -66,6 +66,7 @@ from opsdeck.incidents.schemas import (
     AlertResult,
     GenericAlert,
     IntegrationCreate,
+    IntegrationUpdate,
 )
 from opsdeck.incidents.service import catalog, incidents, timeline, workflow
 from opsdeck.incidents.service.access import Actor, require_admin
@@ -137,7 +138,7 @@ def create_integration(
         token_hash=digest(token),
         token_prefix=token[:TOKEN_DISPLAY_LENGTH],
         severity_label=spec.severity_label,
-        severity_map={key.lower(): str(value) for key, value in spec.severity_map.items()},
+        severity_map=_normalised_map(spec.severity_map),
         default_severity=spec.default_severity,
         resolve_on_recovery=spec.resolve_on_recovery,
         category_id=category.id if category else None,
@@ -170,6 +171,96 @@ def revoke_integration(
     return integration
 
 
+def _normalised_map(severity_map: Mapping[str, Severity]) -> dict[str, str]:
+    """Values are compared without case: stored in lower case."""
+    return {key.lower(): str(value) for key, value in severity_map.items()}
+
+
+def update_integration(
+    session: Session,
+    actor: Actor,
+    integration_id: str,
+    spec: IntegrationUpdate,
+    *,
+    client: ClientContext | None = None,
+) -> Integration:
+    """Change what an integration does with the alerts it receives: its name, the severity
+    label and map, the default severity, resolving on recovery, the category. Only the fields
+    sent change (`category: null` clears it); the kind and the token stay. A taken name is a
+    409, an unknown category a 422 naming `body.category`, a revoked integration a 409. The
+    row is locked like a notification locks it, so an alert handled after this commits uses
+    the new map. Audited (`incidents.integration.updated`, each change's old and new value)
+    when something changed."""
+    require_admin(actor)
+    integration = session.scalars(
+        select(Integration)
+        .where(Integration.id == integration_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+    if integration is None:
+        raise NotFound(f"There is no integration with id {integration_id!r}.")
+    if integration.revoked_at is not None:
+        raise Conflict(
+            f"The integration {integration.name!r} is revoked; create a new one instead.",
+            details=[{"message": "revoked", "type": "revoked"}],
+        )
+    sent = spec.model_fields_set
+    changes: dict[str, dict[str, Any]] = {}
+
+    def change(field: str, old: Any, new: Any) -> None:
+        if old != new:
+            changes[field] = {"old": old, "new": new}
+
+    if spec.name is not None:
+        name = spec.name.strip()
+        if name != integration.name:
+            taken = session.scalar(
+                select(Integration.id).where(
+                    same_name(Integration.name, name), Integration.id != integration.id
+                )
+            )
+            if taken is not None:
+                raise Conflict(
+                    f"An integration named {name!r} exists already.",
+                    details=[{"field": "body.name", "message": "taken", "type": "duplicate"}],
+                )
+            change("name", integration.name, name)
+            integration.name = name
+    if spec.severity_label is not None:
+        change("severity_label", integration.severity_label, spec.severity_label)
+        integration.severity_label = spec.severity_label
+    if spec.severity_map is not None:
+        severity_map = _normalised_map(spec.severity_map)
+        change("severity_map", dict(integration.severity_map or {}), severity_map)
+        integration.severity_map = severity_map
+    if spec.default_severity is not None:
+        change("default_severity", integration.default_severity, str(spec.default_severity))
+        integration.default_severity = spec.default_severity
+    if spec.resolve_on_recovery is not None:
+        change("resolve_on_recovery", integration.resolve_on_recovery, spec.resolve_on_recovery)
+        integration.resolve_on_recovery = spec.resolve_on_recovery
+    if "category" in sent:
+        category = (
+            catalog.category_by_name(session, spec.category, field="body.category")
+            if spec.category
+            else None
+        )
+        old_names = category_names(session, [integration])
+        change(
+            "category",
+            old_names.get(integration.category_id or ""),
+            category.name if category else None,
+        )
+        integration.category_id = category.id if category else None
+    if changes:
+        session.flush()
+        _audit(
+            session, actor, "incidents.integration.updated", integration, client, changes=changes
+        )
+    return integration
+
+
 def category_names(session: Session, integrations: Iterable[Integration]) -> dict[str, str]:
     """Category id -> name, for the categories of `integrations`."""
     ids = {i.category_id for i in integrations if i.category_id}
@@ -185,18 +276,23 @@ def _audit(
     action: str,
     integration: Integration,
     client: ClientContext | None,
+    *,
+    changes: dict[str, dict[str, Any]] | None = None,
 ) -> None:
+    details: dict[str, Any] = {
+        "name": integration.name,
+        "kind": integration.kind,
+        "token_prefix": integration.token_prefix,
+    }
+    if changes:
+        details["changes"] = changes
     audit.record(
         session,
         action,
         actor=actor,
         target_type="incident_integration",
         target_id=integration.id,
-        details={
-            "name": integration.name,
-            "kind": integration.kind,
-            "token_prefix": integration.token_prefix,
-        },
+        details=details,
         client=client,
     )
 
