@@ -22,6 +22,8 @@ from opsdeck.accounts.schemas import (
     ApiTokenCreate,
     ApiTokenCreated,
     ApiTokenOut,
+    DirectoryPage,
+    DirectoryUser,
     LogoutIn,
     PasswordAndCode,
     PasswordChange,
@@ -417,6 +419,28 @@ def revoke_token(token_id: str, user: CurrentUser, session: SessionDep, client: 
 
 
 # -- /users (administration) ---------------------------------------------------------------
+
+
+@users_router.get(
+    "/directory",
+    name="users-directory",
+    responses=error_responses(401, 422),
+    response_model=DirectoryPage,
+    summary="Find people by username or name (anyone signed in)",
+)
+def user_directory(
+    _user: CurrentUser,
+    session: SessionDep,
+    page: Annotated[PageParams, Depends(page_params(service.USER_SORTS))],
+    q: Annotated[
+        str | None, Query(max_length=100, description="Part of a username or display name")
+    ] = None,
+) -> DirectoryPage:
+    users = service.user_directory(session, q, page)
+    return DirectoryPage(
+        items=[DirectoryUser.model_validate(user) for user in users.items],
+        next_cursor=users.next_cursor,
+    )
 
 
 @users_router.get(

@@ -50,6 +50,20 @@ class UserPage(Page[UserOut]):
     pass
 
 
+class DirectoryUser(BaseModel):
+    """What anyone signed in may read of another account: no e-mail, role or security state."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    username: str
+    display_name: str
+
+
+class DirectoryPage(Page[DirectoryUser]):
+    pass
+
+
 class UserCreate(Input):
     username: Username
     email: Email

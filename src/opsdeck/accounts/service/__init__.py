@@ -60,6 +60,7 @@ from opsdeck.accounts.service.users import (
     system_user,
     update_profile,
     update_user,
+    user_directory,
     user_refs_of,
     users_by_id,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "system_user",
     "update_profile",
     "update_user",
+    "user_directory",
     "user_refs_of",
     "users_by_id",
 ]

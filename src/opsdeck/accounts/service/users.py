@@ -214,6 +214,22 @@ def list_users(session: Session, query: UserQuery, page: PageParams) -> Paged[Us
     return paginate(session, statement, page)
 
 
+def user_directory(session: Session, q: str | None, page: PageParams) -> Paged[User]:
+    """The people anyone signed in may find (to invite to a room, to pick an assignee): active
+    accounts, matched on username or display name (never on e-mail, which stays the admins'),
+    sorted like the admins' list. The system account is inactive, so it is never offered."""
+    statement = select(User).where(User.is_active.is_(True))
+    needle = (q or "").strip().lower()
+    if needle:
+        statement = statement.where(
+            or_(
+                User.username.contains(needle, autoescape=True),
+                func.lower(User.display_name).contains(needle, autoescape=True),
+            )
+        )
+    return paginate(session, statement, page)
+
+
 def update_user(
     session: Session,
     user_id: str,
