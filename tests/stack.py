@@ -763,11 +763,19 @@ class ManagedProcess:
 
 
 def start_opsdeck(
-    name: str, args: list[str], *, settings: Any, metrics_dir: Path, workdir: Path
+    name: str,
+    args: list[str],
+    *,
+    settings: Any,
+    metrics_dir: Path,
+    workdir: Path,
+    env_overrides: Mapping[str, str] | None = None,
 ) -> ManagedProcess:
-    """Start `python -m opsdeck <args>` with the test settings; output goes to a log file."""
+    """Start `python -m opsdeck <args>` with the test settings (and `env_overrides`); output
+    goes to a log file."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = hermetic_env(settings, metrics_dir)
+    env.update(env_overrides or {})
     log_path = workdir / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -829,23 +837,26 @@ def celery_worker(
             )
 
 
-@pytest.fixture(scope="session")
-def web_server(
-    base_settings: Any,
+def start_web(
+    name: str,
+    *,
+    settings: Any,
     metrics_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[str, ManagedProcess]]:
-    """A real `opsdeck web` on a free loopback port, sharing the worker's metrics folder.
-    Yields its base URL and the process."""
+    workdir: Path,
+    env_overrides: Mapping[str, str] | None = None,
+) -> tuple[str, ManagedProcess]:
+    """`opsdeck web` on a free loopback port, once it answers `/health`: its base URL and the
+    process (the caller stops it)."""
     import httpx
 
     port = free_port()
     server = start_opsdeck(
-        "opsdeck-web",
+        name,
         ["web", "--host", "127.0.0.1", "--port", str(port)],
-        settings=base_settings,
+        settings=settings,
         metrics_dir=metrics_dir,
-        workdir=tmp_path_factory.mktemp("opsdeck-web"),
+        workdir=workdir,
+        env_overrides=env_overrides,
     )
     base_url = f"http://127.0.0.1:{port}"
 
@@ -857,9 +868,30 @@ def web_server(
         wait_until(
             answers,
             timeout=STARTUP_TIMEOUT,
-            message=f"opsdeck web on {base_url}",
+            message=f"{name} on {base_url}",
             diagnostics=server.diagnostics,
         )
+    except BaseException:
+        server.stop()
+        raise
+    return base_url, server
+
+
+@pytest.fixture(scope="session")
+def web_server(
+    base_settings: Any,
+    metrics_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, ManagedProcess]]:
+    """A real `opsdeck web` on a free loopback port, sharing the worker's metrics folder.
+    Yields its base URL and the process."""
+    base_url, server = start_web(
+        "opsdeck-web",
+        settings=base_settings,
+        metrics_dir=metrics_dir,
+        workdir=tmp_path_factory.mktemp("opsdeck-web"),
+    )
+    try:
         yield base_url, server
     finally:
         server.stop()

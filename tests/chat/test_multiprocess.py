@@ -1,5 +1,6 @@
 """Two `opsdeck web` processes on one database and one Redis (what `--workers 2` or two
-replicas are): a client on each sees the other's messages in order, a kick on one process
+replicas are): a client on each sees the other's messages in order, a user's sends take from
+one rate-limit bucket whichever process they reach, a kick on one process
 unsubscribes the kicked user's connections on the other, signing out disconnects the session's
 sockets everywhere, and the people of a process that dies go offline.
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import queue
 import signal
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,20 +24,19 @@ import socketio
 from tests.chat.conftest import CHAT, WAIT, ChatClient, Person, RoomFactory
 from tests.conftest import API
 from tests.stack import (
-    STARTUP_TIMEOUT,
     ManagedProcess,
     RedisServer,
     TestStack,
-    _die_with_parent,
     find_redis_server,
-    free_port,
-    hermetic_env,
-    python_command,
+    start_web,
     wait_until,
 )
 
 # Short, so a dead process's connections expire within the test (heartbeats every 0.5 s).
 PRESENCE_TTL = 1.5
+# Sends per user: a burst of 12 refilled over ten minutes, so no token comes back meanwhile.
+SEND_BURST = 12
+SEND_WINDOW = 600
 NS = "/chat"
 
 
@@ -64,42 +63,6 @@ def redis_url(test_stack: TestStack, tmp_path_factory: pytest.TempPathFactory) -
         server.stop()
 
 
-def _start_web(
-    name: str, settings: Any, metrics_dir: Path, workdir: Path, redis_url: str
-) -> tuple[str, ManagedProcess]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = hermetic_env(settings, metrics_dir)
-    env["OPSDECK_REDIS_URL"] = redis_url
-    env["OPSDECK_CHAT_PRESENCE_TTL_SECONDS"] = str(PRESENCE_TTL)
-    port = free_port()
-    log_path = workdir / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            python_command(["opsdeck", "web", "--host", "127.0.0.1", "--port", str(port)], workdir),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=workdir,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-    managed = ManagedProcess(name, process, log_path, env)
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        managed.assert_running()
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
-
-    wait_until(
-        answers,
-        timeout=STARTUP_TIMEOUT,
-        message=f"{name} on {url}",
-        diagnostics=managed.diagnostics,
-    )
-    return url, managed
-
-
 @pytest.fixture(scope="module")
 def cluster(
     base_settings: Any,
@@ -110,8 +73,17 @@ def cluster(
     started: list[ManagedProcess] = []
 
     def start(name: str) -> str:
-        url, process = _start_web(
-            name, base_settings, metrics_dir, tmp_path_factory.mktemp(name), redis_url
+        url, process = start_web(
+            name,
+            settings=base_settings,
+            metrics_dir=metrics_dir,
+            workdir=tmp_path_factory.mktemp(name),
+            env_overrides={
+                "OPSDECK_REDIS_URL": redis_url,
+                "OPSDECK_CHAT_PRESENCE_TTL_SECONDS": str(PRESENCE_TTL),
+                "OPSDECK_CHAT_SEND_BURST": str(SEND_BURST),
+                "OPSDECK_CHAT_SEND_WINDOW_SECONDS": str(SEND_WINDOW),
+            },
         )
         started.append(process)
         return url
@@ -144,10 +116,14 @@ def clients() -> Iterator[list[ChatClient]]:
         chat.close()
 
 
-def _send(chat: ChatClient, room_id: str, body: str) -> Any:
-    ack = chat.call(
+def _try_send(chat: ChatClient, room_id: str, body: str) -> Any:
+    return chat.call(
         "message:send", {"room_id": room_id, "client_id": uuid.uuid4().hex, "body": body}
     )
+
+
+def _send(chat: ChatClient, room_id: str, body: str) -> Any:
+    ack = _try_send(chat, room_id, body)
     assert ack["ok"] is True, ack
     return ack
 
@@ -177,6 +153,30 @@ def test_a_client_on_each_process_sees_the_others_messages_in_order(
     assert [m["body"] for m in got[10:]] == [f"b-{i}" for i in range(10)]
     # Bob's unread count reached him from alice's process.
     assert b.next("unread")["room_id"] == room["id"]
+
+
+def test_the_send_limit_is_one_bucket_for_every_process(
+    cluster: Cluster,
+    clients: list[ChatClient],
+    alice: Person,
+    make_room: RoomFactory,
+) -> None:
+    room = make_room(alice)
+    a = _client(cluster.urls[0], alice)
+    b = _client(cluster.urls[1], alice)
+    clients += [a, b]
+    # Alternating between the processes: each sees half the sends, the bucket sees them all.
+    answers = [_try_send((a, b)[index % 2], room["id"], f"m{index}") for index in range(14)]
+    assert [answer["ok"] for answer in answers] == [True] * SEND_BURST + [False, False]
+    assert {answer["error"]["code"] for answer in answers[SEND_BURST:]} == {"rate_limited"}
+    # REST takes from the same bucket.
+    refused = httpx.post(
+        f"{cluster.urls[1]}{CHAT}/rooms/{room['id']}/messages",
+        json={"client_id": "rest", "body": "one more"},
+        headers=alice.headers,
+        timeout=WAIT,
+    )
+    assert refused.status_code == 429
 
 
 def test_a_kick_on_one_process_unsubscribes_the_connections_on_the_other(

@@ -3,10 +3,11 @@ stack, the process in embedded mode) and always in-process too, with the clock m
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header
@@ -272,3 +273,34 @@ def test_redis_clients_are_one_per_url_and_timeout() -> None:
     assert redis_client(url, timeout=1).connection_pool.connection_kwargs["socket_timeout"] == 1
     with pytest.raises(ValueError, match="no Redis URL"):
         redis_client("")
+
+
+def test_hit_async_takes_from_the_same_bucket_and_never_blocks_the_loop_on_redis(
+    limiter: RateLimiter,
+) -> None:
+    limit = _limit(capacity=3, per_seconds=60)
+    threads: list[str] = []
+    take = limiter.backend.take
+
+    def spying_take(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return take(*args, **kwargs)
+
+    async def hits() -> tuple[list[bool], str]:
+        limiter.backend.take = spying_take  # type: ignore[method-assign]
+        try:
+            answers = [(await limiter.hit_async(limit, "alice")).allowed for _ in range(2)]
+        finally:
+            del limiter.backend.take
+        return answers, threading.current_thread().name
+
+    answers, loop_thread = asyncio.run(hits())
+    assert answers == [True, True]
+    # One bucket: the synchronous hit sees the asynchronous ones.
+    assert [limiter.hit(limit, "alice").allowed for _ in range(2)] == [True, False]
+    if isinstance(limiter.backend, RedisBackend):
+        assert limiter.backend.blocking
+        assert loop_thread not in threads  # the Redis calls ran in worker threads
+    else:
+        assert not limiter.backend.blocking
+        assert threads == [loop_thread, loop_thread]  # answered on the spot

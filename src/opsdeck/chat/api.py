@@ -10,7 +10,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from opsdeck.accounts.dependencies import CurrentUser
 from opsdeck.chat import events, service
 from opsdeck.chat.models import ConversationKind
-from opsdeck.chat.presenters import members_out, message_out, messages_out, room_out, rooms_out
+from opsdeck.chat.presenters import (
+    members_out,
+    message_out,
+    messages_out,
+    room_out,
+    rooms_out,
+    sent_message_out,
+)
 from opsdeck.chat.schemas import (
     DmCreate,
     MemberIn,
@@ -352,14 +359,10 @@ def send_message(
         reply_to=body.reply_to,
         attachment_ids=body.attachment_ids,
     )
-    out = message_out(session, sent.message)
+    out = sent_message_out(session, sent)
     if sent.created:
         payload = out.model_dump(mode="json")
-        unread = service.unread_for_members(
-            session, sent.message.conversation_id, except_user_id=user.id
-        )
-        after_commit(session, lambda: events.publish(hub, "message:new", payload))
-        after_commit(session, lambda: events.publish_unread(hub, unread))
+        after_commit(session, lambda: events.publish_new(hub, payload, user.id))
     else:
         response.status_code = status.HTTP_200_OK
     return out

@@ -3,16 +3,17 @@ kept original (docs/chat.md). Thin: chat.service.attachments decides."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Path, UploadFile, status
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from opsdeck.accounts.dependencies import CurrentUser
 from opsdeck.chat.presenters import attachments_out
 from opsdeck.chat.schemas import ChatAttachmentOut
-from opsdeck.chat.service import attachments
+from opsdeck.chat.service import Actor, attachments
 from opsdeck.core.deps import SessionDep, SettingsDep
 from opsdeck.core.errors import NotFound, error_responses
 from opsdeck.core.http import API_PREFIX
@@ -76,9 +77,21 @@ def get_attachment(
     return attachments_out(session, [attachments.get_attachment(session, user, attachment_id)])[0]
 
 
+# A download's part of an attachment: which file of its state, and whether the browser saves
+# it (an `attachment` with its name) or shows it (the preview).
+FilePart = Literal["file", "preview", "original"]
+DOWNLOADED: dict[FilePart, bool] = {"file": True, "preview": False, "original": True}
+
+
 def _serve(
-    settings: Settings, stored: attachments.StoredFile | None, *, download: bool
+    session: Session, settings: Settings, user: Actor, attachment_id: str, part: FilePart
 ) -> FileResponse:
+    """One part of an attachment the user may read (`attachments.get_attachment`), or a 404
+    when it has no such file (yet) or the media store lost it."""
+    attachment = attachments.get_attachment(session, user, attachment_id)
+    stored: attachments.StoredFile | None = getattr(
+        attachments.describe(session, [attachment])[0], part
+    )
     if stored is None:
         raise NotFound("This attachment has no such file.", code="attachment_not_found")
     path = media_store(settings).path(stored.key)
@@ -87,17 +100,10 @@ def _serve(
     return FileResponse(
         path,
         media_type=stored.content_type,
-        filename=stored.filename if download else None,
+        filename=stored.filename if DOWNLOADED[part] else None,
         content_disposition_type="attachment",
         headers=DOWNLOAD_HEADERS,
     )
-
-
-def _state(
-    session: SessionDep, user: CurrentUser, attachment_id: str
-) -> attachments.AttachmentState:
-    attachment = attachments.get_attachment(session, user, attachment_id)
-    return attachments.describe(session, [attachment])[0]
 
 
 @router.get(
@@ -110,7 +116,7 @@ def _state(
 def download(
     attachment_id: AttachmentId, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> FileResponse:
-    return _serve(settings, _state(session, user, attachment_id).file, download=True)
+    return _serve(session, settings, user, attachment_id, "file")
 
 
 @router.get(
@@ -123,7 +129,7 @@ def download(
 def preview(
     attachment_id: AttachmentId, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> FileResponse:
-    return _serve(settings, _state(session, user, attachment_id).preview, download=False)
+    return _serve(session, settings, user, attachment_id, "preview")
 
 
 @router.get(
@@ -136,4 +142,4 @@ def preview(
 def original(
     attachment_id: AttachmentId, session: SessionDep, settings: SettingsDep, user: CurrentUser
 ) -> FileResponse:
-    return _serve(settings, _state(session, user, attachment_id).original, download=True)
+    return _serve(session, settings, user, attachment_id, "original")

@@ -7,12 +7,18 @@
   `{ok: false, error: {code, message}}`: a bad payload, a refusal, even a bug, never a
   disconnect. The sender is the connection's user, never a field of the payload, and
   membership is checked on every event (it may have changed since the room was joined).
-- Database work runs in a thread, one unit of work per event (core.sockets.in_transaction).
+- Database work runs in a thread, one unit of work per event (core.sockets.in_transaction);
+  so does a rate limit's Redis round trip (never on the event loop).
+- A send is acknowledged as soon as its transaction has committed; its `message:new` goes out
+  after the ack, through `RoomBroadcasts` (one conversation's events one at a time, in the
+  order they were handed over). The members' `unread` counts follow at most every
+  UNREAD_DELAY_SECONDS per conversation (`UnreadPushes`), one emit per distinct payload.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
@@ -21,12 +27,12 @@ from typing import Any, TypeVar
 import socketio
 import structlog
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from opsdeck.accounts import service as accounts
 from opsdeck.accounts.dependencies import SESSION_COOKIE
 from opsdeck.chat import service
-from opsdeck.chat.presenters import message_out, messages_out
+from opsdeck.chat.presenters import message_out, messages_out, sent_message_out
 from opsdeck.chat.schemas import (
     DeleteEvent,
     EditEvent,
@@ -43,7 +49,7 @@ from opsdeck.chat.service.presence import Presence, presence_store, sharing_user
 from opsdeck.chat.service.unread import UnreadState, unread_for_members
 from opsdeck.core import live
 from opsdeck.core.errors import AppError, Unauthorized, is_database_unavailable
-from opsdeck.core.ratelimit import RateLimit, rate_limiter
+from opsdeck.core.ratelimit import Decision, RateLimit, rate_limiter
 from opsdeck.core.sockets import SocketContext, SocketHub, in_transaction, origin_allowed
 
 NAMESPACE = "/chat"
@@ -58,6 +64,9 @@ MAX_TOKEN_LENGTH = 4096
 MAX_LIVE_TOPICS = 200
 # The live-bus topic of chat's own messages between web processes (evictions).
 CONTROL_TOPIC = "chat:control"
+# After a new message, the members' `unread` counts are pushed once this delay has passed:
+# every message of the conversation in the meantime is in the same push.
+UNREAD_DELAY_SECONDS = 0.25
 log = structlog.get_logger("opsdeck.chat.events")
 P = TypeVar("P", bound=BaseModel)
 Ack = dict[str, Any]
@@ -97,6 +106,12 @@ def ok(**fields: Any) -> Ack:
 
 def failed(code: str, message: str) -> Ack:
     return {"ok": False, "error": {"code": code, "message": message}}
+
+
+def allowed(decision: Decision) -> None:
+    """Refuse an event the rate limiter refused (`rate_limited`)."""
+    if not decision.allowed:
+        raise EventError("rate_limited", f"Slow down; try again in {decision.retry_after} s.")
 
 
 def _parse(model: type[P], data: Any) -> P:
@@ -151,6 +166,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         # Work started by an event that must outlive it (a reference keeps each task alive).
         self._tasks: set[asyncio.Task[None]] = set()
         self.presence = presence_store(context.settings)
+        self.broadcasts = RoomBroadcasts(self._emit_to_room)
+        self.unread = UnreadPushes(context.hub.server, context.sessionmaker)
         context.hub.on_start(self._start)
         self.handlers: dict[str, Handler] = {
             "room:join": self.room_join,
@@ -201,10 +218,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def _work(self, work: Callable[[Session], Any]) -> Any:
         return await in_transaction(self.context.sessionmaker, work)
 
-    def _limit(self, limit: RateLimit, user: SocketUser) -> None:
-        decision = rate_limiter(self.context.settings).hit(limit, user.id)
-        if not decision.allowed:
-            raise EventError("rate_limited", f"Slow down; try again in {decision.retry_after} s.")
+    async def _limit(self, limit: RateLimit, user: SocketUser) -> None:
+        allowed(await rate_limiter(self.context.settings).hit_async(limit, user.id))
 
     # -- connect ---------------------------------------------------------------------------
 
@@ -266,7 +281,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     # -- events ----------------------------------------------------------------------------
 
     async def room_join(self, sid: str, user: SocketUser, data: Any) -> Ack:
-        self._limit(EVENT_LIMIT, user)
+        await self._limit(EVENT_LIMIT, user)
         payload = _parse(RoomEvent, data)
         settings = self.context.settings
 
@@ -287,7 +302,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return answer
 
     async def room_leave(self, sid: str, user: SocketUser, data: Any) -> Ack:
-        self._limit(EVENT_LIMIT, user)
+        await self._limit(EVENT_LIMIT, user)
         payload = _parse(RoomEvent, data)
         # Stops the live events on this connection; membership is left over REST.
         await self.leave_room(sid, conversation_room(payload.room_id))
@@ -296,8 +311,12 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def message_send(self, sid: str, user: SocketUser, data: Any) -> Ack:
         payload = _parse(SendEvent, data)
         settings = self.context.settings
+        limit = service.send_limit(settings)
+        limiter = rate_limiter(settings)
 
-        def send(session: Session) -> tuple[dict[str, Any], bool, list[UnreadState]]:
+        def send(session: Session) -> tuple[dict[str, Any], bool]:
+            # Here, in the worker thread: in distributed mode the limiter is a Redis call.
+            allowed(limiter.hit(limit, user.id))
             sent = service.send_message(
                 session,
                 user,
@@ -307,23 +326,26 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 reply_to=payload.reply_to,
                 attachment_ids=payload.attachment_ids,
             )
-            unread = (
-                unread_for_members(session, sent.message.conversation_id, except_user_id=user.id)
-                if sent.created
-                else []
-            )
-            message = message_out(session, sent.message).model_dump(mode="json")
-            return message, sent.created, unread
+            return sent_message_out(session, sent).model_dump(mode="json"), sent.created
 
-        self._limit(service.send_limit(settings), user)
-        message, created, unread = await self._work(send)
+        message, created = await self._work(send)
         if created:
-            await self.emit("message:new", message, room=conversation_room(message["room_id"]))
-            await push_unread(self.context.hub.server, unread)
+            # Committed: the ack goes out when this returns, the broadcast after it.
+            self.message_created(message, user.id)
         return ok(id=message["id"], seq=message["seq"], duplicate=not created, message=message)
 
+    def message_created(self, message: dict[str, Any], author_id: str | None) -> None:
+        """A new message has committed (a socket or REST send): `message:new` to the
+        conversation, then the members' `unread` counts."""
+        room_id = str(message["room_id"])
+        self.broadcasts.push(conversation_room(room_id), "message:new", message)
+        self.unread.note(room_id, author_id, int(message["seq"]))
+
+    async def _emit_to_room(self, room: str, event: str, payload: dict[str, Any]) -> None:
+        await self.context.hub.server.emit(event, payload, to=room, namespace=NAMESPACE)
+
     async def message_edit(self, sid: str, user: SocketUser, data: Any) -> Ack:
-        self._limit(EVENT_LIMIT, user)
+        await self._limit(EVENT_LIMIT, user)
         payload = _parse(EditEvent, data)
 
         def edit(session: Session) -> dict[str, Any]:
@@ -331,11 +353,11 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return message_out(session, message).model_dump(mode="json")
 
         message = await self._work(edit)
-        await self.emit("message:edited", message, room=conversation_room(message["room_id"]))
+        self.broadcasts.push(conversation_room(message["room_id"]), "message:edited", message)
         return ok(id=message["id"], seq=message["seq"], message=message)
 
     async def message_delete(self, sid: str, user: SocketUser, data: Any) -> Ack:
-        self._limit(EVENT_LIMIT, user)
+        await self._limit(EVENT_LIMIT, user)
         payload = _parse(DeleteEvent, data)
 
         def delete(session: Session) -> dict[str, Any]:
@@ -343,12 +365,12 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return message_out(session, message).model_dump(mode="json")
 
         message = await self._work(delete)
-        await self.emit("message:deleted", message, room=conversation_room(message["room_id"]))
+        self.broadcasts.push(conversation_room(message["room_id"]), "message:deleted", message)
         return ok(id=message["id"], seq=message["seq"])
 
     async def typing(self, sid: str, user: SocketUser, data: Any) -> Ack:
         payload = _parse(RoomEvent, data)
-        self._limit(service.typing_limit(self.context.settings), user)
+        await self._limit(service.typing_limit(self.context.settings), user)
 
         def check(session: Session) -> None:
             service.require_member(session, user, payload.room_id)
@@ -363,7 +385,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return ok()
 
     async def read(self, sid: str, user: SocketUser, data: Any) -> Ack:
-        self._limit(EVENT_LIMIT, user)
+        await self._limit(EVENT_LIMIT, user)
         payload = _parse(ReadEvent, data)
 
         def mark(session: Session) -> dict[str, Any]:
@@ -383,7 +405,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return ok(**state)
 
     async def sync(self, sid: str, user: SocketUser, data: Any) -> Ack:
-        self._limit(EVENT_LIMIT, user)
+        await self._limit(EVENT_LIMIT, user)
         payload = _parse(SyncEvent, data)
 
         def catch_up(session: Session) -> tuple[list[dict[str, Any]], bool]:
@@ -394,7 +416,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return ok(room_id=payload.room_id, messages=messages, more=more)
 
     async def reaction_toggle(self, sid: str, user: SocketUser, data: Any) -> Ack:
-        self._limit(REACTION_LIMIT, user)
+        await self._limit(REACTION_LIMIT, user)
         payload = _parse(ReactionEvent, data)
 
         def toggle(session: Session) -> dict[str, Any]:
@@ -402,13 +424,13 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             return reaction_payload(session, toggled, user, payload.emoji)
 
         event = await self._work(toggle)
-        await self.emit("reaction", event, room=conversation_room(event["room_id"]))
+        self.broadcasts.push(conversation_room(event["room_id"]), "reaction", event)
         return ok(id=event["id"], reactions=event["reactions"])
 
     # -- presence ----------------------------------------------------------------------------
 
     async def presence_event(self, sid: str, user: SocketUser, data: Any) -> Ack:
-        self._limit(PRESENCE_LIMIT, user)
+        await self._limit(PRESENCE_LIMIT, user)
         payload = _parse(PresenceEvent, data)
         await self._set_presence(sid, user, Presence(payload.status))
         return ok()
@@ -453,7 +475,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     # -- live updates ------------------------------------------------------------------------
 
     async def live_subscribe(self, sid: str, user: SocketUser, data: Any) -> Ack:
-        self._limit(EVENT_LIMIT, user)
+        await self._limit(EVENT_LIMIT, user)
         payload = _parse(LiveEvent, data)
         connection = self.connections.get(sid)
         if connection is None:
@@ -472,7 +494,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return ok(topic=topic)
 
     async def live_unsubscribe(self, sid: str, user: SocketUser, data: Any) -> Ack:
-        self._limit(EVENT_LIMIT, user)
+        await self._limit(EVENT_LIMIT, user)
         payload = _parse(LiveEvent, data)
         connection = self.connections.get(sid)
         if connection is not None:
@@ -622,33 +644,151 @@ def reaction_payload(
     }
 
 
+class RoomBroadcasts:
+    """Each conversation's events, emitted one at a time in the order they were handed over:
+    a send's `message:new` leaves after its ack (the handler returns first), and an edit never
+    overtakes the message it edits. `push` is called on the event loop and returns at once."""
+
+    def __init__(self, emit: Callable[[str, str, dict[str, Any]], Awaitable[None]]) -> None:
+        self._emit = emit
+        self._queues: dict[str, deque[tuple[str, dict[str, Any]]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def push(self, room: str, event: str, payload: dict[str, Any]) -> None:
+        waiting = self._queues.get(room)
+        if waiting is not None:
+            waiting.append((event, payload))
+            return
+        self._queues[room] = deque([(event, payload)])
+        task = asyncio.ensure_future(self._drain(room))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, room: str) -> None:
+        waiting = self._queues[room]
+        try:
+            while waiting:
+                event, payload = waiting.popleft()
+                try:
+                    await self._emit(room, event, payload)
+                except Exception:
+                    log.warning("chat_broadcast_failed", socket_event=event, exc_info=True)
+        finally:
+            del self._queues[room]
+
+
+@dataclass
+class _Noted:
+    senders: set[str]
+    last_seq: int
+
+
+class UnreadPushes:
+    """The `unread` pushes after new messages, per conversation: the first new message starts
+    a delay (UNREAD_DELAY_SECONDS); at its end every member's state is read once and pushed,
+    one emit per distinct payload, so a busy conversation costs a few pushes a second, not one
+    per member per message. A sender is left out when nothing after their own message came in
+    the meantime (their state did not change). Best effort, like presence: a failed read
+    waits for the next message."""
+
+    def __init__(
+        self,
+        server: socketio.AsyncServer,
+        factory: sessionmaker[Session],
+        *,
+        delay: float = UNREAD_DELAY_SECONDS,
+    ) -> None:
+        self.server = server
+        self.factory = factory
+        self.delay = delay
+        self._noted: dict[str, _Noted] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def note(self, room_id: str, sender_id: str | None, seq: int) -> None:
+        noted = self._noted.get(room_id)
+        if noted is None:
+            self._noted[room_id] = _Noted({sender_id} if sender_id else set(), seq)
+            task = asyncio.ensure_future(self._later(room_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        if sender_id:
+            noted.senders.add(sender_id)
+        noted.last_seq = max(noted.last_seq, seq)
+
+    async def _later(self, room_id: str) -> None:
+        await asyncio.sleep(self.delay)
+        await self.flush(room_id)
+
+    async def flush(self, room_id: str) -> None:
+        noted = self._noted.pop(room_id, None)
+        if noted is None:
+            return
+
+        def read(session: Session) -> list[UnreadState]:
+            return unread_for_members(session, room_id)
+
+        try:
+            states = await in_transaction(self.factory, read)
+            await push_unread(
+                self.server,
+                [
+                    state
+                    for state in states
+                    if state.user_id not in noted.senders or state.last_read_seq < noted.last_seq
+                ],
+            )
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                log.warning("chat_unread_push_failed", room_id=room_id, exc_info=True)
+
+
 async def push_unread(server: socketio.AsyncServer, states: list[UnreadState]) -> None:
+    """`unread` to each state's user: one emit (one packet encoded, one Redis message) for all
+    the users whose payload is the same."""
+    groups: dict[tuple[tuple[str, object], ...], list[str]] = {}
     for state in states:
-        await server.emit(
-            "unread", state.payload(), to=user_room(state.user_id), namespace=NAMESPACE
-        )
+        key = tuple(state.payload().items())
+        groups.setdefault(key, []).append(user_room(state.user_id))
+    for key, rooms in groups.items():
+        await server.emit("unread", dict(key), to=rooms, namespace=NAMESPACE)
 
 
 # -- from REST routes ------------------------------------------------------------------------
 
 
 def publish(hub: SocketHub, event: str, message: Mapping[str, Any]) -> None:
-    """Emit a message event to its conversation's clients from a sync route (call it after the
+    """Emit a message event (`message:edited`, `message:deleted`) to its conversation's clients
+    from a sync route, in order with the conversation's other events (call it after the
     commit: `core.db.after_commit`)."""
-    hub.emit_threadsafe(
-        event, dict(message), room=conversation_room(str(message["room_id"])), namespace=NAMESPACE
-    )
+    room = conversation_room(str(message["room_id"]))
+    payload = dict(message)
+
+    async def run() -> None:
+        chat = _chat_namespace(hub)
+        if chat is None:
+            await hub.server.emit(event, payload, to=room, namespace=NAMESPACE)
+        else:
+            chat.broadcasts.push(room, event, payload)
+
+    hub.submit(run)
 
 
-def publish_unread(hub: SocketHub, states: list[UnreadState]) -> None:
-    """Push `unread` to each member after a new message sent over REST (after the commit)."""
-    hub.submit(lambda: push_unread(hub.server, states))
+def publish_new(hub: SocketHub, message: Mapping[str, Any], author_id: str | None) -> None:
+    """A message sent over REST has committed: `message:new` to the conversation's clients,
+    then the members' `unread` counts, as for a socket send (call it after the commit)."""
+    payload = dict(message)
+
+    async def run() -> None:
+        chat = _chat_namespace(hub)
+        if chat is not None:
+            chat.message_created(payload, author_id)
+
+    hub.submit(run)
 
 
 def publish_reaction(hub: SocketHub, event: Mapping[str, Any]) -> None:
-    hub.emit_threadsafe(
-        "reaction", dict(event), room=conversation_room(str(event["room_id"])), namespace=NAMESPACE
-    )
+    publish(hub, "reaction", event)
 
 
 def evict(hub: SocketHub, conversation_id: str, user_id: str) -> None:
@@ -674,11 +814,16 @@ def evict(hub: SocketHub, conversation_id: str, user_id: str) -> None:
     hub.submit(run)
 
 
-def _settings_of(hub: SocketHub) -> Any:
+def _chat_namespace(hub: SocketHub) -> ChatNamespace | None:
     for namespace in hub.server.namespace_handlers.values():
         if isinstance(namespace, ChatNamespace):
-            return namespace.context.settings
+            return namespace
     return None
+
+
+def _settings_of(hub: SocketHub) -> Any:
+    chat = _chat_namespace(hub)
+    return chat.context.settings if chat is not None else None
 
 
 def namespaces(context: SocketContext) -> list[ChatNamespace]:

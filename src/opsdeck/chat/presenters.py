@@ -181,6 +181,36 @@ def message_out(session: Session, message: Message) -> MessageOut:
     return messages_out(session, [message])[0]
 
 
+def sent_message_out(session: Session, sent: service.Sent) -> MessageOut:
+    """The answer to a send: `message_out`, but a new message is shaped from what the send
+    stored (its attachments and mentions; no reactions, replies or pin yet) instead of being
+    read back. One query: its author."""
+    if not sent.created:
+        return message_out(session, sent.message)
+    message = sent.message
+    people = _people(session, {message.author_id} if message.author_id else set())
+    return MessageOut(
+        id=message.id,
+        room_id=message.conversation_id,
+        seq=message.seq,
+        client_id=message.client_id,
+        author=people.get(message.author_id) if message.author_id else None,
+        body=message.body,
+        body_html=message.body_html,
+        created_at=message.created_at,
+        edited_at=None,
+        deleted=False,
+        reply_to=message.reply_to_id,
+        reactions=[],
+        reply_count=0,
+        last_reply_at=None,
+        attachments=attachments_out(session, list(sent.attachments)),
+        mentions=list(sent.mentions),
+        mentions_room=message.mentions_room,
+        pinned_to_incident=None,
+    )
+
+
 def search_hits_out(session: Session, hits: Sequence[Hit]) -> list[SearchHit]:
     messages = messages_out(session, [hit.message for hit in hits])
     return [

@@ -17,10 +17,16 @@ the process, behind a lock. Time comes from the limiter's clock, so tests move i
 
 When Redis cannot be reached the limiter lets hits through and logs `rate_limit_unavailable`:
 a Redis outage must not also lock every user out of signing in.
+
+On an event loop (Socket.IO handlers) use `await limiter.hit_async(...)`: the same decision,
+but a Redis round trip runs in a worker thread instead of blocking every connection of the
+process; the in-process buckets of embedded mode are answered on the spot. Code already in a
+worker thread (a handler's database work) calls `hit` there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import math
@@ -83,6 +89,10 @@ class _Outcome:
 
 
 class Backend(Protocol):
+    # True when `take` waits on the network (Redis): callers on an event loop run it in a
+    # thread.
+    blocking: bool
+
     def take(
         self, key: str, limit: RateLimit, *, cost: int, now: float, consume: bool
     ) -> _Outcome: ...
@@ -99,6 +109,8 @@ def _refill(tokens: float, stamp: float, limit: RateLimit, now: float) -> float:
 
 class MemoryBackend:
     """Buckets in this process, for embedded mode (one web process). Thread-safe."""
+
+    blocking = False
 
     def __init__(self, *, max_buckets: int = 100_000) -> None:
         self._buckets: dict[str, tuple[float, float, RateLimit]] = {}
@@ -175,6 +187,8 @@ return {allowed, exact(tokens), exact(wait)}
 class RedisBackend:
     """Buckets in Redis, shared by every process; each hit is one atomic script."""
 
+    blocking = True
+
     def __init__(self, client: redis.Redis[bytes]) -> None:
         self._client = client
         self._take: Any = client.register_script(_TAKE)
@@ -209,6 +223,13 @@ class RateLimiter:
     def hit(self, limit: RateLimit, key: str, *, cost: int = 1) -> Decision:
         """Take `cost` tokens from the bucket if it has them. A refused hit takes nothing."""
         return self._take(limit, key, cost=cost, consume=True)
+
+    async def hit_async(self, limit: RateLimit, key: str, *, cost: int = 1) -> Decision:
+        """`hit` for code on an event loop: a blocking backend (Redis) is called from a worker
+        thread, so one connection's rate limit never stalls the others of the process."""
+        if self.backend.blocking:
+            return await asyncio.to_thread(self.hit, limit, key, cost=cost)
+        return self.hit(limit, key, cost=cost)
 
     def peek(self, limit: RateLimit, key: str, *, cost: int = 1) -> Decision:
         """Whether a hit would be allowed now, taking nothing (check first, count failures

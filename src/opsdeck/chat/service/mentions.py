@@ -11,7 +11,8 @@
 - Nothing in code (spans or blocks) or in a link's text is a mention or a link
   (core.markdown.Inline).
 
-Mentions are parsed at send and at edit (`apply`, called once by service/messages.py): the
+Mentions are parsed at send (`prepare` before the message is numbered, `store` after) and at
+edit (`apply`, both at once), by service/messages.py: the
 message's `body_html` is rendered with the mention spans and incident links, its `Mention`
 rows and `mentions_room` replaced. A member's mention count (`mention_counts`) is the messages
 by others after their read pointer that mention them or the room, not deleted: reading resets
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
@@ -116,6 +118,28 @@ def _others(session: Session, conversation_id: str, author_id: str) -> list[str]
     )
 
 
+@dataclass(frozen=True)
+class Rendered:
+    """A body read for mentions: its HTML, the people it mentions (ids, in order of first
+    appearance, the author left out) and whether `@room` counts."""
+
+    html: str
+    user_ids: list[str]
+    room: bool
+
+
+def prepare(
+    session: Session, actor: Actor, conversation: Conversation, member: Member, body: str
+) -> Rendered:
+    """Read a body's mentions and render it: only reads (a send does it before it takes the
+    conversation's counter, whose row lock it then holds until the commit)."""
+    names = mentioned_names(body)
+    room = ROOM in names and _room_allowed(session, actor, conversation, member)
+    mentioned = _members_named(session, conversation.id, names)
+    user_ids = [uid for uid in dict.fromkeys(mentioned.values()) if uid != actor.id]
+    return Rendered(render_body(body, mentioned, room), user_ids, room)
+
+
 def apply(
     session: Session,
     actor: Actor,
@@ -127,13 +151,29 @@ def apply(
 ) -> None:
     """Render the message's HTML and store its mentions (send and edit); queue the mail
     notices of new mentions (and, for a new direct message, of its recipients)."""
-    names = mentioned_names(message.body)
-    room = ROOM in names and _room_allowed(session, actor, conversation, member)
-    mentioned = _members_named(session, conversation.id, names)
-    message.body_html = render_body(message.body, mentioned, room)
-    user_ids = [uid for uid in dict.fromkeys(mentioned.values()) if uid != actor.id]
-    before = set(session.scalars(select(Mention.user_id).where(Mention.message_id == message.id)))
-    was_room = message.mentions_room
+    rendered = prepare(session, actor, conversation, member, message.body)
+    message.body_html = rendered.html
+    store(session, actor, conversation, message, rendered, edited=edited)
+
+
+def store(
+    session: Session,
+    actor: Actor,
+    conversation: Conversation,
+    message: Message,
+    rendered: Rendered,
+    *,
+    edited: bool,
+) -> None:
+    """Store what `prepare` read: the message's `Mention` rows and `mentions_room`, and the
+    mail notices of who is newly told. A new message (`edited=False`) has nothing stored yet."""
+    user_ids, room = rendered.user_ids, rendered.room
+    before: set[str] = set()
+    if edited:
+        before = set(
+            session.scalars(select(Mention.user_id).where(Mention.message_id == message.id))
+        )
+    was_room = message.mentions_room if edited else False
     if before:
         session.execute(delete(Mention).where(Mention.message_id == message.id))
     if user_ids:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from opsdeck.audit import service as audit
-from opsdeck.chat.models import Conversation, Member, Message, MessageEdit
+from opsdeck.chat.models import Attachment, Conversation, Member, Message, MessageEdit
 from opsdeck.chat.service import attachments, mentions, search
 from opsdeck.chat.service.access import (
     Actor,
@@ -96,6 +96,10 @@ class Sent:
     message: Message
     # False when the client id had been sent before: the answer is the earlier message.
     created: bool
+    # A new message's attachments (in order) and the people it mentions, as stored: what its
+    # answer shows without reading them back (presenters.sent_message_out).
+    attachments: Sequence[Attachment] = ()
+    mentions: Sequence[str] = ()
 
 
 def _by_client_id(
@@ -137,6 +141,9 @@ def send_message(
             raise NotFound("The message replied to is not in this conversation.", code="no_parent")
         # A reply to a reply joins the root's thread: `reply_to` always names a root.
         reply_to = parent.reply_to_id or parent.id
+    # Everything that only reads comes before the counter: its row lock (PostgreSQL) is held
+    # from the UPDATE below to the commit, and the sends of one conversation queue on it.
+    rendered = mentions.prepare(session, actor, conversation, member, body)
     now = utcnow()
     try:
         with session.begin_nested():
@@ -154,6 +161,8 @@ def send_message(
                 author_id=actor.id,
                 client_id=client_id,
                 body=body,
+                body_html=rendered.html,
+                mentions_room=rendered.room,
                 reply_to_id=reply_to,
                 created_at=now,
             )
@@ -166,13 +175,13 @@ def send_message(
             raise
         return Sent(earlier, created=False)
     attachments.bind(files, message)
-    search.index_message(session, message)
-    mentions.apply(session, actor, conversation, member, message, edited=False)
+    search.index_message(session, message, new_with_names=[file.filename for file in files])
+    mentions.store(session, actor, conversation, message, rendered, edited=False)
     # The author has read what they wrote.
     if member.last_read_seq < seq:
         member.last_read_seq = seq
     session.flush()
-    return Sent(message, created=True)
+    return Sent(message, created=True, attachments=files, mentions=rendered.user_ids)
 
 
 def _editable(session: Session, actor: Actor, message_id: str) -> tuple[Message, Member]:

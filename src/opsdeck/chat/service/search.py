@@ -95,18 +95,24 @@ def fts_rowid(message_id: str) -> int:
 # -- the index ------------------------------------------------------------------------------
 
 
-def index_message(session: Session, message: Message) -> None:
+def index_message(
+    session: Session, message: Message, *, new_with_names: Sequence[str] | None = None
+) -> None:
     """(Re)index a message from its current body and attachments' names; a deleted one is
-    removed instead."""
+    removed instead. A message just sent passes its attachments' names (`new_with_names`, in
+    order): nothing to look up, and no earlier entry to replace."""
     if message.deleted_at is not None:
         forget_message(session, message.id)
         return
-    session.flush()
-    names = session.scalars(
-        select(Attachment.filename)
-        .where(Attachment.message_id == message.id)
-        .order_by(Attachment.position)
-    ).all()
+    if new_with_names is not None:
+        names: Sequence[str] = new_with_names
+    else:
+        session.flush()
+        names = session.scalars(
+            select(Attachment.filename)
+            .where(Attachment.message_id == message.id)
+            .order_by(Attachment.position)
+        ).all()
     # A name's parts as words ("quarterly-report.pdf": quarterly report pdf); a parser would
     # read it whole, as one file name.
     document = " ".join([message.body, *(_NAME_PARTS.sub(" ", name) for name in names)])
@@ -114,7 +120,8 @@ def index_message(session: Session, message: Message) -> None:
         session.execute(_PG_INDEX_ONE, {"message_id": message.id, "document": document})
     else:
         rowid = fts_rowid(message.id)
-        session.execute(delete(_fts).where(_fts.c.rowid == rowid))
+        if new_with_names is None:
+            session.execute(delete(_fts).where(_fts.c.rowid == rowid))
         session.execute(
             _FTS_INSERT, {"rowid": rowid, "document": document, "message_id": message.id}
         )
