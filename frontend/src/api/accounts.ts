@@ -100,6 +100,14 @@ export function listUsers(filters: UserFilters, cursor?: string | null, limit = 
   );
 }
 
+/** A person as anyone signed in may see them (the directory: no e-mail, role or 2FA state). */
+export type DirectoryUser = Schemas['DirectoryUser'];
+
+/** Active people whose username or display name contains `q` (all of them, by username, when empty). */
+export function findPeople(q: string, limit = 50): Promise<Schemas['DirectoryPage']> {
+  return unwrap(api.GET('/api/v1/users/directory', { params: { query: { q: q || undefined, limit } } }));
+}
+
 export function createUser(body: Schemas['UserCreate']): Promise<User> {
   return unwrap(api.POST('/api/v1/users', { body }));
 }

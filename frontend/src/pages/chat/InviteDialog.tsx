@@ -16,7 +16,7 @@ export function personLabel(person: { username: string; display_name?: string | 
 
 /**
  * Adds a person to a room (its moderators and owner): picked among the people the user knows
- * (see `usePeople`), without the room's members. The members list updates; the dialog stays
+ * and the people directory as they type (see `usePeople`), without the room's members. The members list updates; the dialog stays
  * open for the next one.
  */
 export function InviteDialog({
@@ -31,7 +31,8 @@ export function InviteDialog({
   onClose: () => void;
 }) {
   const queryClient = useQueryClient();
-  const { people, loading } = usePeople(opened);
+  const [search, setSearch] = useState('');
+  const { people, loading } = usePeople(opened, search);
   const [choice, setChoice] = useState<string | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [done, setDone] = useState<string | null>(null);
@@ -41,6 +42,7 @@ export function InviteDialog({
 
   function close() {
     setChoice(null);
+    setSearch('');
     setError(null);
     setDone(null);
     onClose();
@@ -75,13 +77,15 @@ export function InviteDialog({
           <FormError error={error} />
           <Select
             label="Person"
-            description="People you share a conversation with."
+            description="Anyone with an account: type part of their name."
             placeholder={loading ? 'Loading people…' : 'Type a name'}
             searchable
             clearable
             data={options}
             value={choice}
             onChange={setChoice}
+            searchValue={search}
+            onSearchChange={setSearch}
             nothingFoundMessage={loading ? 'Loading people…' : 'Nobody else to invite'}
             data-autofocus
             required

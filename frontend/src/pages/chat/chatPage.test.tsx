@@ -308,6 +308,35 @@ describe('war room, search and invites', { timeout: 30_000 }, () => {
     await waitFor(() => expect(screen.getAllByTestId('room-member').map((m) => m.textContent)).toEqual(expect.arrayContaining([expect.stringContaining('Carol')])));
   });
 
+  it('finds people in the directory as the moderator types, beyond those they know', async () => {
+    quietSocket();
+    const dave = { id: 'u-7', username: 'dave', display_name: 'Dave Ops' };
+    const ops = room({ last_read_seq: 2, unread: 0, member_count: 1 });
+    const owner = { user: { id: 'u-1', username: 'alice', display_name: 'Alice' }, role: 'owner', joined_at: '2026-12-07T09:00:00Z', presence: 'online' };
+    const api = mockApi({
+      'GET /api/v1/auth/session': { status: 200, body: session() },
+      'GET /api/v1/chat/rooms': { status: 200, body: { items: [ops], next_cursor: null } },
+      [`GET /api/v1/chat/rooms/${ROOM}`]: { status: 200, body: ops },
+      [`GET /api/v1/chat/rooms/${ROOM}/messages`]: { status: 200, body: { items: [msg(1), msg(2)], next_cursor: null } },
+      [`GET /api/v1/chat/rooms/${ROOM}/members`]: { status: 200, body: [owner] },
+      'GET /api/v1/users/directory': (request) => ({
+        status: 200,
+        body: { items: new URLSearchParams(request.search).get('q') === 'dav' ? [dave] : [], next_cursor: null },
+      }),
+      [`POST /api/v1/chat/rooms/${ROOM}/members`]: { status: 201, body: { user: dave, role: 'member', joined_at: '2026-12-07T10:00:00Z', presence: 'offline' } },
+    });
+    renderApp(`/chat/rooms/${ROOM}`);
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole('button', { name: 'Members (1)' }));
+    await user.click(await screen.findByRole('button', { name: 'Invite someone' }));
+    const dialog = await screen.findByRole('dialog', { name: 'Invite to #ops' });
+    await user.type(within(dialog).getByRole('combobox', { name: /^Person/ }), 'dav');
+    await user.click(await screen.findByRole('option', { name: 'Dave Ops (dave)' }));
+    await user.click(within(dialog).getByRole('button', { name: 'Invite' }));
+    expect(await within(dialog).findByRole('status')).toHaveTextContent('Dave Ops was added to the room.');
+    expect(api.requests.find((r) => r.method === 'POST' && r.path.endsWith('/members'))?.body).toEqual({ user_id: 'u-7' });
+  });
+
   it('offers no invite to a plain member', async () => {
     quietSocket();
     const ops = room({ role: 'member', last_read_seq: 2, unread: 0 });

@@ -1,6 +1,7 @@
 import { useMemo } from 'react';
-import { useQueries, useQuery } from '@tanstack/react-query';
-import { listUsers } from '../../api/accounts';
+import { useDebouncedValue } from '@mantine/hooks';
+import { keepPreviousData, useQueries, useQuery } from '@tanstack/react-query';
+import { findPeople } from '../../api/accounts';
 import { chatKeys, listMembers, listRooms, type UserRef } from '../../api/chat';
 import { useCurrentUser } from '../../auth/AuthContext';
 import { mergePeople } from './search';
@@ -9,14 +10,14 @@ import { mergePeople } from './search';
 const ROOMS_READ = 30;
 
 /**
- * The people a user can pick (to invite to a room, to filter a search by author): everybody
- * they share a conversation with (the members of their rooms, the people of their direct
- * messages), and for an admin every active user too. The platform has no user directory for
- * members (`/api/v1/users` is the admins'), so a member picks among the people they know here.
+ * The people a user can pick (to invite to a room, to filter a search by author): first
+ * everybody they share a conversation with (the members of their rooms, the people of their
+ * direct messages), then the people directory (`GET /users/directory`: every active account
+ * whose username or display name contains what was typed, 50 at a time).
  */
-export function usePeople(enabled: boolean): { people: UserRef[]; loading: boolean } {
+export function usePeople(enabled: boolean, search = ''): { people: UserRef[]; loading: boolean } {
   const user = useCurrentUser();
-  const admin = user.role === 'admin';
+  const [typed] = useDebouncedValue(search.trim(), 250);
   const rooms = useQuery({ queryKey: chatKeys.rooms(), queryFn: () => listRooms(), enabled });
   const joined = (rooms.data?.items ?? []).filter((r) => r.kind !== 'dm' && r.member).slice(0, ROOMS_READ);
   const members = useQueries({
@@ -28,9 +29,10 @@ export function usePeople(enabled: boolean): { people: UserRef[]; loading: boole
     })),
   });
   const everybody = useQuery({
-    queryKey: ['accounts', 'users', 'active-for-chat'],
-    queryFn: () => listUsers({ isActive: true }, null, 100),
-    enabled: enabled && admin,
+    queryKey: [...chatKeys.people(), typed],
+    queryFn: () => findPeople(typed),
+    enabled,
+    placeholderData: keepPreviousData,
     meta: { quiet: true },
   });
   const dmPeople = (rooms.data?.items ?? []).filter((r) => r.kind === 'dm').flatMap((r) => r.members);
@@ -46,6 +48,6 @@ export function usePeople(enabled: boolean): { people: UserRef[]; loading: boole
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [key, user.id],
   );
-  const loading = rooms.isPending || members.some((q) => q.isPending) || (admin && everybody.isPending);
+  const loading = rooms.isPending || members.some((q) => q.isPending) || everybody.isPending;
   return { people, loading: enabled && loading };
 }
