@@ -1,6 +1,5 @@
 import { useState, type FormEvent, type ReactNode } from 'react';
 import {
-  Alert,
   Button,
   Group,
   Modal,
@@ -14,6 +13,7 @@ import {
 } from '@mantine/core';
 import type { ApiError } from '../../api/errors';
 import { FormError } from '../../components/FormError';
+import { Notice } from '../../components/Notice';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { useSubmit } from '../../hooks/useSubmit';
 
@@ -193,13 +193,7 @@ export function AdminCollection<T>({
           {intro}
         </Text>
       </div>
-      <div role="status">
-        {notice ? (
-          <Alert color="green" variant="light" withCloseButton closeButtonLabel="Dismiss" onClose={() => setNotice(null)}>
-            {notice}
-          </Alert>
-        ) : null}
-      </div>
+      <Notice notice={notice} onDismiss={() => setNotice(null)} />
       {top?.(setNotice)}
       {create.after ? null : section}
       {list}

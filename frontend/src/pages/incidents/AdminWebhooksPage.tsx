@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from 'react';
-import { Alert, Badge, Button, Checkbox, Group, Modal, Skeleton, Stack, Table, Text, TextInput, Title } from '@mantine/core';
+import { Badge, Button, Checkbox, Group, Modal, Skeleton, Stack, Table, Text, TextInput, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import {
   createWebhook,
@@ -11,6 +11,7 @@ import {
 } from '../../api/incidents';
 import { FormError } from '../../components/FormError';
 import { formatDateTime } from '../../components/format';
+import { Notice } from '../../components/Notice';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { useSubmit } from '../../hooks/useSubmit';
 import { formFieldErrors } from './filters';
@@ -56,13 +57,7 @@ export default function AdminWebhooksPage() {
           Signed POSTs to other systems when incidents change, retried when they fail.
         </Text>
       </div>
-      <div role="status">
-        {notice ? (
-          <Alert color="green" variant="light" withCloseButton closeButtonLabel="Dismiss" onClose={() => setNotice(null)}>
-            {notice}
-          </Alert>
-        ) : null}
-      </div>
+      <Notice notice={notice} onDismiss={() => setNotice(null)} />
       <section aria-labelledby="new-webhook-title">
         <Title order={2} size="h4" id="new-webhook-title" mb="xs">
           New webhook

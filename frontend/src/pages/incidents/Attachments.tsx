@@ -1,5 +1,5 @@
 import { useState } from 'react';
-import { Alert, Anchor, Button, Card, Group, Image, Modal, Skeleton, Stack, Text, Title } from '@mantine/core';
+import { Anchor, Button, Card, Group, Image, Modal, Skeleton, Stack, Text, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import {
   deleteAttachment,
@@ -11,6 +11,7 @@ import {
 import { useCurrentUser } from '../../auth/AuthContext';
 import { FormError } from '../../components/FormError';
 import { displayName, formatBytes, formatDateTime } from '../../components/format';
+import { Notice } from '../../components/Notice';
 import { useSubmit } from '../../hooks/useSubmit';
 import { FileDrop } from '../images/FileDrop';
 import { formFieldErrors } from './filters';
@@ -87,13 +88,7 @@ export function Attachments({ number }: { number: number }) {
         Attachments
       </Title>
       <Stack gap="sm">
-        <div role="status">
-          {notice ? (
-            <Alert color="green" variant="light" withCloseButton closeButtonLabel="Dismiss" onClose={() => setNotice(null)}>
-              {notice}
-            </Alert>
-          ) : null}
-        </div>
+        <Notice notice={notice} onDismiss={() => setNotice(null)} />
         {list.isPending ? (
           <Skeleton height={60} aria-label="Loading the attachments" />
         ) : items.length ? (

@@ -32,6 +32,7 @@ import {
 } from '../../api/incidents';
 import { FormError } from '../../components/FormError';
 import { displayName, formatDateTime } from '../../components/format';
+import { Notice } from '../../components/Notice';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { useSubmit } from '../../hooks/useSubmit';
 import { IncidentStatusBadge, SeverityBadge, statusLabel } from './badges';
@@ -371,13 +372,7 @@ export default function IncidentDetailPage({ number }: { number: number }) {
           {incident.tags.length ? ` · ${incident.tags.map((tag) => `#${tag}`).join(' ')}` : ''}
         </Text>
       </div>
-      <div role="status">
-        {notice ? (
-          <Alert color="green" variant="light" withCloseButton closeButtonLabel="Dismiss" onClose={() => setNotice(null)}>
-            {notice}
-          </Alert>
-        ) : null}
-      </div>
+      <Notice notice={notice} onDismiss={() => setNotice(null)} />
       <Workflow incident={incident} onNotice={setNotice} />
       {editing ? (
         <EditIncidentDialog

@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'react-router';
-import { Alert, Anchor, Badge, Button, Group, Skeleton, Stack, Tabs, Text, Textarea, Title } from '@mantine/core';
+import { Anchor, Badge, Button, Group, Skeleton, Stack, Tabs, Text, Textarea, Title } from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import {
   getIncident,
@@ -15,6 +15,7 @@ import {
 } from '../../api/incidents';
 import { FormError } from '../../components/FormError';
 import { formatDateTime } from '../../components/format';
+import { Notice } from '../../components/Notice';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { useSubmit } from '../../hooks/useSubmit';
 import { IncidentNotFound } from './IncidentDetailPage';
@@ -65,13 +66,7 @@ function Editor({ number, postmortem, canEdit }: { number: number; postmortem: P
           {postmortem.published_at ? ` · published ${formatDateTime(postmortem.published_at)}` : ''}
         </Text>
       </Group>
-      <div role="status">
-        {notice ? (
-          <Alert color="green" variant="light" withCloseButton closeButtonLabel="Dismiss" onClose={() => setNotice(null)}>
-            {notice}
-          </Alert>
-        ) : null}
-      </div>
+      <Notice notice={notice} onDismiss={() => setNotice(null)} />
       <FormError error={save.error ?? move.error} />
       {canEdit && postmortem.allowed_transitions.length ? (
         <Group gap="xs" role="group" aria-label="Postmortem status">
