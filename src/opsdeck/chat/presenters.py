@@ -131,6 +131,43 @@ def attachments_out(session: Session, rows: Sequence[Attachment]) -> list[ChatAt
     ]
 
 
+def _message_out(
+    message: Message,
+    people: dict[str, UserRef],
+    *,
+    reactions: Sequence[ReactionOut] = (),
+    thread: service.ThreadStats | None = None,
+    attachments: Sequence[ChatAttachmentOut] = (),
+    mentions: Sequence[str] = (),
+) -> MessageOut:
+    """One message's answer from what its caller read (a page, or a send that just stored it)."""
+    deleted = message.deleted_at is not None
+    return MessageOut(
+        id=message.id,
+        room_id=message.conversation_id,
+        seq=message.seq,
+        client_id=message.client_id,
+        author=people.get(message.author_id) if message.author_id else None,
+        body=message.body,
+        body_html=message.body_html,
+        created_at=message.created_at,
+        edited_at=message.edited_at,
+        deleted=deleted,
+        reply_to=message.reply_to_id,
+        reactions=list(reactions),
+        reply_count=thread.reply_count if thread else 0,
+        last_reply_at=thread.last_reply_at if thread else None,
+        attachments=list(attachments),
+        mentions=list(mentions),
+        mentions_room=message.mentions_room and not deleted,
+        pinned_to_incident=(
+            PinOut(number=message.pinned_incident_number, event_id=message.pinned_event_id)
+            if message.pinned_incident_number is not None and message.pinned_event_id is not None
+            else None
+        ),
+    )
+
+
 def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageOut]:
     """A page of messages: one query each for their people, reactions and thread counts."""
     people = _people(session, {m.author_id for m in messages if m.author_id is not None})
@@ -143,35 +180,17 @@ def messages_out(session: Session, messages: Sequence[Message]) -> list[MessageO
     ids = [message.id for message in messages]
     reactions = service.reactions_for(session, ids)
     threads = service.thread_stats(session, ids)
-    no_thread = service.ThreadStats(reply_count=0, last_reply_at=None)
     return [
-        MessageOut(
-            id=message.id,
-            room_id=message.conversation_id,
-            seq=message.seq,
-            client_id=message.client_id,
-            author=people.get(message.author_id) if message.author_id else None,
-            body=message.body,
-            body_html=message.body_html,
-            created_at=message.created_at,
-            edited_at=message.edited_at,
-            deleted=message.deleted_at is not None,
-            reply_to=message.reply_to_id,
+        _message_out(
+            message,
+            people,
             reactions=[
                 ReactionOut(emoji=r.emoji, count=r.count, user_ids=r.user_ids)
                 for r in reactions.get(message.id, [])
             ],
-            reply_count=threads.get(message.id, no_thread).reply_count,
-            last_reply_at=threads.get(message.id, no_thread).last_reply_at,
+            thread=threads.get(message.id),
             attachments=[shaped[a.id] for a in attached.get(message.id, [])],
             mentions=mentioned.get(message.id, []),
-            mentions_room=message.mentions_room and message.deleted_at is None,
-            pinned_to_incident=(
-                PinOut(number=message.pinned_incident_number, event_id=message.pinned_event_id)
-                if message.pinned_incident_number is not None
-                and message.pinned_event_id is not None
-                else None
-            ),
         )
         for message in messages
     ]
@@ -189,25 +208,11 @@ def sent_message_out(session: Session, sent: service.Sent) -> MessageOut:
         return message_out(session, sent.message)
     message = sent.message
     people = _people(session, {message.author_id} if message.author_id else set())
-    return MessageOut(
-        id=message.id,
-        room_id=message.conversation_id,
-        seq=message.seq,
-        client_id=message.client_id,
-        author=people.get(message.author_id) if message.author_id else None,
-        body=message.body,
-        body_html=message.body_html,
-        created_at=message.created_at,
-        edited_at=None,
-        deleted=False,
-        reply_to=message.reply_to_id,
-        reactions=[],
-        reply_count=0,
-        last_reply_at=None,
+    return _message_out(
+        message,
+        people,
         attachments=attachments_out(session, list(sent.attachments)),
         mentions=list(sent.mentions),
-        mentions_room=message.mentions_room,
-        pinned_to_incident=None,
     )
 
 
