@@ -791,6 +791,11 @@ def test_a_malformed_notification_is_a_422_naming_the_field(
     assert fields_of(broken(lambda p: p["alerts"][0].update(startsAt="yesterday"))) == {
         "body.alerts.0.startsAt"
     }
+    # Found by the fuzz gate: a number was read as a Unix time (the document says date-time).
+    assert fields_of(broken(lambda p: p["alerts"][0].update(startsAt=0, endsAt="0"))) == {
+        "body.alerts.0.startsAt",
+        "body.alerts.0.endsAt",
+    }
     not_json = client.post(
         ALERTMANAGER,
         content=b'{"version": "4", ',

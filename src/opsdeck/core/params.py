@@ -1,14 +1,15 @@
 """Parameter types the OpenAPI document describes truthfully.
 
-`datetime` alone takes a number too (pydantic reads `0.5` or `"1700000000"` as Unix seconds),
-while the document says `format: date-time`: a client generated from it, or a fuzzer checking
-it, is told numbers are refused. `IsoDateTime` refuses them, with a 422 naming the parameter.
+`datetime` and `date` alone take a number too (pydantic reads `0.5` or `"1700000000"` as Unix
+seconds), while the document says `format: date-time` or `date`: a client generated from it,
+or a fuzzer checking it, is told numbers are refused. `IsoDateTime` and `IsoDate` refuse them,
+with a 422 naming the parameter or field.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, StringConstraints
@@ -17,13 +18,27 @@ from starlette.convertors import Convertor, register_url_convertor
 _NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*")
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) or (
+        isinstance(value, str) and bool(_NUMBER.fullmatch(value))
+    )
+
+
 def _iso_8601_only(value: Any) -> Any:
-    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+    if _is_number(value):
         raise ValueError("Use an ISO 8601 date and time (e.g. 2026-12-01T09:30:00Z), not a number.")
     return value
 
 
+def _iso_8601_date_only(value: Any) -> Any:
+    if _is_number(value):
+        raise ValueError("Use an ISO 8601 date (e.g. 2026-12-01), not a number.")
+    return value
+
+
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601_only)]
+# The same for a day: pydantic reads 0 or 1767225600 as a Unix time's date.
+IsoDate = Annotated[date, BeforeValidator(_iso_8601_date_only)]
 
 
 class HexIdConvertor(Convertor[str]):

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from opsdeck.core.pagination import Page
-from opsdeck.core.params import Trimmed
+from opsdeck.core.params import IsoDate, IsoDateTime, Trimmed
 from opsdeck.incidents.models import (
     DeliveryStatus as DeliveryStatus,
 )
@@ -298,8 +298,8 @@ class AlertmanagerAlert(BaseModel):
     status: AlertStatus
     labels: dict[str, str]
     annotations: dict[str, str] = {}
-    starts_at: datetime | None = Field(default=None, alias="startsAt")
-    ends_at: datetime | None = Field(default=None, alias="endsAt")
+    starts_at: IsoDateTime | None = Field(default=None, alias="startsAt")
+    ends_at: IsoDateTime | None = Field(default=None, alias="endsAt")
     generator_url: str = Field(default="", alias="generatorURL")
     fingerprint: str = ""
 
@@ -466,7 +466,7 @@ class PostmortemOut(BaseModel):
 class FollowUpCreate(Input):
     title: Title
     owner: Username | None = Field(default=None, description="A username.")
-    due_date: date | None = Field(default=None, description="Today or later.")
+    due_date: IsoDate | None = Field(default=None, description="Today or later.")
     status: FollowUpStatus = FollowUpStatus.OPEN
 
 
@@ -475,7 +475,7 @@ class FollowUpUpdate(Input):
 
     title: Title | None = None
     owner: Username | None = None
-    due_date: date | None = None
+    due_date: IsoDate | None = None
     status: FollowUpStatus | None = None
 
 
