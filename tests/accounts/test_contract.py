@@ -21,6 +21,7 @@ DOCUMENTED_OPERATIONS = {
     ("get", "/api/v1/users/me/tokens"): "users-list-tokens",
     ("post", "/api/v1/users/me/tokens"): "users-create-token",
     ("delete", "/api/v1/users/me/tokens/{token_id}"): "users-revoke-token",
+    ("get", "/api/v1/users/directory"): "users-directory",
     ("get", "/api/v1/users"): "users-list",
     ("post", "/api/v1/users"): "users-create",
     ("get", "/api/v1/users/{user_id}"): "users-get",
