@@ -59,3 +59,33 @@ def test_messages_taken_while_they_are_published_arrive_whole(tmp_path: Path) ->
 
     assert errors == []
     assert sorted(received) == list(range(MESSAGES))
+
+
+def test_a_consumer_outlives_its_queue_folder_going_away(tmp_path: Path) -> None:
+    # The embedded broker's outage (tests/images/test_outages.py moves the folder away): kombu
+    # listed the missing folder and the worker stopped with "Unrecoverable error". No folder
+    # is no message; the consumer takes up the queue when the folder is back.
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    options = {
+        "data_folder_in": str(folder),
+        "data_folder_out": str(folder),
+        "control_folder": str(tmp_path / "control"),
+        "polling_interval": 0.0,
+    }
+    connect: Any = Connection  # kombu ships no type information
+    with connect("filesystem://", transport_options=options) as connection:
+        # Its own queue name: kombu keeps bindings per process, shared with the test above.
+        queue = connection.SimpleQueue("outage")
+        queue.put({"n": 1})
+        aside = folder.rename(tmp_path / "queue-unavailable")
+        for _ in range(3):
+            try:
+                queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            raise AssertionError("a message arrived from a folder that is not there")
+        aside.rename(folder)
+        message = queue.get(timeout=5)
+        assert message.payload == {"n": 1}
+        message.ack()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import structlog
@@ -165,7 +166,7 @@ _keep_redis_channels_connectable()
 
 def _write_filesystem_messages_atomically() -> None:
     """Make kombu's filesystem broker (embedded mode) publish a message file, and create an
-    exchange table, whole.
+    exchange table, whole; and outlive its queue folder going away for a while (`_get`).
 
     kombu 5.7's `filesystem.Channel._put` creates `<name>.<queue>.msg` under its final name,
     then writes the message into it; a worker polling the folder can take the file in
@@ -216,8 +217,22 @@ def _write_filesystem_messages_atomically() -> None:
                 partial.unlink(missing_ok=True)
         original_bind(self, exchange, routing_key, pattern, queue)
 
+    def _get(self: Any, queue: str) -> Any:
+        # kombu lists the queue folder first; with the folder gone (moved away, its volume
+        # unmounted: the embedded broker's outage) that raised FileNotFoundError, and the
+        # worker stopped with "Unrecoverable error" and exit status 0. No folder is no message:
+        # the worker keeps polling and takes up the queue when the folder is back.
+        try:
+            return original_get(self, queue)
+        except FileNotFoundError:
+            if Path(self.data_folder_in).is_dir():
+                raise
+            raise Empty() from None
+
     original_bind = channel_class._queue_bind
+    original_get = channel_class._get
     channel_class._put = _put
+    channel_class._get = _get
     channel_class._queue_bind = _queue_bind
     channel_class._opsdeck_atomic_put = True
 
