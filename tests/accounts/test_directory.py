@@ -72,3 +72,16 @@ def test_the_directory_pages_without_gaps(
         if cursor is None:
             break
     assert pages == [["carol", "dave"], ["erin", "mallory"]]
+
+
+def test_the_directory_path_is_not_taken_for_a_user_id(
+    client: TestClient, member_headers: dict[str, str], admin_headers: dict[str, str]
+) -> None:
+    # Found by the fuzz gate: OPTIONS /users/directory answered with the Allow of
+    # /users/{user_id} (GET, PATCH), since "directory" also matched as a user id.
+    options = client.options(DIRECTORY, headers=member_headers)
+    assert options.status_code == 405
+    assert options.headers["Allow"] == "GET"
+    patched = client.patch(DIRECTORY, json={"role": "admin"}, headers=admin_headers)
+    assert patched.status_code == 405
+    assert client.get(f"{API}/users/not-an-id", headers=admin_headers).status_code == 404

@@ -47,6 +47,7 @@ from opsdeck.core.deps import ClientDep, PasswordsDep, SessionDep, SettingsDep
 from opsdeck.core.errors import Unauthorized, error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.pagination import PageParams, page_params
+from opsdeck.core.params import HexIdConvertor as HexIdConvertor  # registers {name:hexid}
 from opsdeck.settings import Settings
 
 
@@ -492,7 +493,7 @@ def create_user(
 
 
 @users_router.get(
-    "/{user_id}",
+    "/{user_id:hexid}",
     name="users-get",
     responses=error_responses(401, 403, 404, 422),
     response_model=UserOut,
@@ -502,7 +503,7 @@ def get_user(user_id: str, _admin: AdminUser, session: SessionDep) -> UserOut:
 
 
 @users_router.patch(
-    "/{user_id}",
+    "/{user_id:hexid}",
     name="users-update",
     responses=error_responses(401, 403, 404, 409, 422),
     response_model=UserOut,
