@@ -96,6 +96,22 @@ describe('a batch page over the socket', { timeout: 30_000 }, () => {
     expect(reads()).toBeGreaterThan(before + 1);
   });
 
+  it('reads the batch again once subscribed: what changed before the subscription is not lost', async () => {
+    const { socket, reads } = setup(true);
+    setSocketFactory(async () => socket); // connected only once the page has read the batch
+    renderApp(`/images/batches/${ID}`);
+    await waitFor(() => expect(reads()).toBe(1));
+    act(() => socket.setConnected(true));
+    await waitFor(() => expect(socket.sent('live:subscribe')).toHaveLength(1));
+    // The batch may have moved on between the page's read and the subscription, and nobody
+    // was subscribed to hear it: an accepted subscription is followed by one more read.
+    await act(() => vi.advanceTimersByTimeAsync(100));
+    expect(reads()).toBe(2);
+    const after = reads();
+    await act(() => vi.advanceTimersByTimeAsync(10_000));
+    expect(reads()).toBe(after); // and then no polling while live
+  });
+
   it('keeps polling when the server refuses the subscription', async () => {
     const { socket, reads } = setup(false);
     renderApp(`/images/batches/${ID}`);

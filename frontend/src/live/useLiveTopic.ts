@@ -65,7 +65,8 @@ export function useSocketConnected(): boolean {
 
 /**
  * Subscribes to every topic of `topics` while mounted and calls `onChange` when one of them
- * changes, and after a reconnect (what happened meanwhile was not pushed). Returns whether the
+ * changes, and once each subscription is accepted, after every (re)connect: what happened
+ * before it was pushed to nobody. Returns whether the
  * page is live: connected and every subscription accepted. Pass `[]` to subscribe to nothing.
  */
 export function useLiveTopics(topics: readonly string[], onChange: (payload: unknown) => void): boolean {
@@ -83,20 +84,20 @@ export function useLiveTopics(topics: readonly string[], onChange: (payload: unk
     if (!userId || !key) return undefined;
     const wanted = key.split('\n');
     let active = true;
-    let connects = 0;
     claimSocket(userId);
     for (const topic of wanted) holders.set(topic, (holders.get(topic) ?? 0) + 1);
 
     const subscribeAll = () => {
-      connects += 1;
-      const resync = connects > 1;
       setAccepted(new Set());
       for (const topic of wanted) {
         socketRequest('live:subscribe', { topic }).then(
           () => {
             if (!active) return;
             setAccepted((prev) => new Set(prev).add(topic));
-            if (resync) callback.current(null);
+            // Read again once subscribed, the first time too: what changed between the page's
+            // own read and this subscription was pushed to nobody (an image batch can finish
+            // before the socket is up, and the page, live from then on, stopped polling).
+            callback.current(null);
           },
           () => undefined, // refused or not supported: the page keeps polling
         );
