@@ -196,17 +196,18 @@ USER_SORTS = SortOrders(
 )
 
 
+def _matching(statement: Select[Any], q: str | None, *, email: bool) -> Select[Any]:
+    """`statement` narrowed to the users whose username or display name (and, for the admins'
+    list, e-mail) contains `q`, without case, wildcards matched literally."""
+    needle = (q or "").strip().lower()
+    if not needle:
+        return statement
+    fields = [User.username, func.lower(User.display_name), *([User.email] if email else [])]
+    return statement.where(or_(*(field.contains(needle, autoescape=True) for field in fields)))
+
+
 def list_users(session: Session, query: UserQuery, page: PageParams) -> Paged[User]:
-    statement = select(User)
-    if query.q and query.q.strip():
-        needle = query.q.strip().lower()
-        statement = statement.where(
-            or_(
-                User.username.contains(needle, autoescape=True),
-                User.email.contains(needle, autoescape=True),
-                func.lower(User.display_name).contains(needle, autoescape=True),
-            )
-        )
+    statement = _matching(select(User), query.q, email=True)
     if query.role is not None:
         statement = statement.where(User.role == query.role)
     if query.is_active is not None:
@@ -218,15 +219,7 @@ def user_directory(session: Session, q: str | None, page: PageParams) -> Paged[U
     """The people anyone signed in may find (to invite to a room, to pick an assignee): active
     accounts, matched on username or display name (never on e-mail, which stays the admins'),
     sorted like the admins' list. The system account is inactive, so it is never offered."""
-    statement = select(User).where(User.is_active.is_(True))
-    needle = (q or "").strip().lower()
-    if needle:
-        statement = statement.where(
-            or_(
-                User.username.contains(needle, autoescape=True),
-                func.lower(User.display_name).contains(needle, autoescape=True),
-            )
-        )
+    statement = _matching(select(User).where(User.is_active.is_(True)), q, email=False)
     return paginate(session, statement, page)
 
 
