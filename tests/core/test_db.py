@@ -4,6 +4,7 @@ refused unit of work keeps."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -11,9 +12,9 @@ from pathlib import Path
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Column, Integer, MetaData, Table, insert, select
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from opsdeck.app import create_app
@@ -34,7 +35,7 @@ from opsdeck.core.deps import SessionDep
 from opsdeck.core.errors import Forbidden, NotFound
 from opsdeck.settings import Settings
 from tests.conftest import error_of, make_settings
-from tests.stack import hermetic_env, python_command
+from tests.stack import current_stack, hermetic_env, python_command
 
 KOLKATA = timezone(timedelta(hours=5, minutes=30))
 moments = MetaData()
@@ -369,3 +370,60 @@ def test_the_request_session_keeps_a_refusals_record(
     assert response.status_code == 403
     assert error_of(response)["message"] == "Refused, but remembered."
     assert _stored_ids(sessions) == [81]
+
+
+# -- pooled connections that died -------------------------------------------------------------
+
+if current_stack().postgres is not None:
+    # SQLite has no server to lose; the pool's ping is PostgreSQL's.
+
+    def _backend_pid(engine: Engine) -> int:
+        with engine.connect() as connection:
+            return int(connection.scalar(text("SELECT pg_backend_pid()")))
+
+    def _terminate(settings: Settings, pid: int) -> None:
+        killer = make_engine(settings.database_url_resolved, pooled=False)
+        try:
+            with killer.connect() as connection:
+                assert connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        finally:
+            killer.dispose()
+
+    def test_a_pooled_connection_that_died_while_idle_is_replaced_before_use(
+        settings: Settings,
+    ) -> None:
+        engine = make_engine(settings.database_url_resolved, pool_size=1, ping_after_idle=0.1)
+        try:
+            first = _backend_pid(engine)
+            _terminate(settings, first)
+            time.sleep(0.3)
+
+            # The dead connection is found by the ping, not by the caller's statement.
+            second = _backend_pid(engine)
+        finally:
+            engine.dispose()
+
+        assert second != first
+
+    def test_a_connection_reused_at_once_is_not_pinged_and_one_error_renews_the_pool(
+        settings: Settings,
+    ) -> None:
+        # Within the idle allowance a checkout costs no round trip, so a connection killed in
+        # that moment fails its caller once; that failure replaces every pooled connection.
+        engine = make_engine(settings.database_url_resolved, pool_size=2, ping_after_idle=60)
+        try:
+            with engine.connect() as one, engine.connect() as two:
+                pids = [
+                    one.scalar(text("SELECT pg_backend_pid()")),
+                    two.scalar(text("SELECT pg_backend_pid()")),
+                ]
+            for pid in pids:
+                _terminate(settings, int(pid))
+
+            with pytest.raises(OperationalError), engine.connect() as connection:
+                connection.scalar(text("SELECT 1"))
+            after = {_backend_pid(engine), _backend_pid(engine)}
+        finally:
+            engine.dispose()
+
+        assert after.isdisjoint(pids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -37,6 +39,9 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "opsdeck.idle_since"
 AFTER_COMMIT_KEY = "opsdeck.after_commit"
 ON_REFUSAL_KEY = "opsdeck.keep_on_refusal"
 log = structlog.get_logger("opsdeck.db")
@@ -80,7 +85,13 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), str: String()}
 
 
-def make_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    pooled: bool = True,
+    ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+) -> Engine:
     """`pooled=False`: every checkout opens a new connection and closing it closes it (for a
     thread in a process that forks later, so no child inherits an open connection)."""
     extra: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
@@ -92,7 +103,38 @@ def make_engine(url: str, *, pool_size: int = 10, pooled: bool = True) -> Engine
         return engine
     if not pooled:
         return create_engine(url, **extra)
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    _ping_idle_connections(engine, ping_after_idle)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine, after_seconds: float) -> None:
+    """SQLAlchemy's `pool_pre_ping`, for connections that sat idle only.
+
+    A pre-ping on every checkout is a round trip per request and two per image task, spent to
+    learn that a connection used a moment ago still works. A connection idle for less than
+    `after_seconds` is handed out as it is: for it to be dead, the server must have gone away
+    within that moment, and then the first statement's disconnect error invalidates the pool
+    (every connection checked in before it is replaced on its next checkout) and the request
+    answers 503 or the task is retried, as during any outage. A connection idle for longer,
+    across a restart in the night, say, is pinged and replaced before anyone uses it."""
+
+    @event.listens_for(engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < after_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool discards this connection, replaces it, and replaces every connection
+            # checked in before now on its next checkout.
+            raise InvalidatePoolError(f"pooled connection failed its ping: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:
