@@ -4,6 +4,7 @@ publishes a row twice while another relay holds it."""
 from __future__ import annotations
 
 import importlib
+import os
 import sqlite3
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 from fastapi import FastAPI
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
@@ -35,7 +37,7 @@ from opsdeck.core.observability import bind_request_id, clear_request_id
 from opsdeck.core.queue import beat_schedule
 from opsdeck.modules import task_modules
 from tests.core.conftest import closed_port_database_url
-from tests.stack import ManagedProcess
+from tests.stack import ManagedProcess, TestStack
 
 PURGE = "accounts.purge_expired"
 
@@ -125,6 +127,94 @@ def test_a_committed_job_runs_on_the_worker_with_the_request_id(
     assert record["task"] == PURGE
     assert record["state"] == "SUCCESS"
     assert _owed(sessions) == 0
+
+
+def _enqueue_traced(sessions: sessionmaker[Session]) -> str:
+    trace = f"jobs-{uuid.uuid4().hex}"
+    bind_request_id(trace)
+    try:
+        with sessions() as session:
+            enqueue(session, PURGE)
+            session.commit()
+    finally:
+        clear_request_id()
+    return trace
+
+
+def _ran(celery_worker: ManagedProcess, trace: str) -> dict[str, Any]:
+    return celery_worker.wait_for_record(
+        lambda r: r.get("event") == "task_finished" and r.get("request_id") == trace,
+        message=f"the job's task_finished line carrying {trace}",
+    )
+
+
+@pytest.mark.integration
+def test_a_publishing_connection_is_kept_and_a_dead_one_costs_no_job(
+    sessions: sessionmaker[Session], celery_worker: ManagedProcess, test_stack: TestStack
+) -> None:
+    """Publishes after the first reuse its connection; one that died meanwhile (the broker
+    restarted, or dropped it) is replaced at once, and the job goes out at once, not later
+    through the relay."""
+    jobs._publishers.close()
+    _ran(celery_worker, _enqueue_traced(sessions))
+    with jobs._publishers.connection() as publisher:
+        assert publisher.kept
+
+    if test_stack.redis is None:
+        return  # the filesystem broker's connection is a folder: nothing to die
+    client = redis.Redis.from_url(test_stack.redis.url)
+    try:
+        assert client.client_kill_filter(_type="normal", skipme=True) >= 1
+    finally:
+        client.close()
+
+    trace = _enqueue_traced(sessions)
+    assert _owed(sessions) == 0  # published by the commit, not left to the relay
+    _ran(celery_worker, trace)
+
+
+def test_a_kept_connection_that_fails_is_replaced_for_the_same_job(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs._publishers.close()
+    with jobs._publishers.connection() as publisher:
+        dead = publisher.connection
+    seen: list[Any] = []
+
+    def send(connection: Any, row: JobOutbox) -> None:
+        if connection is dead:
+            raise ConnectionError("connection reset by peer")
+        seen.append((connection, row.task))
+
+    monkeypatch.setattr(jobs, "_send", send)
+    with sessions() as session:
+        enqueue(session, PURGE, "marker")
+        session.commit()
+
+    assert _owed(sessions) == 0
+    assert len(seen) == 1
+    assert seen[0][1] == PURGE
+    with jobs._publishers.connection() as publisher:
+        assert publisher.connection is seen[0][0]  # the new one is kept, the dead one is gone
+
+
+def test_a_forked_child_opens_its_own_publishing_connection(
+    sessions: sessionmaker[Session], sent: list[tuple[str, list[Any]]]
+) -> None:
+    """Celery's pool processes are forked from a process that has published: a connection
+    used by two processes at once would mix their bytes."""
+    with jobs._publishers.connection():
+        pass
+    with jobs._publishers.connection() as publisher:
+        parents = publisher.connection
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's verdict is its exit status
+        with jobs._publishers.connection() as publisher:
+            os._exit(0 if publisher.connection is not parents and not publisher.kept else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with jobs._publishers.connection() as publisher:
+        assert publisher.connection is parents
 
 
 def test_a_job_whose_publish_fails_stays_owed_and_the_relay_sends_it_later(

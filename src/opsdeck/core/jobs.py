@@ -38,6 +38,7 @@ second run changes nothing more.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -46,6 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
+import redis
 import structlog
 from celery import signals
 from celery.exceptions import Reject, Retry
@@ -302,10 +304,10 @@ def publish_owed(
             return 0
         published: list[int] = []
         error: Exception | None = None
-        with _publisher() as connection:
+        with _publishers.connection() as publisher:
             for row in rows:
                 try:
-                    _send(connection, row)
+                    publisher.send(row)
                 except Exception as exc:
                     error = exc
                     break
@@ -317,10 +319,9 @@ def publish_owed(
     return len(published)
 
 
-@contextmanager
-def _publisher() -> Iterator[Any]:
+def _new_publisher_connection() -> Any:
     """A broker connection for publishing only, that gives up fast (PUBLISH_TIMEOUT_SECONDS)."""
-    connection = celery_app.connection_for_write(
+    return celery_app.connection_for_write(
         connect_timeout=PUBLISH_TIMEOUT_SECONDS,
         transport_options={
             "max_retries": 0,
@@ -329,10 +330,98 @@ def _publisher() -> Iterator[Any]:
             "socket_timeout": PUBLISH_TIMEOUT_SECONDS * 2,
         },
     )
+
+
+class _Publisher:
+    """One thread's use of a publishing connection: a kept one, replaced by a new one (once)
+    when it fails, since a kept connection may have died with a broker restart since."""
+
+    def __init__(self, connection: Any, *, kept: bool) -> None:
+        self.connection = connection
+        self.kept = kept
+        self.failed = False
+
+    def send(self, row: JobOutbox) -> None:
+        try:
+            _send(self.connection, row)
+        except Exception as exc:
+            if not self.kept or _timed_out(exc):  # a broker that hangs hangs a new one too
+                self.failed = True
+                raise
+            _release_quietly(self.connection)
+            self.connection, self.kept = _new_publisher_connection(), False
+            try:
+                _send(self.connection, row)
+            except Exception:
+                self.failed = True
+                raise
+
+
+def _timed_out(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, TimeoutError | redis.TimeoutError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class _PublisherConnections:
+    """Publishing connections kept between publishes, a few per process.
+
+    Opening one costs more than what is published on it (measured against Redis: 4-5 ms of CPU
+    for a connection and its channel, 0.4 ms for a publish on a kept one), and every request
+    or task that enqueues publishes. Not shared across a fork: a child (Celery's pool
+    processes) starts with none, and leaves the parent's alone."""
+
+    KEEP = 4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
+        # Connections a forked child inherited: never used, never closed (the parent's).
+        self._inherited: list[Any] = []
+
+    @contextmanager
+    def connection(self) -> Iterator[_Publisher]:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._inherited.extend(self._idle)
+                self._idle, self._pid = [], os.getpid()
+            kept = self._idle.pop() if self._idle else None
+        publisher = _Publisher(kept or _new_publisher_connection(), kept=kept is not None)
+        try:
+            yield publisher
+        except BaseException:
+            publisher.failed = True
+            raise
+        finally:
+            self._give_back(publisher)
+
+    def _give_back(self, publisher: _Publisher) -> None:
+        if not publisher.failed:
+            with self._lock:
+                if self._pid == os.getpid() and len(self._idle) < self.KEEP:
+                    self._idle.append(publisher.connection)
+                    return
+        _release_quietly(publisher.connection)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            _release_quietly(connection)
+
+
+def _release_quietly(connection: Any) -> None:
     try:
-        yield connection
-    finally:
         connection.release()
+    except Exception:  # a dead connection has nothing left to give back
+        log.debug("job_publisher_release_failed", exc_info=True)
+
+
+_publishers = _PublisherConnections()
 
 
 def _send(connection: Any, row: JobOutbox) -> None:
