@@ -221,10 +221,15 @@ def test_batches_are_split_into_tasks_that_spread_small_batches_and_group_big_on
 
     assert service.chunks([]) == []
     assert service.chunks(ids[:40]) == [[item] for item in ids[:40]]
-    assert {len(chunk) for chunk in service.chunks(ids[:64])} == {2}
+    assert {len(chunk) for chunk in service.chunks(ids[:64])} == {1, 2}
     big = service.chunks(ids)
     assert max(len(chunk) for chunk in big) == service.CHUNK_MAX
     assert [item for chunk in big for item in chunk] == ids  # all of them, in order, once
+    # The end of a batch comes in ever smaller tasks, so no worker is left alone with a full
+    # chunk while the others have nothing to do.
+    sizes = [len(chunk) for chunk in big]
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[-service.CHUNK_TAPER :] == [1] * service.CHUNK_TAPER
 
 
 def test_claiming_several_items_returns_them_in_order_and_releasing_gives_them_back(

@@ -41,7 +41,7 @@ START_BATCH_TASK = service.START_BATCH_JOB
 # Fetch failures worth another try (timeouts, 5xx, 429) are retried this many times.
 MAX_FETCH_RETRIES = 4
 # A chunk (service.chunks) takes no new image after CHUNK_SLICE_SECONDS.
-CHUNK_SLICE_SECONDS = 0.5
+CHUNK_SLICE_SECONDS = 1.0
 # A chunk records its finished images RECORD_EVERY at a time, or sooner when the oldest has
 # waited RECORD_SECONDS: one transaction (and one batch-row lock) for several images.
 RECORD_EVERY = 4

@@ -66,6 +66,9 @@ DELIVER_WEBHOOK_JOB = "images.deliver_webhook"
 # worker (a batch of n images makes about n / CHUNK_SPREAD tasks before the cap).
 CHUNK_MAX = 8
 CHUNK_SPREAD = 32
+# A chunk holds at most 1 / CHUNK_TAPER of the images left to pack from it on, so the tasks
+# at the end of a batch are a few images, then one, whichever worker takes them.
+CHUNK_TAPER = 8
 
 
 class User(Protocol):
@@ -492,12 +495,17 @@ def chunks(item_ids: list[str]) -> list[list[str]]:
 def pack(units: Sequence[Sequence[str]]) -> list[list[str]]:
     """`chunks` for units of images that must stay in one task (same_url_units): a unit is
     never split, and one bigger than a chunk is a chunk of its own."""
-    size = min(CHUNK_MAX, max(1, sum(len(unit) for unit in units) // CHUNK_SPREAD))
+    remaining = sum(len(unit) for unit in units)
+    largest = min(CHUNK_MAX, max(1, remaining // CHUNK_SPREAD))
     packed: list[list[str]] = []
     current: list[str] = []
     for unit in units:
+        # The last chunks get smaller (CHUNK_TAPER): the workers run out of work together
+        # instead of most of them waiting for the few that took a full chunk last.
+        size = min(largest, max(1, remaining // CHUNK_TAPER))
         if current and len(current) + len(unit) > size:
             packed.append(current)
+            remaining -= len(current)
             current = []
         current.extend(unit)
     if current:
