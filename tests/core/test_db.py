@@ -3,18 +3,21 @@ refused unit of work keeps."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, StatementError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from opsdeck.app import create_app
@@ -427,3 +430,69 @@ if current_stack().postgres is not None:
             engine.dispose()
 
         assert after.isdisjoint(pids)
+
+
+# -- SQLite: one process's transactions take turns -------------------------------------------
+
+_ENDINGS = ("commit", "rollback", "close", "failed statement")
+
+
+@pytest.mark.parametrize("ending", _ENDINGS)
+def test_sqlite_transactions_of_a_process_take_turns_and_every_ending_hands_the_turn_on(
+    tmp_path: Path, ending: str
+) -> None:
+    """The next transaction waits for the one before it and starts once it ends, however it
+    ends: a turn never handed on would stall every writer of the process."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}")
+    moments.create_all(engine)
+    second_done = threading.Event()
+
+    def second() -> None:
+        with engine.begin() as connection:
+            connection.execute(insert(MOMENTS).values(id=2))
+        second_done.set()
+
+    try:
+        first = engine.connect()
+        first.begin()
+        first.execute(insert(MOMENTS).values(id=1))
+        waiting = threading.Thread(target=second)
+        waiting.start()
+        waiting.join(0.3)
+        assert not second_done.is_set()  # the first still has its turn
+
+        if ending == "commit":
+            first.commit()
+        elif ending == "rollback":
+            first.rollback()
+        elif ending == "failed statement":
+            with pytest.raises(IntegrityError):
+                first.execute(insert(MOMENTS).values(id=1))
+            first.rollback()
+        first.close()  # "close" ends it by closing the connection alone
+        waiting.join(10)
+        assert second_done.is_set()
+        with engine.connect() as connection:
+            ids = connection.scalars(select(MOMENTS.c.id).order_by(MOMENTS.c.id)).all()
+        assert ids == ([1, 2] if ending == "commit" else [2])
+    finally:
+        engine.dispose()
+
+
+def test_a_forked_child_does_not_inherit_a_held_sqlite_turn(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'fork.db'}")
+    moments.create_all(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(MOMENTS).values(id=1))
+            lock: Any = type(connection.connection.dbapi_connection).__dict__.get("writer_lock")
+            assert lock is not None
+            assert lock.locked()
+            child = os.fork()
+            if child == 0:  # pragma: no cover - the child's verdict is its exit status
+                lock = type(connection.connection.dbapi_connection).__dict__["writer_lock"]
+                os._exit(1 if lock.locked() else 0)
+            _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        engine.dispose()

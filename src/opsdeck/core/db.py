@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -97,7 +100,13 @@ def make_engine(
     extra: dict[str, Any] = {} if pooled else {"poolclass": NullPool}
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, **extra
+            url,
+            connect_args={
+                "check_same_thread": False,
+                "timeout": SQLITE_BUSY_SECONDS,
+                "factory": _sqlite_connection_class(),
+            },
+            **extra,
         )
         _configure_sqlite(engine)
         return engine
@@ -137,6 +146,72 @@ def _ping_idle_connections(engine: Engine, after_seconds: float) -> None:
             raise InvalidatePoolError(f"pooled connection failed its ping: {exc}") from exc
 
 
+SQLITE_BUSY_SECONDS = 30.0
+
+
+class _SQLiteConnection(sqlite3.Connection):
+    """A SQLite connection whose transactions take turns, within the process, on a lock that
+    hands over at once.
+
+    Every transaction starts with BEGIN IMMEDIATE (the write lock, below). Left to SQLite, a
+    transaction that finds the lock taken polls for it, sleeping 1, 2, 5, 10 ... ms between
+    tries: under a stream of short transactions (chat sends, a chunk's records) the database
+    then sits idle between them, and throughput collapses long before the CPU is busy. The
+    threads of one process queue on `writer_lock` first, so the next one starts the moment
+    the last one commits; other processes (web and worker) still meet at SQLite's own lock.
+    SQLite's lock is what keeps the data safe, so a turn that cannot be had within
+    SQLITE_BUSY_SECONDS goes ahead to it without one."""
+
+    writer_lock: threading.Lock  # one per engine (_sqlite_connection_class)
+    holds_writer_lock = False
+
+    def take_writer_turn(self) -> None:
+        if self.writer_lock.acquire(timeout=SQLITE_BUSY_SECONDS):
+            self.holds_writer_lock = True
+
+    def end_writer_turn(self) -> None:
+        if self.holds_writer_lock:
+            self.holds_writer_lock = False
+            self.writer_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.end_writer_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.end_writer_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.end_writer_turn()
+
+
+_sqlite_connection_classes: list[type[_SQLiteConnection]] = []
+
+
+def _sqlite_connection_class() -> type[_SQLiteConnection]:
+    """A connection class of its own for an engine, so each database file has its lock."""
+    cls = type("EngineSQLiteConnection", (_SQLiteConnection,), {"writer_lock": threading.Lock()})
+    _sqlite_connection_classes.append(cls)
+    return cls
+
+
+def _new_writer_locks_after_fork() -> None:
+    # A lock a thread of the parent held at the fork would never be released in the child.
+    for cls in _sqlite_connection_classes:
+        cls.writer_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_writer_locks_after_fork)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -153,7 +228,13 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         # BEGIN IMMEDIATE takes the write lock up front: two writers queue on busy_timeout
         # instead of failing with SQLITE_BUSY when a read snapshot cannot be upgraded.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        dbapi_connection = connection.connection.dbapi_connection
+        dbapi_connection.take_writer_turn()
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_connection.end_writer_turn()
+            raise
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
