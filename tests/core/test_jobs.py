@@ -107,28 +107,6 @@ def test_a_job_enqueued_in_a_rolled_back_savepoint_is_never_sent(
     assert _owed(sessions) == 0  # published, so no longer owed
 
 
-@pytest.mark.integration
-def test_a_committed_job_runs_on_the_worker_with_the_request_id(
-    sessions: sessionmaker[Session], celery_worker: ManagedProcess
-) -> None:
-    trace = f"jobs-{uuid.uuid4().hex}"
-    bind_request_id(trace)
-    try:
-        with sessions() as session:
-            enqueue(session, PURGE)
-            session.commit()
-    finally:
-        clear_request_id()
-
-    record = celery_worker.wait_for_record(
-        lambda r: r.get("event") == "task_finished" and r.get("request_id") == trace,
-        message="the job's task_finished line carrying the request id",
-    )
-    assert record["task"] == PURGE
-    assert record["state"] == "SUCCESS"
-    assert _owed(sessions) == 0
-
-
 def _enqueue_traced(sessions: sessionmaker[Session]) -> str:
     trace = f"jobs-{uuid.uuid4().hex}"
     bind_request_id(trace)
@@ -146,6 +124,16 @@ def _ran(celery_worker: ManagedProcess, trace: str) -> dict[str, Any]:
         lambda r: r.get("event") == "task_finished" and r.get("request_id") == trace,
         message=f"the job's task_finished line carrying {trace}",
     )
+
+
+@pytest.mark.integration
+def test_a_committed_job_runs_on_the_worker_with_the_request_id(
+    sessions: sessionmaker[Session], celery_worker: ManagedProcess
+) -> None:
+    record = _ran(celery_worker, _enqueue_traced(sessions))
+    assert record["task"] == PURGE
+    assert record["state"] == "SUCCESS"
+    assert _owed(sessions) == 0
 
 
 @pytest.mark.integration
