@@ -7,6 +7,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -193,13 +194,15 @@ class _SQLiteConnection(sqlite3.Connection):
             self.end_writer_turn()
 
 
-_sqlite_connection_classes: list[type[_SQLiteConnection]] = []
+# Weak: an engine's class (and lock) goes with the engine; a process making many (the tests)
+# does not keep them all.
+_sqlite_connection_classes: weakref.WeakSet[type[_SQLiteConnection]] = weakref.WeakSet()
 
 
 def _sqlite_connection_class() -> type[_SQLiteConnection]:
     """A connection class of its own for an engine, so each database file has its lock."""
     cls = type("EngineSQLiteConnection", (_SQLiteConnection,), {"writer_lock": threading.Lock()})
-    _sqlite_connection_classes.append(cls)
+    _sqlite_connection_classes.add(cls)
     return cls
 
 
@@ -226,8 +229,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        # BEGIN IMMEDIATE takes the write lock up front: two writers queue on busy_timeout
-        # instead of failing with SQLITE_BUSY when a read snapshot cannot be upgraded.
+        # BEGIN IMMEDIATE takes the write lock up front: two writers queue (on the process's
+        # turn, then on busy_timeout) instead of failing with SQLITE_BUSY when a read snapshot
+        # cannot be upgraded.
         dbapi_connection = connection.connection.dbapi_connection
         dbapi_connection.take_writer_turn()
         try:
