@@ -217,7 +217,7 @@ def _pending_batch(session: Session, owner: Any, count: int) -> str:
 
 
 def test_batches_are_split_into_tasks_that_spread_small_batches_and_group_big_ones() -> None:
-    ids = [f"i{n}" for n in range(300)]
+    ids = [f"i{n}" for n in range(600)]
 
     assert service.chunks([]) == []
     assert service.chunks(ids[:40]) == [[item] for item in ids[:40]]

@@ -44,8 +44,8 @@ MAX_FETCH_RETRIES = 4
 CHUNK_SLICE_SECONDS = 1.0
 # A chunk records its finished images RECORD_EVERY at a time, or sooner when the oldest has
 # waited RECORD_SECONDS: one transaction (and one batch-row lock) for several images.
-RECORD_EVERY = 4
-RECORD_SECONDS = 0.25
+RECORD_EVERY = 8
+RECORD_SECONDS = 0.5
 # libvips reports each step of each operation at INFO (14 lines for one thumbnail), which at the
 # default level would be most of a worker's log; its warnings and errors still come through.
 logging.getLogger("pyvips").setLevel(logging.WARNING)

@@ -64,7 +64,7 @@ PROCESS_ITEMS_JOB = "images.process_items"
 DELIVER_WEBHOOK_JOB = "images.deliver_webhook"
 # Images per task: up to CHUNK_MAX, fewer in small batches so they still spread over every
 # worker (a batch of n images makes about n / CHUNK_SPREAD tasks before the cap).
-CHUNK_MAX = 8
+CHUNK_MAX = 16
 CHUNK_SPREAD = 32
 # A chunk holds at most 1 / CHUNK_TAPER of the images left to pack from it on, so the tasks
 # at the end of a batch are a few images, then one, whichever worker takes them.

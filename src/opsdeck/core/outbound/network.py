@@ -56,6 +56,8 @@ def clip_timeout(timeout: float | None) -> float | None:
 # its deadline. A resolver stuck for longer keeps its thread until the system resolver gives
 # up (resolv.conf's timeout x attempts); a handful of threads bound what such hosts can hold.
 _RESOLVER_THREADS = 4
+# The most a read of a response takes from the socket at once (see GuardedStream.read).
+READ_BYTES = 256 * 1024
 _resolver = ThreadPoolExecutor(_RESOLVER_THREADS, thread_name_prefix="opsdeck-resolve")
 
 
@@ -176,7 +178,11 @@ class GuardedStream(httpcore.NetworkStream):
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         try:
             self._sock.settimeout(clip_timeout(timeout))
-            return self._sock.recv(max_bytes)
+            # httpcore asks for 64 KiB at a time, and every piece goes through h11 once: taking
+            # what has arrived, up to READ_BYTES, reads a 1 MiB image in about 5 pieces instead
+            # of 17 (a fetch's CPU 1.55 -> 1.3 ms, bench/images_pipeline.py). The body's size
+            # cap is still checked after every piece (client._read_body).
+            return self._sock.recv(max(max_bytes, READ_BYTES))
         except TimeoutError as exc:
             raise httpcore.ReadTimeout("the server sent nothing for too long") from exc
         except OSError as exc:
