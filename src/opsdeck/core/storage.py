@@ -111,7 +111,14 @@ def _fsync_path(path: Path) -> None:
 
 def media_store(settings: Settings) -> MediaStore:
     """The media store of these settings; every caller (API, workers, CLI) shares one."""
-    return _store_at(settings.media_dir.resolve())
+    return _store_for(settings.media_dir)
+
+
+@lru_cache(maxsize=8)
+def _store_for(media_dir: Path) -> MediaStore:
+    # Resolved once per folder, not per call: resolve() asks the file system about every
+    # component of the path, twice per image in a worker.
+    return _store_at(media_dir.resolve())
 
 
 @lru_cache(maxsize=8)
