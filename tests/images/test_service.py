@@ -232,6 +232,79 @@ def test_batches_are_split_into_tasks_that_spread_small_batches_and_group_big_on
     assert sizes[-service.CHUNK_TAPER :] == [1] * service.CHUNK_TAPER
 
 
+def test_the_rest_of_a_chunk_is_packed_in_tasks_of_a_given_size_without_splitting_a_unit() -> None:
+    units = [["a"], ["b", "c"], ["d"], ["e"], ["f", "g", "h", "i"], ["j"]]
+
+    assert service.pack(units, per_task=3) == [
+        ["a", "b", "c"],
+        ["d", "e"],
+        ["f", "g", "h", "i"],
+        ["j"],
+    ]
+    assert service.pack(units, per_task=1) == units
+    # Neither spread nor tapered: ten images in tasks of five are two tasks, not ten.
+    ten = [[f"i{n}"] for n in range(10)]
+    assert [len(chunk) for chunk in service.pack(ten, per_task=5)] == [5, 5]
+    assert [len(chunk) for chunk in service.pack(ten)] == [1] * 10
+    many = [[f"i{n}"] for n in range(40)]
+    assert max(len(chunk) for chunk in service.pack(many, per_task=100)) == service.CHUNK_MAX
+
+
+def test_a_chunk_out_of_time_hands_its_rest_back_in_tasks_it_could_have_done_in_its_slice(
+    app: FastAPI, make_user: UserFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = make_user("owner")
+    with app.state.sessionmaker() as session:
+        batch = service.create_csv_batch(
+            session,
+            owner,
+            columns=["S. No.", "Product Name", "Input Image Urls"],
+            products=[
+                service.ProductInput(str(n), f"p{n}", [str(n), f"p{n}", "u"], [f"http://x/{n}"])
+                for n in range(11)
+            ],
+            operations={"quality": 50},
+            webhook_url=None,
+        )
+        _keep_from_the_worker(session)
+        session.commit()
+        ids = service.item_ids(session, batch.id)
+    monkeypatch.setattr(pipeline, "task_session", lambda: transaction(app.state.sessionmaker))
+    monkeypatch.setattr(MediaStore, "sync", lambda _store, keys: None)
+    sent: list[list[str]] = []
+    monkeypatch.setattr(
+        service,
+        "enqueue_many",
+        lambda _session, jobs: sent.extend(
+            [args[0]] if isinstance(args[0], str) else list(args[0]) for _task, args in jobs
+        ),
+    )
+    # Every image takes 0.3 s of a fake clock: four fit in the 1 s slice (0, 0.3, 0.6, 0.9).
+    now = [0.0]
+    monkeypatch.setattr(pipeline, "time", type("Clock", (), {"monotonic": lambda: now[0]}))
+    monkeypatch.setattr(pipeline, "CHUNK_SLICE_SECONDS", 1.0)
+    result = service.ItemResult("b" * 64, "jpeg", 10, 5, 1, 1)
+
+    def attempt(work: service.ItemWork, **_: Any) -> pipeline.Produced:
+        now[0] += 0.3
+        return pipeline.Produced(work.item_id, work.batch_id, result=result)
+
+    monkeypatch.setattr(pipeline, "attempt", attempt)
+
+    taken = pipeline.process_chunk(ids)
+
+    assert taken == 4
+    # The seven left go back in tasks of four (what this chunk did in its slice), in order.
+    assert sent == [ids[4:8], ids[8:11]]
+    with app.state.sessionmaker() as session:
+        states = dict(
+            session.execute(
+                select(ImageItem.id, ImageItem.status).where(ImageItem.batch_id == batch.id)
+            ).all()
+        )
+    assert [states[item_id] for item_id in ids] == ["succeeded"] * 4 + ["pending"] * 7
+
+
 def test_claiming_several_items_returns_them_in_order_and_releasing_gives_them_back(
     app: FastAPI, make_user: UserFactory
 ) -> None:

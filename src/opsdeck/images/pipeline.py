@@ -167,7 +167,8 @@ def process_chunk(item_ids: list[str], *, retries_done: int = 0) -> int:
     for index, unit in enumerate(units):
         if index and time.monotonic() - started > CHUNK_SLICE_SECONDS:
             flush()
-            hand_back(units[index:])
+            # In tasks of as many images as this one did in its slice: each should fit in one.
+            hand_back(units[index:], per_task=taken)
             return taken
         try:
             done = attempt(unit[0], retries_done=retries_done, max_retries=MAX_FETCH_RETRIES)
@@ -226,13 +227,14 @@ def fetch_later(unit: list[service.ItemWork], later: FetchLater, *, retries_done
         enqueue_from_task(PROCESS_ITEMS_TASK, ids, countdown=later.countdown, retries=retries)
 
 
-def hand_back(units: list[list[service.ItemWork]]) -> None:
-    """Give claimed images back unstarted and queue them again, in one unit of work."""
+def hand_back(units: list[list[service.ItemWork]], *, per_task: int = 1) -> None:
+    """Give claimed images back unstarted and queue them again, in one unit of work, in tasks
+    of `per_task` images (service.pack's; a unit is never split)."""
     if units:
         ids = [[work.item_id for work in unit] for unit in units]
         with task_session() as session:
             service.release_items(session, [item_id for unit in ids for item_id in unit])
-            service.enqueue_units(session, ids)
+            service.enqueue_units(session, ids, per_task=per_task)
 
 
 def run_work(

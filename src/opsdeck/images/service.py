@@ -492,17 +492,25 @@ def chunks(item_ids: list[str]) -> list[list[str]]:
     return pack([[item_id] for item_id in item_ids])
 
 
-def pack(units: Sequence[Sequence[str]]) -> list[list[str]]:
+def pack(units: Sequence[Sequence[str]], *, per_task: int | None = None) -> list[list[str]]:
     """`chunks` for units of images that must stay in one task (same_url_units): a unit is
-    never split, and one bigger than a chunk is a chunk of its own."""
+    never split, and one bigger than a chunk is a chunk of its own.
+
+    `per_task`: chunks of that many images (at most CHUNK_MAX), neither spread nor tapered:
+    for the rest of a chunk handed back (pipeline.hand_back), which is a part of a batch, not
+    a batch."""
     remaining = sum(len(unit) for unit in units)
-    largest = min(CHUNK_MAX, max(1, remaining // CHUNK_SPREAD))
+    largest = (
+        min(CHUNK_MAX, max(1, remaining // CHUNK_SPREAD))
+        if per_task is None
+        else min(CHUNK_MAX, max(1, per_task))
+    )
     packed: list[list[str]] = []
     current: list[str] = []
     for unit in units:
         # The last chunks get smaller (CHUNK_TAPER): the workers run out of work together
         # instead of most of them waiting for the few that took a full chunk last.
-        size = min(largest, max(1, remaining // CHUNK_TAPER))
+        size = largest if per_task is not None else min(largest, max(1, remaining // CHUNK_TAPER))
         if current and len(current) + len(unit) > size:
             packed.append(current)
             remaining -= len(current)
@@ -519,13 +527,16 @@ def enqueue_items(session: Session, item_ids: Sequence[str]) -> int:
     return enqueue_units(session, [[item_id] for item_id in item_ids])
 
 
-def enqueue_units(session: Session, units: Sequence[Sequence[str]]) -> int:
-    """enqueue_items for units that must stay in one task (same_url_units)."""
+def enqueue_units(
+    session: Session, units: Sequence[Sequence[str]], *, per_task: int | None = None
+) -> int:
+    """enqueue_items for units that must stay in one task (same_url_units); `per_task` as
+    for pack."""
     enqueue_many(
         session,
         [
             (PROCESS_ITEM_JOB, (chunk[0],)) if len(chunk) == 1 else (PROCESS_ITEMS_JOB, (chunk,))
-            for chunk in pack(units)
+            for chunk in pack(units, per_task=per_task)
         ],
     )
     return sum(len(unit) for unit in units)
