@@ -294,8 +294,8 @@ def test_a_chunk_out_of_time_hands_its_rest_back_in_tasks_it_could_have_done_in_
     taken = pipeline.process_chunk(ids)
 
     assert taken == 4
-    # The seven left go back in tasks of four (what this chunk did in its slice), in order.
-    assert sent == [ids[4:8], ids[8:11]]
+    # The seven left go back in tasks of two (half what this chunk did in its slice), in order.
+    assert sent == [ids[4:6], ids[6:8], ids[8:10], ids[10:11]]
     with app.state.sessionmaker() as session:
         states = dict(
             session.execute(

@@ -167,8 +167,9 @@ def process_chunk(item_ids: list[str], *, retries_done: int = 0) -> int:
     for index, unit in enumerate(units):
         if index and time.monotonic() - started > CHUNK_SLICE_SECONDS:
             flush()
-            # In tasks of as many images as this one did in its slice: each should fit in one.
-            hand_back(units[index:], per_task=taken)
+            # In tasks of half as many images as this one did in its slice: each should take
+            # about half a slice, so the queue's last tasks still end close together.
+            hand_back(units[index:], per_task=max(1, taken // 2))
             return taken
         try:
             done = attempt(unit[0], retries_done=retries_done, max_retries=MAX_FETCH_RETRIES)
