@@ -9,13 +9,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from opsdeck.accounts.dependencies import CurrentUser
-from opsdeck.core.deps import SessionDep
+from opsdeck.core.deps import SessionDep, SettingsDep
 from opsdeck.core.errors import error_responses
 from opsdeck.core.http import API_PREFIX
 from opsdeck.core.params import IsoDateTime
 from opsdeck.incidents.api.filters import IncidentFilterDep
 from opsdeck.incidents.schemas import IncidentStats
 from opsdeck.incidents.service import export, stats
+from opsdeck.incidents.service.stats_cache import stats_cache
 
 router = APIRouter(prefix=f"{API_PREFIX}/incidents", tags=["incidents"])
 
@@ -29,6 +30,7 @@ router = APIRouter(prefix=f"{API_PREFIX}/incidents", tags=["incidents"])
 )
 def incident_stats(
     session: SessionDep,
+    settings: SettingsDep,
     user: CurrentUser,
     since: Annotated[
         IsoDateTime | None, Query(description="Start (ISO 8601; default: 30 days before until).")
@@ -36,7 +38,9 @@ def incident_stats(
     until: Annotated[IsoDateTime | None, Query(description="End, excluded (default: now).")] = None,
 ) -> IncidentStats:
     """At most 366 days; `since` must be before `until`. A time without a zone is UTC."""
-    return stats.incident_stats(session, user, since, until)
+    # An answer may come from the cache while no incident changed, for at most
+    # incidents_stats_cache_seconds; without `until` it covers up to when it was computed.
+    return stats.cached_incident_stats(session, user, stats_cache(settings), since, until).stats
 
 
 @router.get(

@@ -10,12 +10,17 @@
 PostgreSQL aggregates in SQL (percentile_cont); SQLite, the small embedded deployment, reads
 the timestamps and computes the percentiles in Python, the same way. Four statements in all
 (see incident_stats); on PostgreSQL the period's are index-only scans.
+
+The API asks through cached_incident_stats: an answer computed less than
+`incidents_stats_cache_seconds` ago for the same visibility scope and period, while no change
+was recorded since (stats_cache.py says why that rule is exact enough), costs one statement.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -25,9 +30,10 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from opsdeck.core.db import utcnow
 from opsdeck.core.errors import ValidationFailed
-from opsdeck.incidents.models import Incident, IncidentStatus, Severity
+from opsdeck.incidents.models import Incident, IncidentStatus, Severity, TimelineEvent
 from opsdeck.incidents.schemas import DayCount, DurationPercentiles, IncidentStats
 from opsdeck.incidents.service.access import Actor, visible_clause
+from opsdeck.incidents.service.stats_cache import Entry, StatsCache, cache_key
 from opsdeck.incidents.service.workflow import OPEN_STATUSES
 
 DEFAULT_PERIOD = timedelta(days=30)
@@ -159,17 +165,72 @@ def _period_durations(
     )
 
 
+def change_marker(session: Session) -> int | None:
+    """The newest timeline event's id: every change the stats can see appends one
+    (stats_cache.py says which), so an answer computed with another marker is stale. One probe
+    of the primary key's end."""
+    marker: int | None = session.scalar(select(func.max(TimelineEvent.id)))
+    return marker
+
+
+def visibility_scope(actor: Actor) -> str:
+    """Who sees the same incidents: every admin sees them all; a member sees the public ones
+    and the restricted ones they take part in, their own set."""
+    return "all" if actor.is_admin else f"user:{actor.id}"
+
+
+@dataclass(frozen=True)
+class CachedStats:
+    stats: IncidentStats
+    # Whole seconds this answer may still be given without computing it again (0: none).
+    max_age: int
+    from_cache: bool
+
+
+def cached_incident_stats(
+    session: Session,
+    actor: Actor,
+    cache: StatsCache,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> CachedStats:
+    """incident_stats through `cache`: an answer computed for the same visibility scope and
+    period, with the same change marker, less than the cache's age limit ago; otherwise
+    computed and stored. Without `until`, a cached answer covers up to when it was computed
+    (its `until`). The period is checked first, whatever the cache holds (422s unchanged)."""
+    now = cache.clock()
+    period(since, until, now=now)
+    if not cache.enabled:
+        return CachedStats(incident_stats(session, actor, since, until, now=now), 0, False)
+    # Read before computing: a change committed meanwhile gives the next request a newer
+    # marker, so at worst this answer is computed again, never kept too long.
+    marker = change_marker(session)
+    key = cache_key(
+        visibility_scope(actor),
+        None if since is None else _utc(since),
+        None if until is None else _utc(until),
+    )
+    entry = cache.get(key, marker, now)
+    if entry is not None:
+        return CachedStats(entry.stats, cache.remaining_seconds(entry, now), True)
+    computed = incident_stats(session, actor, since, until, now=now)
+    cache.put(key, Entry(marker=marker, computed_at=now, stats=computed))
+    return CachedStats(computed, cache.ttl_seconds, False)
+
+
 def incident_stats(
     session: Session,
     actor: Actor,
     since: datetime | None = None,
     until: datetime | None = None,
+    *,
+    now: datetime | None = None,
 ) -> IncidentStats:
     """Four statements (and SET LOCAL jit on PostgreSQL): open now by severity; the period's
     declared incidents by day and status; their MTTA and MTTR; the period's resolutions by day.
     On PostgreSQL the last three read ix_incidents_declared_at / ix_incidents_resolved_at alone
     (covering indexes, 0011)."""
-    start, end = period(since, until)
+    start, end = period(since, until, now=now)
     if _postgres(session):
         # Compiling these plans (JIT: their cost passes jit_above_cost) takes longer than
         # running them: 20-60 ms a statement, a third of the request (bench/incidents_api.py).
