@@ -6,6 +6,7 @@ a Redis outage is no error (Redis on the PostgreSQL stack, this process on the e
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,13 @@ from opsdeck.incidents.models import Incident, IncidentStatus, Severity, Visibil
 from opsdeck.incidents.service import stats
 from opsdeck.incidents.service import stats_cache as stats_cache_module
 from opsdeck.incidents.service.incidents import declare
-from opsdeck.incidents.service.stats_cache import KEY_PREFIX, RedisStore, StatsCache, stats_cache
+from opsdeck.incidents.service.stats_cache import (
+    KEY_PREFIX,
+    MemoryStore,
+    RedisStore,
+    StatsCache,
+    stats_cache,
+)
 from opsdeck.settings import Settings
 from tests.conftest import API, UserFactory, error_of, sign_in
 from tests.stack import TestStack, free_port
@@ -385,3 +392,34 @@ def test_stats_are_answered_when_the_cache_s_redis_is_down(
     monkeypatch.setattr(stats_cache_module, "_cache", lambda _url, _ttl: dead)
     ask()
     ask()
+
+
+def test_one_computation_of_an_answer_at_a_time_in_a_process() -> None:
+    cache = StatsCache(MemoryStore(), 30)
+    inside = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        with cache.computing("a"):
+            order.append("first in")
+            inside.set()
+            release.wait(10)
+            order.append("first out")
+
+    def second() -> None:
+        with cache.computing("a"):
+            order.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    threads[0].start()
+    assert inside.wait(10)
+    threads[1].start()
+    with cache.computing("b"):  # another answer does not wait
+        order.append("other")
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert order == ["first in", "other", "first out", "second in"]
+    with cache.computing("a"):  # nothing is left holding it
+        pass

@@ -181,7 +181,8 @@ def visibility_scope(actor: Actor) -> str:
 
 @dataclass(frozen=True)
 class CachedStats:
-    stats: IncidentStats
+    # The answer as JSON (IncidentStats): a cached one is sent without being parsed again.
+    body: bytes
     # Whole seconds this answer may still be given without computing it again (0: none).
     max_age: int
     from_cache: bool
@@ -201,7 +202,8 @@ def cached_incident_stats(
     now = cache.clock()
     period(since, until, now=now)
     if not cache.enabled:
-        return CachedStats(incident_stats(session, actor, since, until, now=now), 0, False)
+        computed = incident_stats(session, actor, since, until, now=now)
+        return CachedStats(computed.model_dump_json().encode(), 0, False)
     # Read before computing: a change committed meanwhile gives the next request a newer
     # marker, so at worst this answer is computed again, never kept too long.
     marker = change_marker(session)
@@ -211,11 +213,16 @@ def cached_incident_stats(
         None if until is None else _utc(until),
     )
     entry = cache.get(key, marker, now)
-    if entry is not None:
-        return CachedStats(entry.stats, cache.remaining_seconds(entry, now), True)
-    computed = incident_stats(session, actor, since, until, now=now)
-    cache.put(key, Entry(marker=marker, computed_at=now, stats=computed))
-    return CachedStats(computed, cache.ttl_seconds, False)
+    if entry is None:
+        with cache.computing(key):
+            # Another request of this process may have computed it while this one waited.
+            entry = cache.get(key, marker, now)
+            if entry is None:
+                computed = incident_stats(session, actor, since, until, now=now)
+                entry = Entry.of(marker, now, computed)
+                cache.put(key, entry)
+                return CachedStats(entry.body, cache.ttl_seconds, False)
+    return CachedStats(entry.body, cache.remaining_seconds(entry, now), True)
 
 
 def incident_stats(

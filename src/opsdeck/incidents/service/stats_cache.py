@@ -18,26 +18,28 @@ When it may answer (stats.cached_incident_stats):
   request without `until` reuse an answer computed at T for "now" until T + the limit: the
   answer then says `until` = T, what it covers.
 
-Where: Redis when `redis_url` is set (shared by every web process; JSON under
+Where: Redis when `redis_url` is set (shared by every web process; under
 `opsdeck:incidents:stats:`, expiring with the age limit), otherwise this process (a small
-bounded dict). A Redis error is logged and the request computes as if there were no cache.
+bounded dict); either way as the JSON body the API sends. A Redis error is logged and the
+request computes as if there were no cache.
+Requests of one process asking for the same answer while it is being computed wait for it
+(StatsCache.computing) rather than compute it again each.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
 import structlog
-from pydantic import ValidationError
 
 from opsdeck.core.db import utcnow
 from opsdeck.core.redis import redis_client
@@ -46,6 +48,7 @@ from opsdeck.settings import Settings
 
 log = structlog.get_logger("opsdeck.incidents.stats_cache")
 KEY_PREFIX = "opsdeck:incidents:stats:"
+VALUE_VERSION = b"v1"
 # Answers kept in one process when there is no Redis (embedded: one web process).
 MEMORY_ENTRIES = 512
 # A Redis that does not answer costs a request at most this long before it computes.
@@ -55,11 +58,17 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class Entry:
-    """A computed answer: the change marker read before computing it, and when."""
+    """A computed answer, as the JSON body the API sends (a cached answer is sent as it is,
+    neither parsed nor validated again): the change marker read before computing it, and
+    when."""
 
     marker: int | None
     computed_at: datetime
-    stats: IncidentStats
+    body: bytes
+
+    @classmethod
+    def of(cls, marker: int | None, computed_at: datetime, stats: IncidentStats) -> Entry:
+        return cls(marker, computed_at, stats.model_dump_json().encode())
 
 
 class Store(Protocol):
@@ -95,7 +104,8 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Answers in Redis, shared by every process: one GET or one SET EX per use."""
+    """Answers in Redis, shared by every process: one GET or one SET EX per use. A value is
+    `v1|<marker>|<computed at, ISO 8601>|<the answer's JSON>` (`-`: no marker, no event yet)."""
 
     def __init__(self, client: redis.Redis[bytes]) -> None:
         self._client = client
@@ -104,24 +114,20 @@ class RedisStore:
         raw = self._client.get(key)
         if raw is None:
             return None
-        try:
-            data: dict[str, Any] = json.loads(raw)
-            return Entry(
-                marker=data["marker"],
-                computed_at=datetime.fromisoformat(data["computed_at"]),
-                stats=IncidentStats.model_validate(data["stats"]),
-            )
-        except (ValueError, KeyError, TypeError, ValidationError):
+        parts = raw.split(b"|", 3)
+        if len(parts) != 4 or parts[0] != VALUE_VERSION:
             return None  # written by another version: computed again and overwritten
+        try:
+            marker = None if parts[1] == b"-" else int(parts[1])
+            computed_at = datetime.fromisoformat(parts[2].decode())
+        except ValueError:
+            return None
+        return Entry(marker, computed_at, parts[3])
 
     def put(self, key: str, entry: Entry, ttl_seconds: int) -> None:
-        value = json.dumps(
-            {
-                "marker": entry.marker,
-                "computed_at": entry.computed_at.isoformat(),
-                "stats": entry.stats.model_dump(mode="json"),
-            },
-            separators=(",", ":"),
+        marker = b"-" if entry.marker is None else str(entry.marker).encode()
+        value = b"|".join(
+            (VALUE_VERSION, marker, entry.computed_at.isoformat().encode(), entry.body)
         )
         self._client.set(key, value, ex=max(1, ttl_seconds))
 
@@ -138,6 +144,8 @@ class StatsCache:
         self.store = store
         self.ttl_seconds = ttl_seconds
         self.clock = clock
+        self._guard = threading.Lock()
+        self._computing: dict[str, tuple[threading.Lock, int]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -155,10 +163,29 @@ class StatsCache:
             return None
         if entry is None or entry.marker != marker:
             return None
-        age = (now - entry.computed_at).total_seconds()
-        if not 0 <= age < self.ttl_seconds:
+        # Computed after `now` (by the request this one waited for in `computing`): fresher.
+        if (now - entry.computed_at).total_seconds() >= self.ttl_seconds:
             return None
         return entry
+
+    @contextmanager
+    def computing(self, key: str) -> Iterator[None]:
+        """One computation of `key` at a time in this process: when an answer expires under
+        load, the requests asking for it at that moment wait for the first one's (and read it
+        with `get`) instead of each computing it again."""
+        with self._guard:
+            lock, users = self._computing.get(key, (threading.Lock(), 0))
+            self._computing[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._computing[key]
+                if users == 1:
+                    del self._computing[key]
+                else:
+                    self._computing[key] = (lock, users - 1)
 
     def put(self, key: str, entry: Entry) -> None:
         if not self.enabled:
@@ -171,7 +198,7 @@ class StatsCache:
     def remaining_seconds(self, entry: Entry, now: datetime) -> int:
         """Whole seconds `entry` may still answer (at least 0)."""
         left = self.ttl_seconds - (now - entry.computed_at).total_seconds()
-        return max(0, math.floor(left))
+        return max(0, min(self.ttl_seconds, math.floor(left)))
 
     def clear(self) -> None:
         """Forget every answer (tests; an operator who wants fresh figures at once)."""
