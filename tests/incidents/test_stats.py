@@ -351,6 +351,22 @@ def test_without_until_an_answer_covers_up_to_when_it_was_computed(
     ) == timedelta(days=30)
 
 
+def test_the_open_incidents_are_computed_once_for_every_period_of_a_scope(
+    client: TestClient, db: Session, people: None, stats_clock: StatsClock
+) -> None:
+    assert _stats(client, "bob")["open_by_severity"]["SEV1"] == 1
+    _behind_the_services_back(db, _number(db, INVESTIGATING_SEV1), IncidentStatus.RESOLVED)
+    other = {"since": "2025-06-01T00:00:00Z", "until": "2025-06-03T00:00:00Z"}
+
+    stats_clock.advance(10)
+    body = _stats(client, "bob", **other)  # another period: computed, open from the cache
+    assert body["open_by_severity"]["SEV1"] == 1
+    assert _stats(client, "alice", **other)["open_by_severity"]["SEV1"] == 0  # her own
+
+    stats_clock.advance(20)  # 30 s after the open counts were: the whole answer is as old
+    assert _stats(client, "bob", **other)["open_by_severity"]["SEV1"] == 0
+
+
 def test_a_cache_of_0_seconds_computes_every_call(
     settings: Settings, db: Session, people: None
 ) -> None:

@@ -18,6 +18,7 @@ was recorded since (stats_cache.py says why that rule is exact enough), costs on
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from opsdeck.core.errors import ValidationFailed
 from opsdeck.incidents.models import Incident, IncidentStatus, Severity, TimelineEvent
 from opsdeck.incidents.schemas import DayCount, DurationPercentiles, IncidentStats
 from opsdeck.incidents.service.access import Actor, visible_clause
-from opsdeck.incidents.service.stats_cache import Entry, StatsCache, cache_key
+from opsdeck.incidents.service.stats_cache import Entry, StatsCache, cache_key, open_key
 from opsdeck.incidents.service.workflow import OPEN_STATUSES
 
 DEFAULT_PERIOD = timedelta(days=30)
@@ -218,11 +219,44 @@ def cached_incident_stats(
             # Another request of this process may have computed it while this one waited.
             entry = cache.get(key, marker, now)
             if entry is None:
-                computed = incident_stats(session, actor, since, until, now=now)
-                entry = Entry.of(marker, now, computed)
+                open_now, open_at = _cached_open_by_severity(session, actor, cache, marker, now)
+                computed = incident_stats(session, actor, since, until, now=now, open_now=open_now)
+                # As old as its oldest part: the age limit bounds the whole answer.
+                entry = Entry.of(marker, min(now, open_at), computed)
                 cache.put(key, entry)
-                return CachedStats(entry.body, cache.ttl_seconds, False)
+                return CachedStats(entry.body, cache.remaining_seconds(entry, now), False)
     return CachedStats(entry.body, cache.remaining_seconds(entry, now), True)
+
+
+def open_by_severity(session: Session, actor: Actor) -> dict[str, int]:
+    """The open incidents `actor` may see, by severity (every severity listed), now."""
+    rows = session.execute(
+        select(Incident.severity, func.count())
+        .where(visible_clause(actor), Incident.status.in_([str(s) for s in OPEN_STATUSES]))
+        .group_by(Incident.severity)
+    ).all()
+    counts = {str(severity): count for severity, count in rows}
+    return {s.value: counts.get(s.value, 0) for s in Severity}
+
+
+def _cached_open_by_severity(
+    session: Session, actor: Actor, cache: StatsCache, marker: int | None, now: datetime
+) -> tuple[dict[str, int], datetime]:
+    """open_by_severity through the cache, and when it was computed: it does not depend on the
+    period, so the periods a scope asks (the dashboard's eight weeks) share it, under the same
+    freshness rule."""
+    key = open_key(visibility_scope(actor))
+    entry = cache.get(key, marker, now)
+    if entry is not None:
+        try:
+            counts = json.loads(entry.body)
+            if isinstance(counts, dict) and all(isinstance(v, int) for v in counts.values()):
+                return {str(k): v for k, v in counts.items()}, entry.computed_at
+        except ValueError:
+            pass  # not ours: computed again below
+    counts = open_by_severity(session, actor)
+    cache.put(key, Entry(marker, now, json.dumps(counts).encode()))
+    return counts, now
 
 
 def incident_stats(
@@ -232,11 +266,12 @@ def incident_stats(
     until: datetime | None = None,
     *,
     now: datetime | None = None,
+    open_now: dict[str, int] | None = None,
 ) -> IncidentStats:
-    """Four statements (and SET LOCAL jit on PostgreSQL): open now by severity; the period's
-    declared incidents by day and status; their MTTA and MTTR; the period's resolutions by day.
-    On PostgreSQL the last three read ix_incidents_declared_at / ix_incidents_resolved_at alone
-    (covering indexes, 0011)."""
+    """Four statements (and SET LOCAL jit on PostgreSQL): open now by severity (unless given
+    as `open_now`, open_by_severity's answer); the period's declared incidents by day and
+    status; their MTTA and MTTR; the period's resolutions by day. On PostgreSQL the last three
+    read ix_incidents_declared_at / ix_incidents_resolved_at alone (covering indexes, 0011)."""
     start, end = period(since, until, now=now)
     if _postgres(session):
         # Compiling these plans (JIT: their cost passes jit_above_cost) takes longer than
@@ -245,13 +280,7 @@ def incident_stats(
         session.execute(text("SET LOCAL jit = off"))
     visible = visible_clause(actor)
     declared = and_(visible, Incident.declared_at >= start, Incident.declared_at < end)
-
-    open_rows = session.execute(
-        select(Incident.severity, func.count())
-        .where(visible, Incident.status.in_([str(s) for s in OPEN_STATUSES]))
-        .group_by(Incident.severity)
-    ).all()
-    open_counts = {str(severity): count for severity, count in open_rows}
+    open_counts = open_now if open_now is not None else open_by_severity(session, actor)
 
     declared_day = _day(session, Incident.declared_at)
     status_counts: dict[str, int] = {}

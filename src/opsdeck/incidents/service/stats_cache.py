@@ -216,6 +216,12 @@ def cache_key(scope: str, since: datetime | None, until: datetime | None) -> str
     return f"{KEY_PREFIX}{scope}:{start}:{end}"
 
 
+def open_key(scope: str) -> str:
+    """The key of a scope's open incidents by severity (the part of an answer that does not
+    depend on the period, shared by every period the scope asks)."""
+    return f"{KEY_PREFIX}{scope}:open"
+
+
 def stats_cache(settings: Settings) -> StatsCache:
     """This process's cache for `settings`: in Redis when `redis_url` is set, otherwise in
     the process. Cached, so every request of the process shares it."""
@@ -238,5 +244,6 @@ __all__ = [
     "RedisStore",
     "StatsCache",
     "cache_key",
+    "open_key",
     "stats_cache",
 ]
