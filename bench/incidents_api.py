@@ -31,9 +31,9 @@ psycopg alone, measured in the same run.
    request: hits), `stats-cold` a period never asked before at every request (`since` a second
    later each time: every answer computed; raw: the SQL of a few of them).
    GET /health is measured first: the client's and the server's floor.
-   `--profile N` also runs N GET and list requests in this process under cProfile and prints
-   the CPU by package and the functions with the most self time (where the web process's
-   time goes).
+   `--profile N` also runs N GET, list and cached stats requests in this process under cProfile
+   and prints the CPU by package and the functions with the most self time (where the web
+   process's time goes).
 
 An endpoint the server does not offer yet (404/405/422, or `q` ignored) is reported as not
 available. It asserts nothing; it exits non-zero only when the run itself fails. Everything it
@@ -1586,7 +1586,7 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=0,
         metavar="N",
-        help="profile N GET and list requests in this process (cProfile), by package",
+        help="profile N GET, list and (cached) stats requests in this process (cProfile)",
     )
     parser.add_argument(
         "--wait-idle", type=float, default=0.0, help="wait up to this many seconds for load to drop"
@@ -1734,7 +1734,7 @@ def main() -> int:
                 if args.profile:
                     print("\nWhere the web process's CPU goes (cProfile, in this process)")
                     for endpoint in chosen:
-                        if endpoint.key in ("get", "list"):
+                        if endpoint.key in ("get", "list", "stats"):
                             profile_endpoint(app, endpoint, args.profile)
             finally:
                 app.close()

@@ -166,11 +166,15 @@ def _period_durations(
     )
 
 
+# Built once: a Core statement (no ORM entity) costs less to run than to build and key anew.
+_CHANGE_MARKER = select(func.max(TimelineEvent.__table__.c.id))
+
+
 def change_marker(session: Session) -> int | None:
     """The newest timeline event's id: every change the stats can see appends one
     (stats_cache.py says which), so an answer computed with another marker is stale. One probe
     of the primary key's end."""
-    marker: int | None = session.scalar(select(func.max(TimelineEvent.id)))
+    marker: int | None = session.scalar(_CHANGE_MARKER)
     return marker
 
 
