@@ -41,8 +41,8 @@ def incident_stats(
     # An answer may come from the cache while no incident changed, for at most
     # incidents_stats_cache_seconds; without `until` it covers up to when it was computed.
     # It is IncidentStats' JSON already: sent as it is, not validated and serialized again.
-    answer = stats.cached_incident_stats(session, user, stats_cache(settings), since, until)
-    return Response(answer.body, media_type="application/json")
+    body = stats.cached_incident_stats(session, user, stats_cache(settings), since, until)
+    return Response(body, media_type="application/json")
 
 
 @router.get(

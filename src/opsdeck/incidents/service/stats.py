@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -184,31 +183,22 @@ def visibility_scope(actor: Actor) -> str:
     return "all" if actor.is_admin else f"user:{actor.id}"
 
 
-@dataclass(frozen=True)
-class CachedStats:
-    # The answer as JSON (IncidentStats): a cached one is sent without being parsed again.
-    body: bytes
-    # Whole seconds this answer may still be given without computing it again (0: none).
-    max_age: int
-    from_cache: bool
-
-
 def cached_incident_stats(
     session: Session,
     actor: Actor,
     cache: StatsCache,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> CachedStats:
-    """incident_stats through `cache`: an answer computed for the same visibility scope and
-    period, with the same change marker, less than the cache's age limit ago; otherwise
-    computed and stored. Without `until`, a cached answer covers up to when it was computed
-    (its `until`). The period is checked first, whatever the cache holds (422s unchanged)."""
+) -> bytes:
+    """incident_stats through `cache`, as its JSON (a cached answer is sent as it is, neither
+    parsed nor validated again): an answer computed for the same visibility scope and period,
+    with the same change marker, less than the cache's age limit ago; otherwise computed and
+    stored. Without `until`, a cached answer covers up to when it was computed (its `until`).
+    The period is checked first, whatever the cache holds (422s unchanged)."""
     now = cache.clock()
     period(since, until, now=now)
     if not cache.enabled:
-        computed = incident_stats(session, actor, since, until, now=now)
-        return CachedStats(computed.model_dump_json().encode(), 0, False)
+        return incident_stats(session, actor, since, until, now=now).model_dump_json().encode()
     # Read before computing: a change committed meanwhile gives the next request a newer
     # marker, so at worst this answer is computed again, never kept too long.
     marker = change_marker(session)
@@ -228,8 +218,7 @@ def cached_incident_stats(
                 # As old as its oldest part: the age limit bounds the whole answer.
                 entry = Entry.of(marker, min(now, open_at), computed)
                 cache.put(key, entry)
-                return CachedStats(entry.body, cache.remaining_seconds(entry, now), False)
-    return CachedStats(entry.body, cache.remaining_seconds(entry, now), True)
+    return entry.body
 
 
 def open_by_severity(session: Session, actor: Actor) -> dict[str, int]:
@@ -258,9 +247,18 @@ def _cached_open_by_severity(
                 return {str(k): v for k, v in counts.items()}, entry.computed_at
         except ValueError:
             pass  # not ours: computed again below
+    _without_jit(session)
     counts = open_by_severity(session, actor)
     cache.put(key, Entry(marker, now, json.dumps(counts).encode()))
     return counts, now
+
+
+def _without_jit(session: Session) -> None:
+    if _postgres(session):
+        # Compiling these plans (JIT: their cost passes jit_above_cost) takes longer than
+        # running them: 20-60 ms a statement, a third of the request (bench/incidents_api.py).
+        # For this transaction only.
+        session.execute(text("SET LOCAL jit = off"))
 
 
 def incident_stats(
@@ -277,11 +275,7 @@ def incident_stats(
     status; their MTTA and MTTR; the period's resolutions by day. On PostgreSQL the last three
     read ix_incidents_declared_at / ix_incidents_resolved_at alone (covering indexes, 0011)."""
     start, end = period(since, until, now=now)
-    if _postgres(session):
-        # Compiling these plans (JIT: their cost passes jit_above_cost) takes longer than
-        # running them: 20-60 ms a statement, a third of the request (bench/incidents_api.py).
-        # For this transaction only.
-        session.execute(text("SET LOCAL jit = off"))
+    _without_jit(session)
     visible = visible_clause(actor)
     declared = and_(visible, Incident.declared_at >= start, Incident.declared_at < end)
     open_counts = open_now if open_now is not None else open_by_severity(session, actor)

@@ -28,7 +28,6 @@ Requests of one process asking for the same answer while it is being computed wa
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -194,11 +193,6 @@ class StatsCache:
             self.store.put(key, entry, self.ttl_seconds)
         except redis.RedisError as exc:
             log.warning("incident_stats_cache_unavailable", error=str(exc)[:200])
-
-    def remaining_seconds(self, entry: Entry, now: datetime) -> int:
-        """Whole seconds `entry` may still answer (at least 0)."""
-        left = self.ttl_seconds - (now - entry.computed_at).total_seconds()
-        return max(0, min(self.ttl_seconds, math.floor(left)))
 
     def clear(self) -> None:
         """Forget every answer (tests; an operator who wants fresh figures at once)."""
