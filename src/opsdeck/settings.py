@@ -178,6 +178,11 @@ class Settings(BaseSettings):
     # replicas then need no sticky sessions (docs/chat.md, "Scaling").
     chat_websocket_only: bool = False
 
+    # -- incidents -------------------------------------------------------------------------
+    # GET /incidents/stats answers from a cache for at most this many seconds, and only while
+    # no incident changed (incidents/service/stats_cache.py); 0: every request computes.
+    incidents_stats_cache_seconds: int = Field(default=30, ge=0, le=3600)
+
     # -- mail ------------------------------------------------------------------------------
     # No host: messages are written as .eml files under <data_dir>/mail instead (core.mail).
     smtp_host: str = ""

@@ -3,7 +3,7 @@ tags made by an admin, `declare` through the API and `new_incident` through the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -13,11 +13,21 @@ from sqlalchemy.orm import Session
 
 from opsdeck.incidents.models import Severity, Visibility
 from opsdeck.incidents.service import comments, incidents
+from opsdeck.incidents.service.stats_cache import stats_cache
+from opsdeck.settings import Settings
 from tests.conftest import API, UserFactory, sign_in
 
 INCIDENTS = f"{API}/incidents"
 Declare = Callable[..., dict[str, Any]]
 NewIncident = Callable[..., int]
+
+
+@pytest.fixture(autouse=True)
+def _forget_cached_stats(base_settings: Settings) -> Iterator[None]:
+    """The stats cache (Redis or this process) outlives a test's tables: on SQLite, emptied
+    tables hand out the same event ids again, so an answer of the last test could match."""
+    yield
+    stats_cache(base_settings).clear()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import {
 } from '../../api/incidents';
 import { usePageTitle } from '../../hooks/usePageTitle';
 import { SeverityBadge } from './badges';
-import { formatDuration, periods } from './duration';
+import { formatDuration, periods, startOfMinute } from './duration';
 import { listPath } from './filters';
 
 const WEEKS = 8;
@@ -34,8 +34,9 @@ function Bar({ value, max, label }: { value: number | null; max: number; label: 
 /** Open incidents by severity, time to acknowledge and to resolve week by week, overdue follow-ups. */
 export default function DashboardPage() {
   usePageTitle('Incident dashboard');
-  // Fixed when the page opens, so the keys (and the cache) stay the same while it is shown.
-  const [weeks] = useState(() => periods(new Date(), WEEKS, 7));
+  // Fixed when the page opens, so the keys (and the cache) stay the same while it is shown;
+  // ending at the minute, so openings within it ask what the server's stats cache holds.
+  const [weeks] = useState(() => periods(startOfMinute(new Date()), WEEKS, 7));
   const current = weeks[weeks.length - 1]!;
   const results = useQueries({
     queries: weeks.map((week) => ({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, periods } from './duration';
+import { formatDuration, periods, startOfMinute } from './duration';
 
 describe('durations and periods of the dashboard', () => {
   it('reads durations in the unit that fits', () => {
@@ -18,5 +18,12 @@ describe('durations and periods of the dashboard', () => {
       { since: '2026-03-15T00:00:00.000Z', until: '2026-03-22T00:00:00.000Z' },
       { since: '2026-03-22T00:00:00.000Z', until: '2026-03-29T00:00:00.000Z' },
     ]);
+  });
+
+  it('ends the periods at the start of the minute, the same for a whole minute', () => {
+    const a = startOfMinute(new Date('2026-03-29T10:41:00.000Z'));
+    const b = startOfMinute(new Date('2026-03-29T10:41:59.999Z'));
+    expect(a.toISOString()).toBe('2026-03-29T10:41:00.000Z');
+    expect(periods(b, 8, 7)).toEqual(periods(a, 8, 7));
   });
 });

@@ -8,6 +8,13 @@ export function formatDuration(seconds: number | null | undefined): string {
 }
 
 const DAY = 86_400_000;
+const MINUTE = 60_000;
+
+/** `moment` with its seconds dropped: the dashboard's periods end there, so everybody who opens
+ * it within the same minute asks the same periods and the server's stats cache can answer. */
+export function startOfMinute(moment: Date): Date {
+  return new Date(Math.floor(moment.getTime() / MINUTE) * MINUTE);
+}
 
 /** `count` consecutive periods of `days` days ending at `end`, oldest first, as ISO strings. */
 export function periods(end: Date, count: number, days: number): { since: string; until: string }[] {

@@ -10,10 +10,15 @@
 PostgreSQL aggregates in SQL (percentile_cont); SQLite, the small embedded deployment, reads
 the timestamps and computes the percentiles in Python, the same way. Four statements in all
 (see incident_stats); on PostgreSQL the period's are index-only scans.
+
+The API asks through cached_incident_stats: an answer computed less than
+`incidents_stats_cache_seconds` ago for the same visibility scope and period, while no change
+was recorded since (stats_cache.py says why that rule is exact enough), costs one statement.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -25,9 +30,10 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from opsdeck.core.db import utcnow
 from opsdeck.core.errors import ValidationFailed
-from opsdeck.incidents.models import Incident, IncidentStatus, Severity
+from opsdeck.incidents.models import Incident, IncidentStatus, Severity, TimelineEvent
 from opsdeck.incidents.schemas import DayCount, DurationPercentiles, IncidentStats
 from opsdeck.incidents.service.access import Actor, visible_clause
+from opsdeck.incidents.service.stats_cache import Entry, StatsCache, cache_key, open_key
 from opsdeck.incidents.service.workflow import OPEN_STATUSES
 
 DEFAULT_PERIOD = timedelta(days=30)
@@ -159,31 +165,120 @@ def _period_durations(
     )
 
 
-def incident_stats(
+# Built once: a Core statement (no ORM entity) costs less to run than to build and key anew.
+_CHANGE_MARKER = select(func.max(TimelineEvent.__table__.c.id))
+
+
+def change_marker(session: Session) -> int | None:
+    """The newest timeline event's id: every change the stats can see appends one
+    (stats_cache.py says which), so an answer computed with another marker is stale. One probe
+    of the primary key's end."""
+    marker: int | None = session.scalar(_CHANGE_MARKER)
+    return marker
+
+
+def visibility_scope(actor: Actor) -> str:
+    """Who sees the same incidents: every admin sees them all; a member sees the public ones
+    and the restricted ones they take part in, their own set."""
+    return "all" if actor.is_admin else f"user:{actor.id}"
+
+
+def cached_incident_stats(
     session: Session,
     actor: Actor,
+    cache: StatsCache,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> IncidentStats:
-    """Four statements (and SET LOCAL jit on PostgreSQL): open now by severity; the period's
-    declared incidents by day and status; their MTTA and MTTR; the period's resolutions by day.
-    On PostgreSQL the last three read ix_incidents_declared_at / ix_incidents_resolved_at alone
-    (covering indexes, 0011)."""
-    start, end = period(since, until)
+) -> bytes:
+    """incident_stats through `cache`, as its JSON (a cached answer is sent as it is, neither
+    parsed nor validated again): an answer computed for the same visibility scope and period,
+    with the same change marker, less than the cache's age limit ago; otherwise computed and
+    stored. Without `until`, a cached answer covers up to when it was computed (its `until`).
+    The period is checked first, whatever the cache holds (422s unchanged)."""
+    now = cache.clock()
+    period(since, until, now=now)
+    if not cache.enabled:
+        return incident_stats(session, actor, since, until, now=now).model_dump_json().encode()
+    # Read before computing: a change committed meanwhile gives the next request a newer
+    # marker, so at worst this answer is computed again, never kept too long.
+    marker = change_marker(session)
+    key = cache_key(
+        visibility_scope(actor),
+        None if since is None else _utc(since),
+        None if until is None else _utc(until),
+    )
+    entry = cache.get(key, marker, now)
+    if entry is None:
+        with cache.computing(key):
+            # Another request of this process may have computed it while this one waited.
+            entry = cache.get(key, marker, now)
+            if entry is None:
+                open_now, open_at = _cached_open_by_severity(session, actor, cache, marker, now)
+                computed = incident_stats(session, actor, since, until, now=now, open_now=open_now)
+                # As old as its oldest part: the age limit bounds the whole answer.
+                entry = Entry.of(marker, min(now, open_at), computed)
+                cache.put(key, entry)
+    return entry.body
+
+
+def open_by_severity(session: Session, actor: Actor) -> dict[str, int]:
+    """The open incidents `actor` may see, by severity (every severity listed), now."""
+    rows = session.execute(
+        select(Incident.severity, func.count())
+        .where(visible_clause(actor), Incident.status.in_([str(s) for s in OPEN_STATUSES]))
+        .group_by(Incident.severity)
+    ).all()
+    counts = {str(severity): count for severity, count in rows}
+    return {s.value: counts.get(s.value, 0) for s in Severity}
+
+
+def _cached_open_by_severity(
+    session: Session, actor: Actor, cache: StatsCache, marker: int | None, now: datetime
+) -> tuple[dict[str, int], datetime]:
+    """open_by_severity through the cache, and when it was computed: it does not depend on the
+    period, so the periods a scope asks (the dashboard's eight weeks) share it, under the same
+    freshness rule."""
+    key = open_key(visibility_scope(actor))
+    entry = cache.get(key, marker, now)
+    if entry is not None:
+        try:
+            counts = json.loads(entry.body)
+            if isinstance(counts, dict) and all(isinstance(v, int) for v in counts.values()):
+                return {str(k): v for k, v in counts.items()}, entry.computed_at
+        except ValueError:
+            pass  # not ours: computed again below
+    _without_jit(session)
+    counts = open_by_severity(session, actor)
+    cache.put(key, Entry(marker, now, json.dumps(counts).encode()))
+    return counts, now
+
+
+def _without_jit(session: Session) -> None:
     if _postgres(session):
         # Compiling these plans (JIT: their cost passes jit_above_cost) takes longer than
         # running them: 20-60 ms a statement, a third of the request (bench/incidents_api.py).
         # For this transaction only.
         session.execute(text("SET LOCAL jit = off"))
+
+
+def incident_stats(
+    session: Session,
+    actor: Actor,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    *,
+    now: datetime | None = None,
+    open_now: dict[str, int] | None = None,
+) -> IncidentStats:
+    """Four statements (and SET LOCAL jit on PostgreSQL): open now by severity (unless given
+    as `open_now`, open_by_severity's answer); the period's declared incidents by day and
+    status; their MTTA and MTTR; the period's resolutions by day. On PostgreSQL the last three
+    read ix_incidents_declared_at / ix_incidents_resolved_at alone (covering indexes, 0011)."""
+    start, end = period(since, until, now=now)
+    _without_jit(session)
     visible = visible_clause(actor)
     declared = and_(visible, Incident.declared_at >= start, Incident.declared_at < end)
-
-    open_rows = session.execute(
-        select(Incident.severity, func.count())
-        .where(visible, Incident.status.in_([str(s) for s in OPEN_STATUSES]))
-        .group_by(Incident.severity)
-    ).all()
-    open_counts = {str(severity): count for severity, count in open_rows}
+    open_counts = open_now if open_now is not None else open_by_severity(session, actor)
 
     declared_day = _day(session, Incident.declared_at)
     status_counts: dict[str, int] = {}
