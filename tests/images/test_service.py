@@ -250,10 +250,12 @@ def test_the_rest_of_a_chunk_is_packed_in_tasks_of_a_given_size_without_splittin
     assert max(len(chunk) for chunk in service.pack(many, per_task=100)) == service.CHUNK_MAX
 
 
-def test_a_chunk_out_of_time_hands_its_rest_back_in_tasks_it_could_have_done_in_its_slice(
-    app: FastAPI, make_user: UserFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    owner = make_user("owner")
+def _chunk_worker(
+    app: FastAPI, owner: Any, monkeypatch: pytest.MonkeyPatch, count: int
+) -> tuple[str, list[str], list[float]]:
+    """A batch of `count` images with distinct URLs, and pipeline.process_chunk run in this
+    process on the test database: every image "takes" 0.3 s of the returned fake clock and
+    succeeds; this process has seen no batch yet."""
     with app.state.sessionmaker() as session:
         batch = service.create_csv_batch(
             session,
@@ -261,7 +263,7 @@ def test_a_chunk_out_of_time_hands_its_rest_back_in_tasks_it_could_have_done_in_
             columns=["S. No.", "Product Name", "Input Image Urls"],
             products=[
                 service.ProductInput(str(n), f"p{n}", [str(n), f"p{n}", "u"], [f"http://x/{n}"])
-                for n in range(11)
+                for n in range(count)
             ],
             operations={"quality": 50},
             webhook_url=None,
@@ -270,16 +272,8 @@ def test_a_chunk_out_of_time_hands_its_rest_back_in_tasks_it_could_have_done_in_
         session.commit()
         ids = service.item_ids(session, batch.id)
     monkeypatch.setattr(pipeline, "task_session", lambda: transaction(app.state.sessionmaker))
+    monkeypatch.setattr(pipeline, "_started_batches", pipeline._Bounded(256))
     monkeypatch.setattr(MediaStore, "sync", lambda _store, keys: None)
-    sent: list[list[str]] = []
-    monkeypatch.setattr(
-        service,
-        "enqueue_many",
-        lambda _session, jobs: sent.extend(
-            [args[0]] if isinstance(args[0], str) else list(args[0]) for _task, args in jobs
-        ),
-    )
-    # Every image takes 0.3 s of a fake clock: four fit in the 1 s slice (0, 0.3, 0.6, 0.9).
     now = [0.0]
     monkeypatch.setattr(pipeline, "time", type("Clock", (), {"monotonic": lambda: now[0]}))
     monkeypatch.setattr(pipeline, "CHUNK_SLICE_SECONDS", 1.0)
@@ -290,8 +284,23 @@ def test_a_chunk_out_of_time_hands_its_rest_back_in_tasks_it_could_have_done_in_
         return pipeline.Produced(work.item_id, work.batch_id, result=result)
 
     monkeypatch.setattr(pipeline, "attempt", attempt)
+    return batch.id, ids, now
 
-    taken = pipeline.process_chunk(ids)
+
+def test_a_chunk_out_of_time_hands_its_rest_back_in_tasks_it_could_have_done_in_its_slice(
+    app: FastAPI, make_user: UserFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id, ids, _ = _chunk_worker(app, make_user("owner"), monkeypatch, 11)
+    sent: list[list[str]] = []
+    monkeypatch.setattr(
+        service,
+        "enqueue_many",
+        lambda _session, jobs: sent.extend(
+            [args[0]] if isinstance(args[0], str) else list(args[0]) for _task, args in jobs
+        ),
+    )
+
+    taken = pipeline.process_chunk(ids)  # four fit in the 1 s slice (0, 0.3, 0.6, 0.9)
 
     assert taken == 4
     # The seven left go back in tasks of two (half what this chunk did in its slice), in order.
@@ -299,10 +308,35 @@ def test_a_chunk_out_of_time_hands_its_rest_back_in_tasks_it_could_have_done_in_
     with app.state.sessionmaker() as session:
         states = dict(
             session.execute(
-                select(ImageItem.id, ImageItem.status).where(ImageItem.batch_id == batch.id)
+                select(ImageItem.id, ImageItem.status).where(ImageItem.batch_id == batch_id)
             ).all()
         )
     assert [states[item_id] for item_id in ids] == ["succeeded"] * 4 + ["pending"] * 7
+
+
+def test_only_a_batchs_first_chunk_in_a_process_records_its_first_image_alone(
+    app: FastAPI, make_user: UserFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, ids, now = _chunk_worker(app, make_user("owner"), monkeypatch, 6)
+    recorded: list[int] = []
+    record = pipeline.record
+
+    def counting(produced: list[pipeline.Produced]) -> list[pipeline.ItemOutcome]:
+        if produced:
+            recorded.append(len(produced))
+        return record(produced)
+
+    monkeypatch.setattr(pipeline, "record", counting)
+
+    pipeline.process_chunk(ids[:3])
+    first = list(recorded)
+    recorded.clear()
+    now[0] = 0.0
+    pipeline.process_chunk(ids[3:])
+
+    # The batch's first output shows at once; its later chunks record in one transaction.
+    assert first == [1, 2]
+    assert recorded == [3]
 
 
 def test_claiming_several_items_returns_them_in_order_and_releasing_gives_them_back(

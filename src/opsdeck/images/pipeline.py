@@ -145,8 +145,9 @@ def process_chunk(item_ids: list[str], *, retries_done: int = 0) -> int:
 
     The chunk is claimed in one statement, so a worker dying anywhere in it leaves its
     unfinished images `processing`: a redelivered chunk (Redis) claims them again and skips the
-    ones recorded; in embedded mode the stalled-image sweep hands them back. The first image is
-    recorded at once, the others a few at a time (RECORD_EVERY images or RECORD_SECONDS,
+    ones recorded; in embedded mode the stalled-image sweep hands them back. The first image of
+    the first chunk of a batch this process sees is recorded at once (the batch shows output
+    early), the others a few at a time (RECORD_EVERY images or RECORD_SECONDS,
     whichever comes first) in one transaction for them all, so progress still moves. The
     chunk starts no new image once it has run CHUNK_SLICE_SECONDS and hands the rest back to
     the queue, so big images do not pile up on one worker at the end of a batch and other
@@ -155,7 +156,11 @@ def process_chunk(item_ids: list[str], *, retries_done: int = 0) -> int:
     image to fetch again later is sent again with its countdown: alone as a process_item
     task, with its same-URL images as a process_items task, carrying `retries_done`."""
     started = time.monotonic()
+    seen = set(_started_batches)
     units = same_url(claim(item_ids))
+    # A batch new to this process: its first output is recorded at once. Later chunks wait
+    # for RECORD_EVERY or RECORD_SECONDS (a transaction each saved: 3 -> 2 for 16 images).
+    early = bool(units) and units[0][0].batch_id not in seen
     unrecorded: list[Produced] = []
     oldest = 0.0
     taken = 0
@@ -191,7 +196,7 @@ def process_chunk(item_ids: list[str], *, retries_done: int = 0) -> int:
             oldest = time.monotonic()
         unrecorded.extend(replace(done, item_id=work.item_id) for work in unit)
         if (
-            index == 0  # the chunk's first image at once: a new batch shows output early
+            (index == 0 and early)
             or len(unrecorded) >= RECORD_EVERY
             or time.monotonic() - oldest >= RECORD_SECONDS
         ):
