@@ -199,13 +199,19 @@ def test_a_killed_embedded_worker_s_taken_tasks_are_found_and_nothing_else(
     assert sorted(pipeline.orphaned_items(candidates, queued)) == sorted([*claimed, pending_ids[3]])
 
 
-def _pending_batch(session: Session, owner: Any, count: int) -> str:
+def _pending_batch(session: Session, owner: Any, count: int, *, distinct: bool = False) -> str:
+    """A batch of `count` images, all of one URL (or each of its own: `distinct`)."""
     batch = service.create_csv_batch(
         session,
         owner,
         columns=["S. No.", "Product Name", "Input Image Urls"],
         products=[
-            service.ProductInput(str(n), f"p{n}", [str(n), f"p{n}", "u"], ["http://x/a"])
+            service.ProductInput(
+                str(n),
+                f"p{n}",
+                [str(n), f"p{n}", "u"],
+                [f"http://x/{n}" if distinct else "http://x/a"],
+            )
             for n in range(count)
         ],
         operations={"quality": 50},
@@ -257,20 +263,9 @@ def _chunk_worker(
     process on the test database: every image "takes" 0.3 s of the returned fake clock and
     succeeds; this process has seen no batch yet."""
     with app.state.sessionmaker() as session:
-        batch = service.create_csv_batch(
-            session,
-            owner,
-            columns=["S. No.", "Product Name", "Input Image Urls"],
-            products=[
-                service.ProductInput(str(n), f"p{n}", [str(n), f"p{n}", "u"], [f"http://x/{n}"])
-                for n in range(count)
-            ],
-            operations={"quality": 50},
-            webhook_url=None,
-        )
-        _keep_from_the_worker(session)
+        batch_id = _pending_batch(session, owner, count, distinct=True)
         session.commit()
-        ids = service.item_ids(session, batch.id)
+        ids = service.item_ids(session, batch_id)
     monkeypatch.setattr(pipeline, "task_session", lambda: transaction(app.state.sessionmaker))
     monkeypatch.setattr(pipeline, "_started_batches", pipeline._Bounded(256))
     monkeypatch.setattr(MediaStore, "sync", lambda _store, keys: None)
@@ -284,7 +279,7 @@ def _chunk_worker(
         return pipeline.Produced(work.item_id, work.batch_id, result=result)
 
     monkeypatch.setattr(pipeline, "attempt", attempt)
-    return batch.id, ids, now
+    return batch_id, ids, now
 
 
 def test_a_chunk_out_of_time_hands_its_rest_back_in_tasks_it_could_have_done_in_its_slice(
