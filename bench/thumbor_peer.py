@@ -10,8 +10,8 @@ core, each on its own port (`--processes` of them), Pillow (its default engine),
 reading DIRECTORY, no storage and no result storage (every request does the whole work), unsafe
 URLs. Clients ask for `/unsafe/fit-in/WxH/filters:quality(Q)/<file>` from `--clients`
 keep-alive connections spread evenly over the servers (4 by default, twice the cores: enough to
-keep every process busy) and the rate is the files served over the wall time. Nothing is written outside the cache and a temporary folder; the server is
-stopped at exit.
+keep every process busy) and the rate is the files served over the wall time. Nothing is
+written outside the cache and a temporary folder; the servers are stopped at exit.
 """
 
 from __future__ import annotations
