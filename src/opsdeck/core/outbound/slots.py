@@ -95,7 +95,7 @@ class HostSlots:
         return None
 
     def _try_redis(self, client: redis.Redis[bytes], host: str) -> Any:
-        key = f"opsdeck:hostslots:{host.lower()}"
+        key = slot_key(host)
         token = uuid.uuid4().hex
         now = time.time()
         try:
@@ -153,6 +153,11 @@ class HostSlots:
                 continue
             return lambda handle=handle: _unlock(handle)
         return None
+
+
+def slot_key(host: str) -> str:
+    """The Redis sorted set holding `host`'s slots."""
+    return f"opsdeck:hostslots:{host.lower()}"
 
 
 def _nothing_to_release() -> None:
