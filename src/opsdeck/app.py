@@ -29,6 +29,7 @@ from opsdeck.core.http import (
 )
 from opsdeck.core.jobs import Relay
 from opsdeck.core.queue import configure_celery
+from opsdeck.core.routing import prefilter_routes
 from opsdeck.core.security import Passwords
 from opsdeck.core.sockets import SocketContext, SocketHub, asgi_app, build_socket_server
 from opsdeck.core.spa import default_dist_dir, mount_spa
@@ -153,6 +154,8 @@ def create_app(settings: Settings | None = None, *, check_migrations: bool = Tru
         app.add_middleware(ServerErrorsUnsharedMiddleware)  # no CORS headers on a 500
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Last: the routes are complete (core/routing.py).
+    prefilter_routes(app)
     return app
 
 

@@ -58,16 +58,23 @@ def proxy_options(settings: Settings) -> dict[str, Any]:
 def _run_web(settings: Settings, host: str | None, port: int | None, workers: int) -> None:
     import uvicorn
 
-    uvicorn.run(
-        "opsdeck.app:serve_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "workers": workers,
         **proxy_options(settings),
-        log_config=None,
-        server_header=False,
-    )
+        "log_config": None,
+        "server_header": False,
+    }
+    from opsdeck.core.webserver import reuse_port_supported, run_workers
+
+    if workers > 1 and reuse_port_supported():
+        # A listening socket per process: uvicorn's shared one lets one process take most
+        # of the connections that arrive together (core/webserver.py).
+        run_workers(uvicorn.Config("opsdeck.app:serve_app", **options))
+    else:
+        uvicorn.run("opsdeck.app:serve_app", **options)
 
 
 @main.command()
