@@ -37,6 +37,7 @@ from opsdeck.chat.schemas import (
     RoomOut,
     RoomPage,
     ThreadOut,
+    UserRef,
 )
 from opsdeck.core.db import after_commit
 from opsdeck.core.deps import SessionDep, SettingsDep
@@ -359,7 +360,8 @@ def send_message(
         reply_to=body.reply_to,
         attachment_ids=body.attachment_ids,
     )
-    out = sent_message_out(session, sent)
+    author = UserRef(id=user.id, username=user.username, display_name=user.display_name)
+    out = sent_message_out(session, sent, author=author)
     if sent.created:
         payload = out.model_dump(mode="json")
         after_commit(session, lambda: events.publish_new(hub, payload, user.id))

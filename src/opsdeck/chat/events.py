@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ from opsdeck.chat.schemas import (
     RoomEvent,
     SendEvent,
     SyncEvent,
+    UserRef,
 )
 from opsdeck.chat.service import live as live_topics
 from opsdeck.chat.service.presence import Presence, presence_store, sharing_user_ids
@@ -67,6 +69,8 @@ CONTROL_TOPIC = "chat:control"
 # After a new message, the members' `unread` counts are pushed once this delay has passed:
 # every message of the conversation in the meantime is in the same push.
 UNREAD_DELAY_SECONDS = 0.25
+# Credentials signed in again per transaction at a heartbeat.
+SIGN_IN_CHUNK = 100
 log = structlog.get_logger("opsdeck.chat.events")
 P = TypeVar("P", bound=BaseModel)
 Ack = dict[str, Any]
@@ -91,6 +95,14 @@ class SocketUser:
     id: str
     username: str
     is_admin: bool
+    # Shown as the author of what they send; refreshed at every heartbeat.
+    display_name: str = ""
+
+
+def _socket_user(user: Any) -> SocketUser:
+    return SocketUser(
+        id=user.id, username=user.username, is_admin=user.is_admin, display_name=user.display_name
+    )
 
 
 class EventError(Exception):
@@ -244,8 +256,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 principal = accounts.authenticate_bearer(session, settings, token)
             else:
                 principal = accounts.authenticate_cookie(session, cookie or "")
-            user = principal.user
-            return SocketUser(id=user.id, username=user.username, is_admin=user.is_admin)
+            return _socket_user(principal.user)
 
         try:
             user = await self._work(authenticate)
@@ -326,7 +337,9 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 reply_to=payload.reply_to,
                 attachment_ids=payload.attachment_ids,
             )
-            return sent_message_out(session, sent).model_dump(mode="json"), sent.created
+            author = UserRef(id=user.id, username=user.username, display_name=user.display_name)
+            answer = sent_message_out(session, sent, author=author)
+            return answer.model_dump(mode="json"), sent.created
 
         message, created = await self._work(send)
         if created:
@@ -584,8 +597,10 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         connections = dict(self.connections)
 
         def refresh() -> list[str]:
-            for sid, connection in connections.items():
-                self.presence.touch(connection.user.id, sid, connection.status)
+            self.presence.refresh(
+                (connection.user.id, sid, connection.status)
+                for sid, connection in connections.items()
+            )
             return self.presence.sweep()
 
         try:
@@ -594,24 +609,52 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         except Exception:
             # Presence waits for the next beat; signing in again must not.
             log.warning("chat_presence_heartbeat_failed", exc_info=True)
+        # Each credential is checked once, whatever the number of connections using it (a
+        # person's tabs, a client's reconnects), in short transactions (embedded: SQLite's
+        # write lock is not held for all of them at once).
+        by_credential: dict[tuple[str | None, str | None], list[str]] = {}
+        for sid, connection in connections.items():
+            by_credential.setdefault((connection.token, connection.cookie), []).append(sid)
+        credentials = list(by_credential)
+        for start in range(0, len(credentials), SIGN_IN_CHUNK):
+            chunk = credentials[start : start + SIGN_IN_CHUNK]
+            checked = await self._work(functools.partial(self._sign_in, credentials=chunk))
+            for credential, user in checked.items():
+                for sid in by_credential[credential]:
+                    if user is None:
+                        log.info("chat_connection_signed_out", sid=sid)
+                        await self.context.hub.server.disconnect(
+                            sid, namespace=NAMESPACE, ignore_queue=True
+                        )
+                    else:
+                        await self._renamed(sid, user)
+
+    def _sign_in(
+        self, session: Session, credentials: list[tuple[str | None, str | None]]
+    ) -> dict[tuple[str | None, str | None], SocketUser | None]:
+        """Each credential's user now, or None when it no longer signs in. A refusal is raised
+        before the credential writes anything, so no savepoint is needed around each."""
         settings = self.context.settings
+        result: dict[tuple[str | None, str | None], SocketUser | None] = {}
+        for token, cookie in credentials:
+            try:
+                if token:
+                    principal = accounts.authenticate_bearer(session, settings, token)
+                else:
+                    principal = accounts.authenticate_cookie(session, cookie or "")
+            except Unauthorized:
+                result[(token, cookie)] = None
+                continue
+            result[(token, cookie)] = _socket_user(principal.user)
+        return result
 
-        def still_valid(session: Session) -> list[str]:
-            ended = []
-            for sid, connection in connections.items():
-                try:
-                    with session.begin_nested():
-                        if connection.token:
-                            accounts.authenticate_bearer(session, settings, connection.token)
-                        else:
-                            accounts.authenticate_cookie(session, connection.cookie or "")
-                except Unauthorized:
-                    ended.append(sid)
-            return ended
-
-        for sid in await self._work(still_valid):
-            log.info("chat_connection_signed_out", sid=sid)
-            await self.context.hub.server.disconnect(sid, namespace=NAMESPACE, ignore_queue=True)
+    async def _renamed(self, sid: str, user: SocketUser) -> None:
+        """The connection's user as they are now (a new display name, a changed role)."""
+        connection = self.connections.get(sid)
+        if connection is None or connection.user == user:
+            return
+        connection.user = user
+        await self.save_session(sid, {"user": user})
 
     async def _username(self, user_id: str) -> str:
         def name(session: Session) -> str:

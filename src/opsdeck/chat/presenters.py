@@ -200,14 +200,19 @@ def message_out(session: Session, message: Message) -> MessageOut:
     return messages_out(session, [message])[0]
 
 
-def sent_message_out(session: Session, sent: service.Sent) -> MessageOut:
+def sent_message_out(
+    session: Session, sent: service.Sent, *, author: UserRef | None = None
+) -> MessageOut:
     """The answer to a send: `message_out`, but a new message is shaped from what the send
     stored (its attachments and mentions; no reactions, replies or pin yet) instead of being
-    read back. One query: its author."""
+    read back. `author`: the sender as the caller knows them (no query); else one query."""
     if not sent.created:
         return message_out(session, sent.message)
     message = sent.message
-    people = _people(session, {message.author_id} if message.author_id else set())
+    if author is not None and author.id == message.author_id:
+        people = {author.id: author}
+    else:
+        people = _people(session, {message.author_id} if message.author_id else set())
     return _message_out(
         message,
         people,

@@ -99,14 +99,22 @@ def readable_clause(actor: Actor) -> ColumnElement[bool]:
 def get_visible(
     session: Session, actor: Actor, conversation_id: str, *, for_update: bool = False
 ) -> tuple[Conversation, Member | None]:
-    """The conversation and the actor's member row, or a 404 when the actor may not see it."""
-    query = select(Conversation).where(Conversation.id == conversation_id)
+    """The conversation and the actor's member row, or a 404 when the actor may not see it.
+    One query reads both (every event checks membership: this is on every event's path)."""
+    query = (
+        select(Conversation, Member)
+        .outerjoin(
+            Member, and_(Member.conversation_id == Conversation.id, Member.user_id == actor.id)
+        )
+        .where(Conversation.id == conversation_id)
+    )
     if for_update:
-        query = query.with_for_update()
-    conversation = session.scalars(query).one_or_none()
-    if conversation is None:
+        # The conversation's row only (PostgreSQL locks no row of an outer join's null side).
+        query = query.with_for_update(of=Conversation)
+    row = session.execute(query).one_or_none()
+    if row is None:
         raise not_found()
-    member = membership(session, conversation.id, actor.id)
+    conversation, member = row
     if not can_see(conversation, actor, member):
         raise not_found()
     return conversation, (member if member is not None and not member.banned else None)

@@ -25,8 +25,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select
+from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from opsdeck.accounts import service as accounts
@@ -178,7 +179,7 @@ def store(
         session.execute(delete(Mention).where(Mention.message_id == message.id))
     if user_ids:
         session.execute(
-            insert(Mention),
+            insert(cast(Table, Mention.__table__)),
             [
                 {
                     "message_id": message.id,
@@ -215,7 +216,7 @@ def store(
     if notices:
         now = utcnow()
         session.execute(
-            insert(MailNotice),
+            insert(cast(Table, MailNotice.__table__)),
             [
                 {"user_id": uid, "message_id": message.id, "reason": why, "created_at": now}
                 for uid, why in notices.items()

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,8 +24,14 @@ from opsdeck.chat.service.access import (
     require_moderator,
     require_writable,
 )
-from opsdeck.core.db import utcnow
-from opsdeck.core.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
+from opsdeck.core.db import new_id, utcnow
+from opsdeck.core.errors import (
+    AppError,
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    ValidationFailed,
+)
 from opsdeck.core.pagination import (
     Paged,
     PageParams,
@@ -126,62 +133,138 @@ def send_message(
 ) -> Sent:
     """Post a message as `actor`, with the actor's unsent uploads `attachment_ids` (then the
     body may be empty). A client id the actor already used in this conversation answers the
-    message it made, unchanged, so a resend after a lost ack is harmless."""
+    message it made, unchanged, so a resend after a lost ack is harmless.
+
+    The common path is one read (the conversation and the actor's membership), the counter's
+    guarded `UPDATE ... RETURNING` (which checks the membership and the archive again, at the
+    moment the number is taken) and the writes. A resend is found by the client id's unique
+    constraint, not looked up first: the savepoint around the numbering rolls the counter back
+    and the earlier message is read then. Only a send with files, and a send refused on its
+    content or its room's state, look the client id up first (their resend is answered as
+    before: the files are bound to the earlier message already, and a resend after the room
+    was archived still gets its message)."""
     _check_client_id(client_id)
     conversation, member = require_member(session, actor, conversation_id)
-    earlier = _by_client_id(session, actor.id, conversation.id, client_id)
-    if earlier is not None:
-        return Sent(earlier, created=False)
-    require_writable(conversation)
-    _check_body(body, may_be_empty=bool(attachment_ids))
-    files = attachments.claim(session, actor, conversation.id, attachment_ids)
-    if reply_to is not None:
-        parent = session.get(Message, reply_to)
-        if parent is None or parent.conversation_id != conversation.id:
-            raise NotFound("The message replied to is not in this conversation.", code="no_parent")
-        # A reply to a reply joins the root's thread: `reply_to` always names a root.
-        reply_to = parent.reply_to_id or parent.id
+    if attachment_ids:
+        earlier = _by_client_id(session, actor.id, conversation.id, client_id)
+        if earlier is not None:
+            return Sent(earlier, created=False)
+    try:
+        require_writable(conversation)
+        _check_body(body, may_be_empty=bool(attachment_ids))
+        files = attachments.claim(session, actor, conversation.id, attachment_ids)
+        if reply_to is not None:
+            reply_to = _thread_root(session, conversation.id, reply_to)
+    except AppError:
+        earlier = _by_client_id(session, actor.id, conversation.id, client_id)
+        if earlier is not None:
+            return Sent(earlier, created=False)
+        raise
     # Everything that only reads comes before the counter: its row lock (PostgreSQL) is held
     # from the UPDATE below to the commit, and the sends of one conversation queue on it.
     rendered = mentions.prepare(session, actor, conversation, member, body)
     now = utcnow()
+    # The writes of the common path are Core statements on the tables: the ORM's unit of work
+    # and its bulk UPDATE's synchronisation cost more than the statements themselves here.
+    message = Message(
+        id=new_id(),
+        conversation_id=conversation.id,
+        author_id=actor.id,
+        client_id=client_id,
+        body=body,
+        body_html=rendered.html,
+        mentions_room=rendered.room,
+        reply_to_id=reply_to,
+        created_at=now,
+        edited_at=None,
+        deleted_at=None,
+        deleted_by_id=None,
+        pinned_incident_number=None,
+        pinned_event_id=None,
+    )
     try:
         with session.begin_nested():
             # Takes the conversation's row lock (PostgreSQL) until the commit: senders to one
-            # conversation queue here, so sequence numbers follow commit order.
+            # conversation queue here, so sequence numbers follow commit order. The WHERE
+            # checks again that the sender is still a member and the room still writable.
             seq = session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation.id)
-                .values(next_seq=Conversation.next_seq + 1, last_activity_at=now)
-                .returning(Conversation.next_seq)
-            ).scalar_one()
-            message = Message(
-                conversation_id=conversation.id,
-                seq=seq,
-                author_id=actor.id,
-                client_id=client_id,
-                body=body,
-                body_html=rendered.html,
-                mentions_room=rendered.room,
-                reply_to_id=reply_to,
-                created_at=now,
+                update(_CONVERSATIONS)
+                .where(
+                    _CONVERSATIONS.c.id == conversation.id,
+                    _CONVERSATIONS.c.archived_at.is_(None),
+                    exists().where(
+                        _MEMBERS.c.conversation_id == conversation.id,
+                        _MEMBERS.c.user_id == actor.id,
+                        _MEMBERS.c.banned.is_(False),
+                    ),
+                )
+                .values(next_seq=_CONVERSATIONS.c.next_seq + 1, last_activity_at=now)
+                .returning(_CONVERSATIONS.c.next_seq)
+            ).scalar_one_or_none()
+            if seq is None:
+                raise _Refused
+            message.seq = seq
+            session.execute(
+                insert(_MESSAGES).values(
+                    id=message.id,
+                    conversation_id=message.conversation_id,
+                    seq=seq,
+                    author_id=message.author_id,
+                    client_id=client_id,
+                    body=body,
+                    body_html=message.body_html,
+                    mentions_room=message.mentions_room,
+                    reply_to_id=reply_to,
+                    created_at=now,
+                )
             )
-            session.add(message)
-            session.flush()
     except IntegrityError:
-        # The same client id sent twice at once: the other send won; answer its message.
+        # The client id was sent before (or is being sent at once): answer its message.
         earlier = _by_client_id(session, actor.id, conversation.id, client_id)
         if earlier is None:
             raise
         return Sent(earlier, created=False)
+    except _Refused:
+        # Kicked, banned or archived since the read above (another transaction committed in
+        # between): the same refusal as if it had come first.
+        session.expire_all()
+        conversation, member = require_member(session, actor, conversation_id)
+        require_writable(conversation)
+        raise NotFound("There is no such conversation.", code="room_not_found") from None
     attachments.bind(files, message)
     search.index_message(session, message, new_with_names=[file.filename for file in files])
     mentions.store(session, actor, conversation, message, rendered, edited=False)
-    # The author has read what they wrote.
-    if member.last_read_seq < seq:
-        member.last_read_seq = seq
-    session.flush()
+    # The author has read what they wrote (never moving their pointer back: a `read` of a
+    # later message may have committed since the member row was read).
+    session.execute(
+        update(_MEMBERS)
+        .where(
+            _MEMBERS.c.conversation_id == conversation.id,
+            _MEMBERS.c.user_id == actor.id,
+            _MEMBERS.c.last_read_seq < seq,
+        )
+        .values(last_read_seq=seq)
+    )
+    if files:
+        session.flush()
     return Sent(message, created=True, attachments=files, mentions=rendered.user_ids)
+
+
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_MEMBERS = cast(Table, Member.__table__)
+_MESSAGES = cast(Table, Message.__table__)
+
+
+class _Refused(Exception):
+    """The counter's guard found the sender no longer a member or the room archived."""
+
+
+def _thread_root(session: Session, conversation_id: str, reply_to: str) -> str:
+    parent = session.get(Message, reply_to)
+    if parent is None or parent.conversation_id != conversation_id:
+        raise NotFound("The message replied to is not in this conversation.", code="no_parent")
+    # A reply to a reply joins the root's thread: `reply_to` always names a root.
+    return parent.reply_to_id or parent.id
 
 
 def _editable(session: Session, actor: Actor, message_id: str) -> tuple[Message, Member]:

@@ -46,6 +46,10 @@ class PresenceStore(Protocol):
     def touch(self, user_id: str, connection_id: str, status: Presence) -> Presence:
         """Set (or refresh) one connection's entry; the user's presence after it."""
 
+    def refresh(self, entries: Iterable[tuple[str, str, Presence]]) -> None:
+        """`touch` for many connections at once, (user id, connection id, status) each, when
+        nobody needs the presence after it (the heartbeat): one round trip for them all."""
+
     def drop(self, user_id: str, connection_id: str) -> Presence:
         """Remove one connection's entry; the user's presence after it."""
 
@@ -98,6 +102,20 @@ class RedisPresence:
         pipe.execute()
         return combine(self._live(user_id, now))
 
+    def refresh(self, entries: Iterable[tuple[str, str, Presence]]) -> None:
+        now = self.clock()
+        expires = now + self.ttl
+        pipe = self.client.pipeline(transaction=False)
+        users: set[str] = set()
+        for user_id, connection_id, status in entries:
+            pipe.hset(self._key(user_id), connection_id, f"{status.value} {expires}")
+            users.add(user_id)
+        for user_id in users:
+            pipe.expire(self._key(user_id), int(self.ttl) + 5)
+        if users:
+            pipe.zadd(USERS_KEY, dict.fromkeys(users, expires), gt=True)
+            pipe.execute()
+
     def drop(self, user_id: str, connection_id: str) -> Presence:
         self.client.hdel(self._key(user_id), connection_id)
         return combine(self._live(user_id, self.clock()))
@@ -144,6 +162,12 @@ class MemoryPresence:
             now = self.clock()
             self.entries.setdefault(user_id, {})[connection_id] = (status.value, now + self.ttl)
             return combine(self._live(user_id, now))
+
+    def refresh(self, entries: Iterable[tuple[str, str, Presence]]) -> None:
+        with self.lock:
+            expires = self.clock() + self.ttl
+            for user_id, connection_id, status in entries:
+                self.entries.setdefault(user_id, {})[connection_id] = (status.value, expires)
 
     def drop(self, user_id: str, connection_id: str) -> Presence:
         with self.lock:
