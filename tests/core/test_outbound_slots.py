@@ -4,7 +4,9 @@ files in embedded mode (as in production)."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -98,3 +100,89 @@ if current_stack().redis is not None:
             assert admin.zcard(key) == 1
         assert admin.zcard(key) == 0
         admin.close()
+
+
+def test_a_keeper_keeps_its_slot_between_fetches_of_one_host(settings: Settings) -> None:
+    slots = _slots(settings, 1)
+    host = f"{uuid.uuid4().hex}.example"
+    taken: list[str] = []
+    acquire = slots.acquire
+
+    def counting(host: str, *, wait_seconds: float) -> Callable[[], None]:
+        taken.append(host)
+        return acquire(host, wait_seconds=wait_seconds)
+
+    slots.acquire = counting  # type: ignore[method-assign]
+    with slots.keeper() as keeper:
+        for _ in range(3):
+            with keeper.hold(host, wait_seconds=0):
+                pass
+            assert keeper.holding == host
+        with keeper.hold(host.upper(), wait_seconds=0):
+            pass
+        assert taken == [host]
+        # Between its fetches the slot still counts: the host's cap is never exceeded.
+        with pytest.raises(FetchError), slots.hold(host, wait_seconds=0):
+            pass
+    with slots.hold(host, wait_seconds=0):  # given back at the end
+        pass
+
+
+def test_a_keeper_gives_its_slot_back_before_taking_another_hosts(settings: Settings) -> None:
+    slots = _slots(settings, 1)
+    first, second = f"a-{uuid.uuid4().hex}.example", f"b-{uuid.uuid4().hex}.example"
+    keeper = slots.keeper()
+    with keeper.hold(first, wait_seconds=0):
+        pass
+    # Taking the second host's slot gave the first one's back.
+    with keeper.hold(second, wait_seconds=0), slots.hold(first, wait_seconds=0):
+        pass
+    # The first host busy elsewhere: the keeper waits holding nothing, then gives up.
+    with slots.hold(first, wait_seconds=0):
+        with pytest.raises(FetchError) as refused, keeper.hold(first, wait_seconds=0.05):
+            pass
+        assert refused.value.kind == "busy"
+        assert keeper.holding is None
+        with slots.hold(second, wait_seconds=0):
+            pass
+    keeper.release()
+    keeper.release()  # twice is harmless
+
+
+def test_a_keeper_takes_a_fresh_slot_within_a_quarter_of_the_lease(settings: Settings) -> None:
+    slots = HostSlots(
+        1,
+        redis_url=settings.redis_url,
+        lock_dir=settings.data_dir / "hostslots",
+        poll_seconds=0.01,
+        lease_seconds=0.2,
+    )
+    host = f"{uuid.uuid4().hex}.example"
+    taken: list[str] = []
+    acquire = slots.acquire
+
+    def counting(host: str, *, wait_seconds: float) -> Callable[[], None]:
+        taken.append(host)
+        return acquire(host, wait_seconds=wait_seconds)
+
+    slots.acquire = counting  # type: ignore[method-assign]
+    with slots.keeper() as keeper:
+        with keeper.hold(host, wait_seconds=0):
+            pass
+        time.sleep(0.06)
+        with keeper.hold(host, wait_seconds=0):
+            pass
+    assert taken == [host, host]
+
+
+def test_a_keeper_gives_its_slot_back_when_its_block_fails(settings: Settings) -> None:
+    slots = _slots(settings, 1)
+    host = f"{uuid.uuid4().hex}.example"
+    with (
+        pytest.raises(RuntimeError),
+        slots.keeper() as keeper,
+        keeper.hold(host, wait_seconds=0),
+    ):
+        raise RuntimeError("the fetch failed")
+    with slots.hold(host, wait_seconds=0):
+        pass

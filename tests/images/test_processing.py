@@ -754,3 +754,46 @@ def test_jpeg_thumbnails_shrink_on_load_by_the_whole_factor_and_look_the_same(
     reference = pyvips.Image.thumbnail_buffer(data, box, height=box, size="down")
     difference = (load(result.data).cast("float") - reference.cast("float")).abs()
     assert difference.avg() < 3.0  # out of 255: the same picture
+
+
+@pytest.mark.parametrize(
+    "ops",
+    [Operations(), Operations(quality=80, max_width=512, max_height=512)],
+    ids=["default", "thumbnail"],
+)
+def test_a_jpeg_is_written_baseline_with_optimised_huffman_tables(
+    images: ImageFactory, ops: Operations
+) -> None:
+    """Not progressive: with libvips' mozjpeg, progressive coding cost 60-100 % more CPU for
+    files no smaller. The pixels are the same either way; the tables are optimised."""
+    data = images.jpeg_bytes(2048, 1536)
+    result = process(data, ops)
+    output = load(result.data)
+    assert output.get("jpeg-multiscan") == 0
+    pixels = output.copy_memory()
+    standard = pixels.jpegsave_buffer(Q=ops.quality, keep=pyvips.enums.ForeignKeep.NONE)
+    optimised = pixels.jpegsave_buffer(
+        Q=ops.quality, keep=pyvips.enums.ForeignKeep.NONE, optimize_coding=True
+    )
+    assert len(processing._encode(pixels, "jpeg", ops.quality)) == len(optimised)
+    assert len(optimised) < len(standard)
+
+
+def test_a_jpeg_shrunk_on_load_onto_the_box_is_not_resampled_again(images: ImageFactory) -> None:
+    """2048x1536 into 512x512: libjpeg's 1/4 decode is already 512x384, and that is the output,
+    pixel for pixel (PNG out, so nothing is lost after the decode)."""
+    data = images.jpeg_bytes(2048, 1536)
+    result = process(data, Operations(max_width=512, max_height=512, format="png"))
+    assert (result.width, result.height) == (512, 384)
+    decoded = pyvips.Image.new_from_buffer(data, "", shrink=4)
+    assert (load(result.data).cast("int") - decoded.cast("int")).abs().max() == 0
+
+
+def test_a_cmyk_jpeg_shrunk_onto_the_box_is_still_converted(images: ImageFactory) -> None:
+    data = images.cmyk_jpeg_bytes(with_profile=False)
+    source = load(data)
+    box = source.width // 2
+    result = process(data, Operations(max_width=box, max_height=source.height))
+    output = load(result.data)
+    assert (output.width, output.bands, output.interpretation) == (box, 3, "srgb")
+    assert_close(colour_at(output, 5, 5), RED, 15)

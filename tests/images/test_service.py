@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pyvips
 from celery import Celery
 from fastapi import FastAPI
 from sqlalchemy import delete, select, update
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session
 from opsdeck.core import live
 from opsdeck.core.db import transaction
 from opsdeck.core.jobs import JobOutbox
+from opsdeck.core.outbound.errors import FetchError
+from opsdeck.core.outbound.slots import HostSlots
 from opsdeck.core.queue import queued_tasks
 from opsdeck.core.storage import MediaStore
 from opsdeck.images import pipeline, service
@@ -497,3 +500,55 @@ def test_recording_successes_finishes_the_batch_once_and_publishes_its_state(
         (f"images:batch:{batch_id}", "completed"),
         (f"images:batch:{batch_id}", "completed"),
     ]
+
+
+def test_a_chunk_takes_its_hosts_download_slot_once_and_gives_it_back(
+    app: FastAPI,
+    make_user: UserFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Five images from one host in one chunk: one slot taken (not five), held by no one after
+    the chunk; the host's cap of one is never exceeded meanwhile."""
+    with app.state.sessionmaker() as session:
+        batch_id = _pending_batch(session, make_user("owner"), 5, distinct=True)
+        session.commit()
+        ids = service.item_ids(session, batch_id)
+    monkeypatch.setattr(pipeline, "task_session", lambda: transaction(app.state.sessionmaker))
+    monkeypatch.setattr(pipeline, "_started_batches", pipeline._Bounded(256))
+    monkeypatch.setattr(MediaStore, "sync", lambda _store, keys: None)
+    slots = HostSlots(1, lock_dir=tmp_path)
+    taken: list[str] = []
+    acquire = slots.acquire
+
+    def counting(host: str, *, wait_seconds: float) -> Any:
+        taken.append(host)
+        return acquire(host, wait_seconds=wait_seconds)
+
+    monkeypatch.setattr(slots, "acquire", counting)
+    monkeypatch.setattr(pipeline, "_host_slots", lambda: slots)
+    jpeg = bytes(pyvips.Image.black(8, 8, bands=3).jpegsave_buffer())
+    fetched: list[str] = []
+
+    class Client:
+        def fetch(self, url: str) -> Any:
+            # The chunk holds the host's only slot.
+            with (
+                pytest.raises(FetchError),
+                HostSlots(1, lock_dir=tmp_path).hold("x", wait_seconds=0),
+            ):
+                pass
+            fetched.append(url)
+            return type("Answer", (), {"content": jpeg})()
+
+    monkeypatch.setattr(pipeline, "_client", Client)
+
+    assert pipeline.process_chunk(ids) == 5
+
+    assert len(fetched) == 5
+    assert taken == ["x"]
+    with HostSlots(1, lock_dir=tmp_path).hold("x", wait_seconds=0):
+        pass
+    with app.state.sessionmaker() as session:
+        states = session.scalars(select(ImageItem.status).where(ImageItem.batch_id == batch_id))
+        assert set(states) == {"succeeded"}

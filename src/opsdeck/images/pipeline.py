@@ -22,7 +22,7 @@ from opsdeck.core.db import utcnow
 from opsdeck.core.jobs import RetryLater, enqueue, enqueue_from_task
 from opsdeck.core.outbound.client import OutboundClient
 from opsdeck.core.outbound.errors import FetchError
-from opsdeck.core.outbound.slots import HostSlots
+from opsdeck.core.outbound.slots import HostSlots, SlotKeeper
 from opsdeck.core.queue import queued_tasks, task_session
 from opsdeck.core.storage import media_store
 from opsdeck.core.webhooks import post_signed, retry_delay
@@ -162,47 +162,52 @@ def process_chunk(item_ids: list[str], *, retries_done: int = 0) -> int:
     # for RECORD_EVERY or RECORD_SECONDS (a transaction each saved: 3 -> 2 for 16 images).
     early = bool(units) and units[0][0].batch_id not in seen
     unrecorded: list[Produced] = []
-    oldest = 0.0
-    taken = 0
 
     def flush() -> None:
         record(unrecorded)
         unrecorded.clear()
 
-    for index, unit in enumerate(units):
-        if index and time.monotonic() - started > CHUNK_SLICE_SECONDS:
-            flush()
-            # In tasks of half as many images as this one did in its slice: each should take
-            # about half a slice, so the queue's last tasks still end close together.
-            hand_back(units[index:], per_task=max(1, taken // 2))
-            return taken
-        try:
-            done = attempt(unit[0], retries_done=retries_done, max_retries=MAX_FETCH_RETRIES)
-        except BaseException:
-            # This image stays claimed (the stalled-image sweep hands it back, as for a
-            # single task); the ones after it need not wait for that, nor those done. The
-            # error that got us here is the one to report, whatever these two meet.
-            try:
+    # One host slot kept from image to image while they come from the same host (two Redis
+    # round trips a run of images instead of two an image), given back however the chunk ends.
+    with _host_slots().keeper() as slots:
+        oldest = 0.0
+        taken = 0
+        for index, unit in enumerate(units):
+            if index and time.monotonic() - started > CHUNK_SLICE_SECONDS:
                 flush()
-                hand_back(units[index + 1 :])
-            except Exception:
-                log.exception("images_chunk_cleanup_failed", images=len(item_ids) - taken)
-            raise
-        taken += len(unit)
-        if isinstance(done, FetchLater):
-            fetch_later(unit, done, retries_done=retries_done)
-            continue
-        if not unrecorded:
-            oldest = time.monotonic()
-        unrecorded.extend(replace(done, item_id=work.item_id) for work in unit)
-        if (
-            (index == 0 and early)
-            or len(unrecorded) >= RECORD_EVERY
-            or time.monotonic() - oldest >= RECORD_SECONDS
-        ):
-            flush()
-    flush()
-    return taken
+                # In tasks of half as many images as this one did in its slice: each should take
+                # about half a slice, so the queue's last tasks still end close together.
+                hand_back(units[index:], per_task=max(1, taken // 2))
+                return taken
+            try:
+                done = attempt(
+                    unit[0], retries_done=retries_done, max_retries=MAX_FETCH_RETRIES, slots=slots
+                )
+            except BaseException:
+                # This image stays claimed (the stalled-image sweep hands it back, as for a
+                # single task); the ones after it need not wait for that, nor those done. The
+                # error that got us here is the one to report, whatever these two meet.
+                try:
+                    flush()
+                    hand_back(units[index + 1 :])
+                except Exception:
+                    log.exception("images_chunk_cleanup_failed", images=len(item_ids) - taken)
+                raise
+            taken += len(unit)
+            if isinstance(done, FetchLater):
+                fetch_later(unit, done, retries_done=retries_done)
+                continue
+            if not unrecorded:
+                oldest = time.monotonic()
+            unrecorded.extend(replace(done, item_id=work.item_id) for work in unit)
+            if (
+                (index == 0 and early)
+                or len(unrecorded) >= RECORD_EVERY
+                or time.monotonic() - oldest >= RECORD_SECONDS
+            ):
+                flush()
+        flush()
+        return taken
 
 
 def same_url(works: list[service.ItemWork]) -> list[list[service.ItemWork]]:
@@ -264,12 +269,17 @@ class Produced:
 
 
 def attempt(
-    work: service.ItemWork, *, retries_done: int, max_retries: int
+    work: service.ItemWork,
+    *,
+    retries_done: int,
+    max_retries: int,
+    slots: SlotKeeper | None = None,
 ) -> Produced | FetchLater:
-    """Fetch, process and store one claimed image; record nothing."""
+    """Fetch, process and store one claimed image; record nothing. With `slots`, the host's
+    download slot is taken through that keeper (and kept after it); else for the fetch only."""
     settings = get_settings()
     try:
-        result = _produce(settings, work)
+        result = _produce(settings, work, slots)
     except FetchError as exc:
         if exc.kind == "busy":  # not the image's fault: wait for the host, however long
             log.info("image_waiting_for_host", item_id=work.item_id, reason=exc.message)
@@ -289,11 +299,14 @@ def _jitter(seconds: float) -> float:
     return seconds * random.uniform(1.0, 1.25)  # noqa: S311  # nosec B311
 
 
-def _produce(settings: Settings, work: service.ItemWork) -> service.ItemResult:
+def _produce(
+    settings: Settings, work: service.ItemWork, slots: SlotKeeper | None
+) -> service.ItemResult:
     store = media_store(settings)
     started = time.perf_counter()
     if work.input_url:
-        with _host_slots().hold(httpx.URL(work.input_url).host, wait_seconds=10):
+        holder = slots if slots is not None else _host_slots()
+        with holder.hold(httpx.URL(work.input_url).host, wait_seconds=10):
             data = _client().fetch(work.input_url).content
         PHASE_SECONDS.labels("fetch").observe(time.perf_counter() - started)
     elif work.input_key:

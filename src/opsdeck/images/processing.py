@@ -7,7 +7,8 @@ orientation, converts it to 8-bit sRGB, drops every piece of metadata and encode
 Memory: libvips streams. With sequential access a JPEG is decoded, converted and re-encoded a few
 scanlines at a time, so a 50-megapixel JPEG is processed without ever holding its pixels. What
 cannot stream is bounded where it can be: a large image to turn upright goes through a scratch
-file on disk, a large JPEG is written baseline. The WebP, AVIF and GIF encoders hold the whole
+file on disk, a large JPEG is written without optimised Huffman tables. The WebP, AVIF and GIF
+encoders hold the whole
 image (and libaom several copies): converting a 50 MP photo to AVIF takes about 1 GB.
 `bench/images_processing.py` prints the figures.
 """
@@ -54,9 +55,12 @@ ErrorKind = Literal[
     "processing_failed",
 ]
 
-# Above this many pixels a JPEG is written baseline with standard Huffman tables: progressive or
-# optimised coding makes libjpeg buffer every DCT coefficient (~5.5 bytes a pixel, 280 MB at
-# 50 MP), which would break the per-worker memory budget.
+# JPEGs are written baseline (sequential), never progressive: with the libjpeg libvips ships
+# (mozjpeg), progressive coding took 60-100 % more CPU to encode a 2K photo or a 512 px
+# thumbnail for files within 2 % of the baseline ones' size, often larger (the decoded pixels
+# are the same either way). Optimised Huffman tables are kept up to this many pixels: above it
+# they make libjpeg buffer every DCT coefficient (~5.5 bytes a pixel, 280 MB at 50 MP), which
+# would break the per-worker memory budget, so bigger JPEGs use the standard tables.
 JPEG_OPTIMISE_MAX_PIXELS: Final = 16_000_000
 # libvips' default AVIF effort (4) takes ~10 s for a 3-megapixel photo on one core; effort 2
 # takes about a tenth of that for files of much the same size at quality 50.
@@ -189,6 +193,9 @@ class _Header:
     info: ImageInfo
     orientation: int
     palette_bits: int | None  # an indexed-colour PNG's bits per pixel
+    # The image the header was read from: no pixel decoded yet, so a first-frame decode at full
+    # size reads its pixels from it instead of parsing the file's header a second time.
+    image: VipsImage = None
 
 
 _configure_lock = threading.Lock()
@@ -424,7 +431,7 @@ def _read_header(data: bytes, fmt: str, *, max_pixels: int, animated: bool) -> _
         else:
             message = f"The image is {width}x{height} = {pixels:,} pixels; {limit}."
         raise ImageError("too_many_pixels", message)
-    return _Header(ImageInfo(fmt, width, height, max(frames, 1)), orientation, palette_bits)
+    return _Header(ImageInfo(fmt, width, height, max(frames, 1)), orientation, palette_bits, image)
 
 
 def _decode(data: bytes, header: _Header, ops: Operations, *, all_frames: bool) -> VipsImage:
@@ -442,6 +449,10 @@ def _decode(data: bytes, header: _Header, ops: Operations, *, all_frames: bool) 
             loaded = pyvips.Image.new_from_buffer(
                 data, "", access="sequential", fail_on="error", shrink=shrink
             )
+            if _already_fits(loaded, width, height):
+                # thumbnail_image would leave it as it is (it never grows an image), yet cost a
+                # pass over the pixels: a 2048x1536 photo into 512x512 lands on 512x384 here.
+                return loaded
             return loaded.thumbnail_image(width, height=height, size="down", no_rotate=True)
         # thumbnail's own fail_on argument does not reach the loader (libvips 8.18): a truncated
         # file would come out grey at the bottom. The loader option string does reach it.
@@ -455,7 +466,17 @@ def _decode(data: bytes, header: _Header, ops: Operations, *, all_frames: bool) 
         )
     if all_frames:
         return pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error", n=-1)
-    return pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
+    return header.image
+
+
+def _already_fits(image: VipsImage, width: int, height: int) -> bool:
+    """Inside the box, in colours thumbnail_image would leave alone (it converts CMYK)."""
+    return (
+        image.width <= width
+        and image.height <= height
+        and str(image.interpretation) in ("srgb", "b-w")
+        and image.format == "uchar"
+    )
 
 
 def _jpeg_shrink(header: _Header, width: int, height: int) -> int:
@@ -539,9 +560,7 @@ def _encode(
     keep = pyvips.enums.ForeignKeep.NONE
     if fmt == "jpeg":
         optimise = image.width * image.height <= JPEG_OPTIMISE_MAX_PIXELS
-        result = image.jpegsave_buffer(
-            Q=quality, keep=keep, optimize_coding=optimise, interlace=optimise
-        )
+        result = image.jpegsave_buffer(Q=quality, keep=keep, optimize_coding=optimise)
     elif fmt == "webp":
         result = image.webpsave_buffer(Q=quality, keep=keep)
     elif fmt == "avif":
