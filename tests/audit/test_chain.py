@@ -89,7 +89,10 @@ def test_deleted_row_is_detected(db: Session) -> None:
 def test_deleted_row_with_renumbering_is_detected(db: Session) -> None:
     _append(db, 4)
     db.execute(text("DELETE FROM audit_log WHERE id = 2"))
-    db.execute(text("UPDATE audit_log SET id = id - 1 WHERE id > 2"))
+    # One row at a time, lowest first: a single `SET id = id - 1` checks the primary key row by
+    # row in PostgreSQL's scan order, which is not always the ids' order (a flaky collision).
+    db.execute(text("UPDATE audit_log SET id = 2 WHERE id = 3"))
+    db.execute(text("UPDATE audit_log SET id = 3 WHERE id = 4"))
     db.commit()
 
     report = service.verify_chain(db)
