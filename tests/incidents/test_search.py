@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from opsdeck.core.errors import ValidationFailed
+from opsdeck.core.fulltext import is_postgres
 from opsdeck.core.pagination import PageParams
 from opsdeck.incidents.models import Severity, Visibility
 from opsdeck.incidents.service import comments, search
@@ -355,3 +357,38 @@ def test_a_second_member_never_finds_a_restricted_incident(
             assert found["items"] == []
         mine = client.get(INCIDENTS, params={"q": q}, headers=member_headers).json()
         assert [item["number"] for item in mine["items"]] == [secret["number"]]
+
+
+def test_a_search_run_again_and_again_on_one_connection_keeps_its_answer(
+    session: Session, people: Sequence[Any]
+) -> None:
+    """psycopg prepares a statement at its fifth run on a connection, and PostgreSQL may then
+    plan it once for any words (a generic plan that reads every match): a search is sent
+    unprepared, so it is planned for its words every time, and its answer (order and
+    visibility) is the same at the first run and the twentieth, by relevance and by number."""
+    alice, bob, _root = people
+    in_title = _declare(session, alice, "Kafka lag on orders", "Consumers behind.")
+    in_description = _declare(session, alice, "Checkout slow", "Kafka lag grew to minutes.")
+    secret = _declare(session, alice, "Kafka lag secret", visibility=Visibility.RESTRICTED)
+    _declare(session, alice, "Unrelated", "Nothing to see.")
+    session.commit()
+
+    for who, visible in (
+        (alice, {secret, in_title, in_description}),
+        (bob, {in_title, in_description}),
+    ):
+        for sort in (None, "-number"):
+            first = _numbers(session, who, "kafka lag", sort=sort)
+            assert set(first) == visible
+            if sort is None:
+                assert first[-1] == in_description  # title matches rank first
+            else:
+                assert first == sorted(visible, reverse=True)
+            for _ in range(20):
+                assert _numbers(session, who, "kafka lag", sort=sort) == first
+    if is_postgres(session):
+        # Every search above ran in this transaction, on this connection.
+        prepared = session.execute(
+            text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%tsquery%'")
+        ).scalar_one()
+        assert prepared == 0

@@ -48,6 +48,9 @@ PING_AFTER_IDLE_SECONDS = 1.0
 _IDLE_SINCE = "opsdeck.idle_since"
 AFTER_COMMIT_KEY = "opsdeck.after_commit"
 ON_REFUSAL_KEY = "opsdeck.keep_on_refusal"
+# An execution option: `statement.execution_options(**{UNPREPARED: True})` makes PostgreSQL plan
+# the statement for its parameters at every execution (see _unprepared_when_asked).
+UNPREPARED = "opsdeck_unprepared"
 log = structlog.get_logger("opsdeck.db")
 
 
@@ -112,10 +115,34 @@ def make_engine(
         _configure_sqlite(engine)
         return engine
     if not pooled:
-        return create_engine(url, **extra)
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
-    _ping_idle_connections(engine, ping_after_idle)
+        engine = create_engine(url, **extra)
+    else:
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        _ping_idle_connections(engine, ping_after_idle)
+    _unprepared_when_asked(engine)
     return engine
+
+
+def _unprepared_when_asked(engine: Engine) -> None:
+    """Statements executed with the UNPREPARED option are never prepared server side.
+
+    psycopg prepares a statement once a connection has run its text `prepare_threshold` (5)
+    times, and PostgreSQL then plans it once for any parameters (a generic plan) as soon as
+    that plan's estimate is no worse than the custom plans' average. For a statement whose best
+    plan depends on the values (a full-text search: walk the newest rows for a common word,
+    read the index for a rare one) the generic plan is a guess, and a bad one: for the
+    incidents search it reads every match (docs/benchmarks.md, "Incidents API"). Sent
+    unprepared, the statement is planned for its values every time."""
+    if engine.dialect.driver != "psycopg":
+        return
+    from psycopg import ServerCursor  # a server-side cursor (stream_results) is never prepared
+
+    @event.listens_for(engine, "do_execute")
+    def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool | None:
+        if not context.execution_options.get(UNPREPARED) or isinstance(cursor, ServerCursor):
+            return None
+        cursor.execute(statement, parameters, prepare=False)
+        return True
 
 
 def _ping_idle_connections(engine: Engine, after_seconds: float) -> None:

@@ -482,7 +482,9 @@ def filtered(
     query = (select(*columns) if columns else select(Incident)).where(visible_clause(actor))
     q = search.normalise(filters.q)
     if q is not None:
-        query = query.where(search.match_clause(session, q))
+        query = query.where(search.match_clause(session, q)).execution_options(
+            **search.PLANNED_EVERY_TIME
+        )
     if filters.status:
         query = query.where(_I.status.in_([str(s) for s in filters.status]))
     if filters.severity:

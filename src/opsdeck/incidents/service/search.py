@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Session
 
+from opsdeck.core.db import UNPREPARED
 from opsdeck.core.fulltext import (
     MAX_QUERY_LENGTH,
     fts5_expression,
@@ -67,6 +68,14 @@ RELEVANCE = "relevance"
 CANDIDATES = 200
 # bm25 weights of the FTS5 columns (title, description, comments), as PostgreSQL's A, B, C.
 _BM25_WEIGHTS = (10.0, 4.0, 1.0)
+# A search is planned for its words at every execution, never prepared (core.db.UNPREPARED):
+# the best plan depends on how common the words are (a common word: walk the newest incidents
+# until CANDIDATES match; a rare one: read its matches from the GIN index), and PostgreSQL's
+# generic plan for a prepared search, which cannot know, reads every match of the word. With
+# psycopg preparing a statement at its fifth run on a connection, PostgreSQL chose that plan
+# at 20,000 incidents (3-5 times the custom plan's execution time); at 1,000,000 it costs
+# 0.24-2.1 s a search against 12-30 ms (docs/benchmarks.md, "Incidents API").
+PLANNED_EVERY_TIME = {UNPREPARED: True}
 
 _search = table(SEARCH_TABLE, column("incident_number", Integer), column("document", TSVECTOR))
 _fts = table(SEARCH_FTS_TABLE, column("rowid", Integer))
@@ -182,12 +191,14 @@ def with_relevance(session: Session, statement: Select[Any], q: str) -> Select[A
         select(Incident)
         .join(ranked, ranked.c.number == Incident.number)
         .add_columns(ranked.c.rank.label(RELEVANCE))
+        .execution_options(**PLANNED_EVERY_TIME)
     )
 
 
 __all__ = [
     "CANDIDATES",
     "MAX_QUERY_LENGTH",
+    "PLANNED_EVERY_TIME",
     "RELEVANCE",
     "fts5_expression",
     "index_incident",
