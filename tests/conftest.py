@@ -49,6 +49,13 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "webhook_secret": "test-webhook-secret-that-is-long-enough-0123",
         # The tests' image and webhook servers listen on loopback.
         "fetch_allowed_networks": ["127.0.0.0/8"],
+        # argon2 at the floor the settings allow (OWASP: t=2, m=19 MiB, p=1): the suite hashes
+        # and verifies thousands of passwords, and the production cost (t=3, m=64 MiB, p=4)
+        # made each one ~0.3 s of CPU on a 2-core machine. The cost parameters are
+        # configuration, not a different code path; tests/accounts checks rehashing on change.
+        "password_hash_time_cost": 2,
+        "password_hash_memory_kib": 19_456,
+        "password_hash_parallelism": 1,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values).prepare()

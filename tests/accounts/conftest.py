@@ -1,10 +1,9 @@
-"""Helpers for the accounts tests: reading back rows and audit entries, cheap password hashing
-and apps with tighter throttle limits. Signing in is in tests/conftest.py."""
+"""Helpers for the accounts tests: reading back rows and audit entries, and apps with tighter
+throttle limits. Signing in and the cheap password hashing are in tests/conftest.py."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -17,24 +16,7 @@ from sqlalchemy.orm import Session
 from opsdeck.accounts.models import User
 from opsdeck.app import create_app
 from opsdeck.audit.models import AuditEntry
-from opsdeck.core.db import upgrade_database
 from opsdeck.settings import Settings
-from tests.conftest import make_settings
-
-
-@pytest.fixture(scope="session")
-def base_settings(data_dir: Path) -> Settings:
-    """The shared test settings with argon2 at the floor the settings allow (OWASP: t=2,
-    m=19 MiB, p=1): these tests hash and verify hundreds of passwords, and the cost
-    parameters are configuration, not a different code path."""
-    settings = make_settings(
-        data_dir,
-        password_hash_time_cost=2,
-        password_hash_memory_kib=19_456,
-        password_hash_parallelism=1,
-    )
-    upgrade_database(settings.database_url_resolved)
-    return settings
 
 
 def audit_actions(db: Session, action_prefix: str = "") -> list[AuditEntry]:
