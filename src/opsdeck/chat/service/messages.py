@@ -166,16 +166,21 @@ def send_message(
     now = utcnow()
     # The writes of the common path are Core statements on the tables: the ORM's unit of work
     # and its bulk UPDATE's synchronisation cost more than the statements themselves here.
+    values = {
+        "id": new_id(),
+        "conversation_id": conversation.id,
+        "author_id": actor.id,
+        "client_id": client_id,
+        "body": body,
+        "body_html": rendered.html,
+        "mentions_room": rendered.room,
+        "reply_to_id": reply_to,
+        "created_at": now,
+    }
+    # The answer object: what the INSERT below writes, plus the columns a new message has
+    # empty (the ORM would read them back; a transient object does not).
     message = Message(
-        id=new_id(),
-        conversation_id=conversation.id,
-        author_id=actor.id,
-        client_id=client_id,
-        body=body,
-        body_html=rendered.html,
-        mentions_room=rendered.room,
-        reply_to_id=reply_to,
-        created_at=now,
+        **values,
         edited_at=None,
         deleted_at=None,
         deleted_by_id=None,
@@ -204,20 +209,7 @@ def send_message(
             if seq is None:
                 raise _Refused
             message.seq = seq
-            session.execute(
-                insert(_MESSAGES).values(
-                    id=message.id,
-                    conversation_id=message.conversation_id,
-                    seq=seq,
-                    author_id=message.author_id,
-                    client_id=client_id,
-                    body=body,
-                    body_html=message.body_html,
-                    mentions_room=message.mentions_room,
-                    reply_to_id=reply_to,
-                    created_at=now,
-                )
-            )
+            session.execute(insert(_MESSAGES).values(**values, seq=seq))
     except IntegrityError:
         # The client id was sent before (or is being sent at once): answer its message.
         earlier = _by_client_id(session, actor.id, conversation.id, client_id)

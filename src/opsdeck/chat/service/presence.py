@@ -92,15 +92,8 @@ class RedisPresence:
         return live
 
     def touch(self, user_id: str, connection_id: str, status: Presence) -> Presence:
-        now = self.clock()
-        expires = now + self.ttl
-        key = self._key(user_id)
-        pipe = self.client.pipeline()
-        pipe.hset(key, connection_id, f"{status.value} {expires}")
-        pipe.expire(key, int(self.ttl) + 5)
-        pipe.zadd(USERS_KEY, {user_id: expires}, gt=True)
-        pipe.execute()
-        return combine(self._live(user_id, now))
+        self.refresh([(user_id, connection_id, status)])
+        return combine(self._live(user_id, self.clock()))
 
     def refresh(self, entries: Iterable[tuple[str, str, Presence]]) -> None:
         now = self.clock()
@@ -158,10 +151,9 @@ class MemoryPresence:
         return [status for status, _exp in entries.values()]
 
     def touch(self, user_id: str, connection_id: str, status: Presence) -> Presence:
+        self.refresh([(user_id, connection_id, status)])
         with self.lock:
-            now = self.clock()
-            self.entries.setdefault(user_id, {})[connection_id] = (status.value, now + self.ttl)
-            return combine(self._live(user_id, now))
+            return combine(self._live(user_id, self.clock()))
 
     def refresh(self, entries: Iterable[tuple[str, str, Presence]]) -> None:
         with self.lock:
