@@ -49,18 +49,35 @@ def eve(client: TestClient, make_user: UserFactory) -> Person:
     return _person(client, make_user, "eve")
 
 
+def join_room(client: TestClient, person: Person, room_id: str) -> None:
+    """`person` joins the public room `room_id` through the API."""
+    joined = client.post(f"{CHAT}/rooms/{room_id}/join", headers=person.headers)
+    assert joined.status_code == 200, joined.text
+
+
 @pytest.fixture
 def make_room(client: TestClient) -> RoomFactory:
-    """Create a room through the API as `owner`; the 201 answer's body."""
+    """Create a room through the API as `owner`, then have each of `joined` join it (a public
+    room); the 201 answer's body."""
 
-    def factory(owner: Person, name: str = "ops", visibility: str = "public", **more: Any) -> Any:
+    def factory(
+        owner: Person,
+        name: str = "ops",
+        visibility: str = "public",
+        *,
+        joined: tuple[Person, ...] = (),
+        **more: Any,
+    ) -> Any:
         response = client.post(
             f"{CHAT}/rooms",
             json={"name": name, "visibility": visibility, **more},
             headers=owner.headers,
         )
         assert response.status_code == 201, response.text
-        return response.json()
+        room = response.json()
+        for person in joined:
+            join_room(client, person, room["id"])
+        return room
 
     return factory
 

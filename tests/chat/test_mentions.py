@@ -36,10 +36,6 @@ def _elements(html: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
     return parser.found
 
 
-def _join(client: TestClient, person: Person, room_id: str) -> None:
-    assert client.post(f"{CHAT}/rooms/{room_id}/join", headers=person.headers).status_code == 200
-
-
 def test_members_are_mentioned_and_counted_until_read(
     client: TestClient,
     alice: Person,
@@ -48,8 +44,7 @@ def test_members_are_mentioned_and_counted_until_read(
     make_room: RoomFactory,
     send: Sender,
 ) -> None:
-    room = make_room(alice)
-    _join(client, bob, room["id"])
+    room = make_room(alice, joined=(bob,))
     # Eve is not in the room: her name stays text. Nobody called "nobody" exists.
     message = send(alice, room["id"], "@bob and @eve, see @nobody; @alice too. @BOB again")
     assert message["mentions"] == [bob.id]
@@ -79,8 +74,7 @@ def test_members_are_mentioned_and_counted_until_read(
 def test_an_edit_changes_who_is_mentioned_and_a_deleted_mention_no_longer_counts(
     client: TestClient, alice: Person, bob: Person, make_room: RoomFactory, send: Sender
 ) -> None:
-    room = make_room(alice)
-    _join(client, bob, room["id"])
+    room = make_room(alice, joined=(bob,))
     message = send(alice, room["id"], "hello")
     assert message["mentions"] == []
     edited = client.patch(
@@ -109,8 +103,7 @@ def test_room_mentions_everybody_in_small_rooms_and_only_moderators_in_big_ones(
     make_user: UserFactory,
     send: Sender,
 ) -> None:
-    room = make_room(alice)
-    _join(client, bob, room["id"])
+    room = make_room(alice, joined=(bob,))
     everyone = send(bob, room["id"], "@room standup in 5")
     assert everyone["mentions_room"] is True
     assert '<span class="mention mention-room">@room</span>' in everyone["body_html"]
@@ -131,8 +124,7 @@ def test_room_mentions_everybody_in_small_rooms_and_only_moderators_in_big_ones(
 def test_incident_numbers_become_links_but_not_in_code_or_links(
     client: TestClient, alice: Person, bob: Person, make_room: RoomFactory, send: Sender
 ) -> None:
-    room = make_room(alice)
-    _join(client, bob, room["id"])
+    room = make_room(alice, joined=(bob,))
     html = send(alice, room["id"], "INC-42 is INC-7's twin, not XINC-3 or INC-5x")["body_html"]
     assert html == (
         '<p><a href="/incidents/42" rel="noopener noreferrer nofollow">INC-42</a> is '
@@ -153,8 +145,7 @@ def test_incident_numbers_become_links_but_not_in_code_or_links(
 def test_hostile_input_stays_inert(
     client: TestClient, alice: Person, bob: Person, make_room: RoomFactory, send: Sender
 ) -> None:
-    room = make_room(alice)
-    _join(client, bob, room["id"])
+    room = make_room(alice, joined=(bob,))
     hostile = [
         '<span class="mention" data-user-id="x" onclick="alert(1)">@bob</span>',
         '<a href="javascript:alert(1)">INC-1</a>',

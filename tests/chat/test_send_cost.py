@@ -64,15 +64,10 @@ def _send(app: FastAPI, person: Person, room_id: str, client_id: str, body: str)
         return sent_message_out(session, sent, author=author).model_dump(mode="json")
 
 
-def _join(client: TestClient, person: Person, room_id: str) -> None:
-    assert client.post(f"{CHAT}/rooms/{room_id}/join", headers=person.headers).status_code == 200
-
-
 def test_a_send_is_one_read_and_its_writes(
     app: FastAPI, client: TestClient, alice: Person, bob: Person, make_room: RoomFactory
 ) -> None:
-    room = make_room(alice)
-    _join(client, bob, room["id"])
+    room = make_room(alice, joined=(bob,))
     _send(app, bob, room["id"], "warm", "the first")
     with _statements(app) as seen:
         answer = _send(app, bob, room["id"], "plain", "plain words, no mention")
@@ -93,8 +88,7 @@ def test_the_counter_refuses_a_sender_removed_after_the_read(
     make_room: RoomFactory,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    room = make_room(alice)
-    _join(client, bob, room["id"])
+    room = make_room(alice, joined=(bob,))
     # Bob's membership as read just before a moderator banned him (another transaction).
     with transaction(app.state.sessionmaker) as session:
         stale = service.require_member(session, _actor(bob), room["id"])
@@ -163,10 +157,7 @@ def test_the_unread_push_counts_what_each_member_would_read(
     make_room: RoomFactory,
     send: Sender,
 ) -> None:
-    room = make_room(alice)
-    room_id = room["id"]
-    for person in (bob, eve):
-        _join(client, person, room_id)
+    room_id = make_room(alice, joined=(bob, eve))["id"]
     send(alice, room_id, "hi @bob")
     send(bob, room_id, "hello")
     send(eve, room_id, "@room the deploy starts")

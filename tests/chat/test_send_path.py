@@ -20,16 +20,10 @@ from opsdeck.chat.events import NAMESPACE, RoomBroadcasts, UnreadPushes, user_ro
 from tests.chat.conftest import CHAT, WAIT, Connect, Person, RoomFactory, Sender
 
 
-def _join(client: TestClient, person: Person, room_id: str) -> None:
-    joined = client.post(f"{CHAT}/rooms/{room_id}/join", headers=person.headers)
-    assert joined.status_code == 200, joined.text
-
-
 def test_the_answer_to_a_send_is_the_message_as_read_back(
     client: TestClient, alice: Person, bob: Person, make_room: RoomFactory, send: Sender
 ) -> None:
-    room = make_room(alice)
-    _join(client, bob, room["id"])
+    room = make_room(alice, joined=(bob,))
     root = send(bob, room["id"], "the root")
     upload = client.post(
         f"{CHAT}/rooms/{room['id']}/attachments",
@@ -184,10 +178,7 @@ def test_unread_pushes_gather_a_conversations_new_messages(
     make_room: RoomFactory,
     send: Sender,
 ) -> None:
-    room = make_room(alice)
-    room_id = room["id"]
-    for person in (bob, eve):
-        _join(client, person, room_id)
+    room_id = make_room(alice, joined=(bob, eve))["id"]
     server = _FakeServer()
     # A delay nobody waits for: the test flushes by hand.
     pushes = UnreadPushes(server, app.state.sessionmaker, delay=3600)
