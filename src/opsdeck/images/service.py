@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol, cast
 
 import structlog
@@ -555,6 +556,74 @@ class ItemWork:
     attempt: int
 
 
+# The statements a worker runs for every image (claim, record, the batch's end), built once:
+# a statement object run again with new parameters reuses its cache key, where one built per
+# call makes SQLAlchemy construct, coerce and key it anew every time. They are Core statements
+# on the tables, not ORM ones: no object of these rows is loaded in the worker's sessions, so
+# the ORM's session synchronisation had nothing to do but its own bookkeeping.
+_ITEMS = cast(Table, ImageItem.__table__)
+_BATCHES = cast(Table, ImageBatch.__table__)
+
+_CLAIM = (
+    update(_ITEMS)
+    .where(
+        _ITEMS.c.id.in_(bindparam("p_ids", expanding=True)),
+        _ITEMS.c.status.in_(ACTIVE_ITEM_STATUSES),
+        select(_BATCHES.c.id)
+        .where(_BATCHES.c.id == _ITEMS.c.batch_id, _BATCHES.c.status != BatchStatus.CANCELLED)
+        .exists(),
+    )
+    .values(
+        status=ImageStatus.PROCESSING,
+        attempts=_ITEMS.c.attempts + 1,
+        started_at=bindparam("p_now"),
+    )
+    .returning(
+        _ITEMS.c.id,
+        _ITEMS.c.batch_id,
+        _ITEMS.c.input_url,
+        _ITEMS.c.input_key,
+        _ITEMS.c.attempts,
+    )
+)
+
+_COMPLETE_ONE = (
+    update(_ITEMS)
+    .where(_ITEMS.c.id == bindparam("p_id"), _ITEMS.c.status == ImageStatus.PROCESSING)
+    .values(
+        status=ImageStatus.SUCCEEDED,
+        output_key=bindparam("p_output_key"),
+        output_format=bindparam("p_output_format"),
+        output_token=bindparam("p_output_token"),
+        bytes_in=bindparam("p_bytes_in"),
+        bytes_out=bindparam("p_bytes_out"),
+        width=bindparam("p_width"),
+        height=bindparam("p_height"),
+        error=None,
+        error_kind=None,
+        finished_at=bindparam("p_now"),
+    )
+)
+
+# The batch row, locked (finish_batches): what a recorder needs to know of it.
+_BATCH_END_LOCKED = (
+    select(_BATCHES.c.status, _BATCHES.c.webhook_status)
+    .where(_BATCHES.c.id == bindparam("p_batch_id"))
+    .with_for_update()
+)
+
+# EXISTS, not COUNT: counting what remains after every image is quadratic in the batch's
+# size (a 10,000-image batch would visit 50 million index entries); this stops at one.
+_UNFINISHED = select(
+    select(_ITEMS.c.id)
+    .where(
+        _ITEMS.c.batch_id == bindparam("p_batch_id"),
+        _ITEMS.c.status.in_(ACTIVE_ITEM_STATUSES),
+    )
+    .exists()
+)
+
+
 def claim_item(
     session: Session,
     item_id: str,
@@ -584,28 +653,7 @@ def claim_items(
     if not item_ids:
         return []
     now = utcnow()
-    live_batch = (
-        select(ImageBatch.id)
-        .where(ImageBatch.id == ImageItem.batch_id, ImageBatch.status != BatchStatus.CANCELLED)
-        .exists()
-    )
-    rows = session.execute(
-        update(ImageItem)
-        .where(
-            ImageItem.id.in_(list(item_ids)),
-            ImageItem.status.in_(ACTIVE_ITEM_STATUSES),
-            live_batch,
-        )
-        .values(status=ImageStatus.PROCESSING, attempts=ImageItem.attempts + 1, started_at=now)
-        .returning(
-            ImageItem.id,
-            ImageItem.batch_id,
-            ImageItem.input_url,
-            ImageItem.input_key,
-            ImageItem.attempts,
-        )
-        .execution_options(synchronize_session=False)
-    ).all()
+    rows = session.execute(_CLAIM, {"p_ids": list(item_ids), "p_now": now}).all()
     by_id = {row[0]: row for row in rows}
     operations: dict[str, dict[str, Any]] = {}
     for batch_id in {row[1] for row in rows}:
@@ -664,21 +712,18 @@ class ItemResult:
 
 def complete_item(session: Session, item_id: str, result: ItemResult) -> bool:
     changed = session.execute(
-        update(ImageItem)
-        .where(ImageItem.id == item_id, ImageItem.status == ImageStatus.PROCESSING)
-        .values(
-            status=ImageStatus.SUCCEEDED,
-            output_key=result.output_key,
-            output_format=result.output_format,
-            output_token=secrets.token_urlsafe(24),
-            bytes_in=result.bytes_in,
-            bytes_out=result.bytes_out,
-            width=result.width,
-            height=result.height,
-            error=None,
-            error_kind=None,
-            finished_at=utcnow(),
-        )
+        _COMPLETE_ONE,
+        {
+            "p_id": item_id,
+            "p_output_key": result.output_key,
+            "p_output_format": result.output_format,
+            "p_output_token": secrets.token_urlsafe(24),
+            "p_bytes_in": result.bytes_in,
+            "p_bytes_out": result.bytes_out,
+            "p_width": result.width,
+            "p_height": result.height,
+            "p_now": utcnow(),
+        },
     )
     return _affected(changed) == 1
 
@@ -696,6 +741,54 @@ _COMPLETED_COLUMNS: tuple[tuple[str, type[String] | type[Integer]], ...] = (
 )
 
 
+@lru_cache(maxsize=1)
+def _complete_many() -> Any:
+    """complete_items' statement (PostgreSQL), built once.
+
+    The rows are locked in id order first (the CTE, read in order before the UPDATE writes).
+    unnest() of one array a column, not VALUES: the statement is the same for any number of
+    images, so SQLAlchemy compiles it once (a VALUES list is compiled every time)."""
+    locked = (
+        select(_ITEMS.c.id)
+        .where(
+            _ITEMS.c.id.in_(bindparam("p_ids", expanding=True)),
+            _ITEMS.c.status == ImageStatus.PROCESSING,
+        )
+        .order_by(_ITEMS.c.id)
+        .with_for_update()
+        .cte("locked")
+    )
+    done = (
+        func.unnest(
+            *(bindparam(f"done_{name}", type_=ARRAY(kind)) for name, kind in _COMPLETED_COLUMNS)
+        )
+        .table_valued(*(column(name, kind) for name, kind in _COMPLETED_COLUMNS), name="done")
+        .render_derived()
+    )
+    return (
+        update(_ITEMS)
+        .where(
+            _ITEMS.c.id == done.c.id,
+            _ITEMS.c.id.in_(select(locked.c.id)),
+            _ITEMS.c.status == ImageStatus.PROCESSING,
+        )
+        .values(
+            status=ImageStatus.SUCCEEDED,
+            output_key=done.c.output_key,
+            output_format=done.c.output_format,
+            output_token=done.c.output_token,
+            bytes_in=done.c.bytes_in,
+            bytes_out=done.c.bytes_out,
+            width=done.c.width,
+            height=done.c.height,
+            error=None,
+            error_kind=None,
+            finished_at=bindparam("p_now"),
+        )
+        .returning(_ITEMS.c.id)
+    )
+
+
 def complete_items(session: Session, results: Mapping[str, ItemResult]) -> set[str]:
     """complete_item for several images in one statement (PostgreSQL); the ids it changed.
 
@@ -706,22 +799,6 @@ def complete_items(session: Session, results: Mapping[str, ItemResult]) -> set[s
     ids = sorted(results)
     if len(ids) < 2 or session.get_bind().dialect.name != "postgresql":
         return {item_id for item_id in ids if complete_item(session, item_id, results[item_id])}
-    locked = (
-        select(ImageItem.id)
-        .where(ImageItem.id.in_(ids), ImageItem.status == ImageStatus.PROCESSING)
-        .order_by(ImageItem.id)
-        .with_for_update()
-        .cte("locked")
-    )
-    # unnest() of one array a column, not VALUES: the statement is the same for any number
-    # of images, so SQLAlchemy compiles it once (a VALUES list is compiled every time).
-    done = (
-        func.unnest(
-            *(bindparam(f"done_{name}", type_=ARRAY(kind)) for name, kind in _COMPLETED_COLUMNS)
-        )
-        .table_valued(*(column(name, kind) for name, kind in _COMPLETED_COLUMNS), name="done")
-        .render_derived()
-    )
     rows = [
         (
             item_id,
@@ -739,30 +816,7 @@ def complete_items(session: Session, results: Mapping[str, ItemResult]) -> set[s
     arrays = {
         f"done_{name}": [row[n] for row in rows] for n, (name, _) in enumerate(_COMPLETED_COLUMNS)
     }
-    changed = session.execute(
-        update(ImageItem)
-        .where(
-            ImageItem.id == done.c.id,
-            ImageItem.id.in_(select(locked.c.id)),
-            ImageItem.status == ImageStatus.PROCESSING,
-        )
-        .values(
-            status=ImageStatus.SUCCEEDED,
-            output_key=done.c.output_key,
-            output_format=done.c.output_format,
-            output_token=done.c.output_token,
-            bytes_in=done.c.bytes_in,
-            bytes_out=done.c.bytes_out,
-            width=done.c.width,
-            height=done.c.height,
-            error=None,
-            error_kind=None,
-            finished_at=utcnow(),
-        )
-        .returning(ImageItem.id)
-        .execution_options(synchronize_session=False),
-        arrays,
-    )
+    changed = session.execute(_complete_many(), {"p_ids": ids, "p_now": utcnow(), **arrays})
     return set(changed.scalars())
 
 
@@ -805,11 +859,7 @@ def finish_batches(session: Session, batch_ids: Iterable[str]) -> list[BatchEnd]
     the row lock, so no further statement reads the batch. A batch that is gone is left out."""
     ends: list[BatchEnd] = []
     for batch_id in sorted(set(batch_ids)):
-        row = session.execute(
-            select(ImageBatch.status, ImageBatch.webhook_status)
-            .where(ImageBatch.id == batch_id)
-            .with_for_update()
-        ).first()
+        row = session.execute(_BATCH_END_LOCKED, {"p_batch_id": batch_id}).first()
         if row is None:
             continue
         final = _finish_locked(session, batch_id)
@@ -831,15 +881,7 @@ def live_state(batch_id: str, status: str) -> dict[str, Any]:
 
 def _finish_locked(session: Session, batch_id: str) -> str | None:
     """finish_if_done once the batch row is locked."""
-    # EXISTS, not COUNT: counting what remains after every image is quadratic in the batch's
-    # size (a 10,000-image batch would visit 50 million index entries); this stops at one.
-    unfinished = session.scalar(
-        select(
-            select(ImageItem.id)
-            .where(ImageItem.batch_id == batch_id, ImageItem.status.in_(ACTIVE_ITEM_STATUSES))
-            .exists()
-        )
-    )
+    unfinished = session.scalar(_UNFINISHED, {"p_batch_id": batch_id})
     if unfinished:
         return None
     counts = counts_for(session, [batch_id])[batch_id]
