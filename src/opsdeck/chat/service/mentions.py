@@ -126,8 +126,10 @@ def _members_named_statement() -> Select[Any]:
     )
 
 
-# Built once (its cache key too): a send runs it whenever its body has an @name.
+# Built once (their cache keys too): a send runs them whenever its body has an @name.
 _MEMBERS_NAMED = _members_named_statement()
+_INSERT_MENTIONS = insert(cast(Table, Mention.__table__))
+_INSERT_NOTICES = insert(cast(Table, MailNotice.__table__))
 
 
 def _others(session: Session, conversation_id: str, author_id: str) -> list[str]:
@@ -203,7 +205,7 @@ def store(
         session.execute(delete(Mention).where(Mention.message_id == message.id))
     if user_ids:
         session.execute(
-            insert(cast(Table, Mention.__table__)),
+            _INSERT_MENTIONS,
             [
                 {
                     "message_id": message.id,
@@ -240,7 +242,7 @@ def store(
     if notices:
         now = utcnow()
         session.execute(
-            insert(cast(Table, MailNotice.__table__)),
+            _INSERT_NOTICES,
             [
                 {"user_id": uid, "message_id": message.id, "reason": why, "created_at": now}
                 for uid, why in notices.items()
