@@ -89,8 +89,7 @@ def test_mentions_are_read_in_one_query_whatever_the_number_of_names(
     eve: Person,
     make_room: RoomFactory,
 ) -> None:
-    room = make_room(alice)
-    _join(client, bob, room["id"])
+    room = make_room(alice, joined=(bob,))
     with _statements(app) as seen:
         answer = _send(app, alice, room["id"], "m-1", "@bob @eve @nobody and @room, see @bob")
     # Bob is a member; eve is not (plain text); nobody does not exist.

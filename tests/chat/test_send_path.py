@@ -248,10 +248,7 @@ def test_with_redis_an_unread_push_is_one_publish_for_every_payload(
     send: Sender,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    room = make_room(alice)
-    room_id = room["id"]
-    for person in (bob, eve):
-        _join(client, person, room_id)
+    room_id = make_room(alice, joined=(bob, eve))["id"]
     send(alice, room_id, "one")
     # Bob has read it: his payload differs from eve's.
     read = client.post(f"{CHAT}/rooms/{room_id}/read", json={"seq": 1}, headers=bob.headers)
@@ -310,9 +307,7 @@ def test_an_unread_push_reads_without_waiting_for_a_send_in_progress(
 ) -> None:
     """The push's read is declared read-only: on SQLite it takes no write lock, so it neither
     waits for a send that holds it nor holds the next send up (PostgreSQL never did)."""
-    room = make_room(alice)
-    room_id = room["id"]
-    _join(client, bob, room_id)
+    room_id = make_room(alice, joined=(bob,))["id"]
     send(alice, room_id, "one")
     server = _FakeServer()
     pushes = UnreadPushes(server, app.state.sessionmaker, delay=3600)
