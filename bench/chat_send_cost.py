@@ -100,6 +100,13 @@ def main() -> int:
     parser.add_argument("--body", default="**hello** @fanout0001, see INC-42 and `code`")
     parser.add_argument("--show-statements", action="store_true")
     parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="write a cProfile of the measured sends to FILE (the database work then runs on "
+        "the event loop's thread, so one profile holds all of it; its CPU figures are not to "
+        "compare)",
+    )
+    parser.add_argument(
         "--no-unread", action="store_true", help="leave out the unread pushes (to tell costs apart)"
     )
     args = parser.parse_args()
@@ -204,6 +211,17 @@ async def _measure(
     await asyncio.sleep(0.5)
     statements.clear()
 
+    profile = None
+    if args.profile:
+        import cProfile
+
+        async def inline(function: Any, /, *call_args: Any, **kwargs: Any) -> Any:
+            return function(*call_args, **kwargs)
+
+        asyncio.to_thread = inline
+        profile = cProfile.Profile()
+        profile.enable()
+
     pg_pids = _postgres_pids(pg_data)
     others = [pid for pid in [*pg_pids, redis_pid] if pid]
     calibration = _calibration_ms()
@@ -214,6 +232,9 @@ async def _measure(
             await asyncio.sleep(UNREAD_WAIT)  # let the unread push of these go out
     await asyncio.sleep(UNREAD_WAIT)
     cpu = time.process_time() - cpu0
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(args.profile)
     calibration = (calibration + _calibration_ms()) / 2
     other_cpu = _cpu_seconds(others) - others0
     wall = time.monotonic() - wall0

@@ -73,11 +73,33 @@ def test_a_send_is_one_read_and_its_writes(
         answer = _send(app, bob, room["id"], "plain", "plain words, no mention")
     assert answer["seq"] == 2
     kinds = [statement.split()[0] for statement in seen]
-    # The conversation and the membership in one read; the counter, the message, the search
-    # entry and the sender's read pointer; the savepoint that makes a resend harmless. The
-    # author of the answer is the sender, known without a query.
-    assert kinds == ["SELECT", "SAVEPOINT", "UPDATE", "INSERT", "RELEASE", "INSERT", "UPDATE"], seen
+    # The conversation and the membership in one read; the counter, the message (`ON
+    # CONFLICT DO NOTHING`: a resend writes nothing, no savepoint needed), the search entry and
+    # the sender's read pointer. The author of the answer is the sender, known without a query.
+    assert kinds == ["SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE"], seen
+    assert "ON CONFLICT" in seen[2], seen
     assert not any("FROM users" in statement for statement in seen), seen
+
+
+def test_mentions_are_read_in_one_query_whatever_the_number_of_names(
+    app: FastAPI,
+    client: TestClient,
+    alice: Person,
+    bob: Person,
+    eve: Person,
+    make_room: RoomFactory,
+) -> None:
+    room = make_room(alice, joined=(bob,))
+    with _statements(app) as seen:
+        answer = _send(app, alice, room["id"], "m-1", "@bob @eve @nobody and @room, see @bob")
+    # Bob is a member; eve is not (plain text); nobody does not exist.
+    assert answer["mentions"] == [bob.id], answer
+    assert 'data-user-id="' + bob.id + '"' in answer["body_html"], answer
+    named = [s for s in seen if s.startswith("SELECT") and "users" in s]
+    assert len(named) == 1, seen
+    # Read, the room's size (@room), the names; the writes: counter, message, search entry,
+    # the mention, the mail notices, the read pointer.
+    assert len(seen) == 9, seen
 
 
 def test_the_counter_refuses_a_sender_removed_after_the_read(
@@ -132,13 +154,24 @@ def test_outsiders_sends_are_refused_and_take_no_number(
     assert _send(app, alice, public["id"], "real", "mine")["seq"] == 1
 
 
+def _conversation(app: FastAPI, room_id: str) -> tuple[int, Any]:
+    with transaction(app.state.sessionmaker) as session:
+        conversation = session.get_one(Conversation, room_id)
+        return conversation.next_seq, conversation.last_activity_at
+
+
 def test_a_resend_takes_no_number_and_is_answered_after_the_archive(
     app: FastAPI, client: TestClient, alice: Person, make_room: RoomFactory
 ) -> None:
     room = make_room(alice)
     first = _send(app, alice, room["id"], "c-1", "one")
+    before = _conversation(app, room["id"])
+    assert before[0] == 1
     again = _send(app, alice, room["id"], "c-1", "one, edited in the outbox")
     assert again == first
+    # The number taken for the resend was given back, and the room's last activity is still
+    # its message's time (the room list's order does not move on a resend).
+    assert _conversation(app, room["id"]) == before
     assert _send(app, alice, room["id"], "c-2", "two")["seq"] == 2
     archived = client.post(f"{CHAT}/rooms/{room['id']}/archive", headers=alice.headers)
     assert archived.status_code == 200, archived.text

@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from socketio import packet
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from opsdeck.chat.events import NAMESPACE, RoomBroadcasts, UnreadPushes, user_room
+from opsdeck.chat import service
+from opsdeck.chat.events import (
+    CONTROL_TOPIC,
+    NAMESPACE,
+    ChatNamespace,
+    RoomBroadcasts,
+    SocketUser,
+    UnreadPushes,
+    user_room,
+)
+from opsdeck.core import live
+from opsdeck.core.db import transaction
 from tests.chat.conftest import CHAT, WAIT, Connect, Person, RoomFactory, Sender
 
 
@@ -163,10 +176,17 @@ class _FakeServer:
         self.emits: list[tuple[str, dict[str, Any], list[str]]] = []
 
     async def emit(
-        self, event: str, data: dict[str, Any], *, to: list[str], namespace: str
+        self,
+        event: str,
+        data: dict[str, Any],
+        *,
+        to: list[str],
+        namespace: str,
+        ignore_queue: bool = False,
     ) -> None:
         assert namespace == NAMESPACE
         self.emits.append((event, data, sorted(to)))
+        self.ignored_queue = ignore_queue
 
 
 def test_unread_pushes_gather_a_conversations_new_messages(
@@ -216,3 +236,91 @@ def test_unread_pushes_gather_a_conversations_new_messages(
         ],
         key=lambda e: e[2],
     )
+
+
+def test_with_redis_an_unread_push_is_one_publish_for_every_payload(
+    app: FastAPI,
+    client: TestClient,
+    alice: Person,
+    bob: Person,
+    eve: Person,
+    make_room: RoomFactory,
+    send: Sender,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    room_id = make_room(alice, joined=(bob, eve))["id"]
+    send(alice, room_id, "one")
+    # Bob has read it: his payload differs from eve's.
+    read = client.post(f"{CHAT}/rooms/{room_id}/read", json={"seq": 1}, headers=bob.headers)
+    assert read.status_code == 200, read.text
+    send(alice, room_id, "two")
+    published: list[tuple[str, str, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        live,
+        "publish",
+        lambda topic, event, payload, *, settings: published.append((topic, event, payload)),
+    )
+    server = _FakeServer()
+    distributed = SimpleNamespace(embedded=False)
+    pushes = UnreadPushes(server, app.state.sessionmaker, delay=3600, settings=distributed)  # type: ignore[arg-type]
+
+    async def noted() -> None:
+        pushes.note(room_id, alice.id, 2)
+        await pushes.flush(room_id)
+
+    asyncio.run(noted())
+    # Nothing emitted through python-socketio's manager (a Redis message per payload): one
+    # publish holding both payloads.
+    assert server.emits == []
+    assert len(published) == 1, published
+    topic, event, payload = published[0]
+    assert (topic, event) == (CONTROL_TOPIC, "unread")
+    by_user = {
+        user_id: group["counts"] for group in payload["groups"] for user_id in group["user_ids"]
+    }
+    assert by_user == {
+        bob.id: {"room_id": room_id, "unread": 1, "mentions": 0, "last_read_seq": 1},
+        eve.id: {"room_id": room_id, "unread": 2, "mentions": 0, "last_read_seq": 0},
+    }
+    # Each process emits it to its own connections only (the bus reached every process).
+    chat = app.state.sockets.server.namespace_handlers[NAMESPACE]
+    assert isinstance(chat, ChatNamespace)
+    monkeypatch.setattr(chat.context.hub, "server", server)
+    asyncio.run(chat._control("unread", {"groups": [*payload["groups"], "junk"]}))
+    assert sorted(server.emits, key=lambda e: e[2]) == sorted(
+        [
+            ("unread", by_user[bob.id], [user_room(bob.id)]),
+            ("unread", by_user[eve.id], [user_room(eve.id)]),
+        ],
+        key=lambda e: e[2],
+    )
+    assert server.ignored_queue is True
+
+
+def test_an_unread_push_reads_without_waiting_for_a_send_in_progress(
+    app: FastAPI,
+    client: TestClient,
+    alice: Person,
+    bob: Person,
+    make_room: RoomFactory,
+    send: Sender,
+) -> None:
+    """The push's read is declared read-only: on SQLite it takes no write lock, so it neither
+    waits for a send that holds it nor holds the next send up (PostgreSQL never did)."""
+    room_id = make_room(alice, joined=(bob,))["id"]
+    send(alice, room_id, "one")
+    server = _FakeServer()
+    pushes = UnreadPushes(server, app.state.sessionmaker, delay=3600)
+    # A send in progress: its number taken and its message written, not committed yet.
+    with transaction(app.state.sessionmaker) as writing:
+        actor = SocketUser(id=alice.id, username=alice.username, is_admin=False)
+        service.send_message(writing, actor, room_id, client_id="open", body="two")
+
+        async def noted() -> None:
+            pushes.note(room_id, alice.id, 1)
+            await pushes.flush(room_id)
+
+        asyncio.run(noted())
+    # Bob's counts as committed when it read: the message in progress is not in them.
+    state = {"room_id": room_id, "unread": 1, "mentions": 0, "last_read_seq": 0}
+    assert server.emits == [("unread", state, [user_room(bob.id)])]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, TypeVar
@@ -53,6 +53,7 @@ from opsdeck.core import live
 from opsdeck.core.errors import AppError, Unauthorized, is_database_unavailable
 from opsdeck.core.ratelimit import Decision, RateLimit, rate_limiter
 from opsdeck.core.sockets import SocketContext, SocketHub, in_transaction, origin_allowed
+from opsdeck.settings import Settings
 
 NAMESPACE = "/chat"
 # Joins, leaves, syncs, reads, edits and deletes share one bucket per user (sends and typing
@@ -179,7 +180,9 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self._tasks: set[asyncio.Task[None]] = set()
         self.presence = presence_store(context.settings)
         self.broadcasts = RoomBroadcasts(self._emit_to_room)
-        self.unread = UnreadPushes(context.hub.server, context.sessionmaker)
+        self.unread = UnreadPushes(
+            context.hub.server, context.sessionmaker, settings=context.settings
+        )
         context.hub.on_start(self._start)
         self.handlers: dict[str, Handler] = {
             "room:join": self.room_join,
@@ -227,8 +230,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             log.exception("chat_event_failed", socket_event=event, user_id=user.id)
             return failed("internal_error", "Something went wrong on the server; try again.")
 
-    async def _work(self, work: Callable[[Session], Any]) -> Any:
-        return await in_transaction(self.context.sessionmaker, work)
+    async def _work(self, work: Callable[[Session], Any], *, read_only: bool = False) -> Any:
+        return await in_transaction(self.context.sessionmaker, work, read_only=read_only)
 
     async def _limit(self, limit: RateLimit, user: SocketUser) -> None:
         allowed(await rate_limiter(self.context.settings).hit_async(limit, user.id))
@@ -425,7 +428,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             rows, more = service.sync(session, user, payload.room_id, payload.after_seq)
             return [m.model_dump(mode="json") for m in messages_out(session, rows)], more
 
-        messages, more = await self._work(catch_up)
+        messages, more = await self._work(catch_up, read_only=True)
         return ok(room_id=payload.room_id, messages=messages, more=more)
 
     async def reaction_toggle(self, sid: str, user: SocketUser, data: Any) -> Ack:
@@ -568,15 +571,15 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def _control(self, action: str, payload: dict[str, Any]) -> None:
         server = self.context.hub.server
-        user_id = str(payload.get("user_id", ""))
-        local = [
-            sid
-            for sid, _eio in list(server.manager.get_participants(NAMESPACE, user_room(user_id)))
-        ]
         if action == "evict":
+            user_id = str(payload.get("user_id", ""))
             room = conversation_room(str(payload.get("room_id", "")))
-            for sid in local:
+            for sid, _eio in list(server.manager.get_participants(NAMESPACE, user_room(user_id))):
                 await server.leave_room(sid, room, namespace=NAMESPACE)
+        elif action == "unread":
+            # A push's counts, published once for every process (UnreadPushes): each emits to
+            # its own connections.
+            await emit_unread(server, payload.get("groups"), ignore_queue=True)
 
     async def _heartbeat(self) -> None:
         interval = self.context.settings.chat_presence_ttl_seconds / 3
@@ -732,7 +735,12 @@ class UnreadPushes:
     one emit per distinct payload, so a busy conversation costs a few pushes a second, not one
     per member per message. A sender is left out when nothing after their own message came in
     the meantime (their state did not change). Best effort, like presence: a failed read
-    waits for the next message."""
+    waits for the next message.
+
+    With Redis (`settings` not embedded), a push is one message on the live bus (chat's
+    control topic) holding every group, and each web process emits to its own connections:
+    python-socketio's Redis manager would publish one message per distinct payload, and in a
+    room whose members' read pointers all differ that is one per member."""
 
     def __init__(
         self,
@@ -740,10 +748,12 @@ class UnreadPushes:
         factory: sessionmaker[Session],
         *,
         delay: float = UNREAD_DELAY_SECONDS,
+        settings: Settings | None = None,
     ) -> None:
         self.server = server
         self.factory = factory
         self.delay = delay
+        self.bus = settings if settings is not None and not settings.embedded else None
         self._noted: dict[str, _Noted] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -768,33 +778,54 @@ class UnreadPushes:
         if noted is None:
             return
 
-        def read(session: Session) -> list[UnreadState]:
-            return unread_for_members(session, room_id)
+        bus = self.bus
+
+        def read(session: Session) -> list[dict[str, Any]]:
+            groups = unread_groups(
+                state
+                for state in unread_for_members(session, room_id)
+                if state.user_id not in noted.senders or state.last_read_seq < noted.last_seq
+            )
+            if bus is not None and groups:
+                # Here, in the worker thread: a Redis round trip.
+                live.publish(CONTROL_TOPIC, "unread", {"groups": groups}, settings=bus)
+                return []
+            return groups
 
         try:
-            states = await in_transaction(self.factory, read)
-            await push_unread(
-                self.server,
-                [
-                    state
-                    for state in states
-                    if state.user_id not in noted.senders or state.last_read_seq < noted.last_seq
-                ],
-            )
+            groups = await in_transaction(self.factory, read, read_only=True)
+            await emit_unread(self.server, groups)
         except Exception as exc:
             if not is_database_unavailable(exc):
                 log.warning("chat_unread_push_failed", room_id=room_id, exc_info=True)
 
 
-async def push_unread(server: socketio.AsyncServer, states: list[UnreadState]) -> None:
-    """`unread` to each state's user: one emit (one packet encoded, one Redis message) for all
-    the users whose payload is the same."""
+def unread_groups(states: Iterable[UnreadState]) -> list[dict[str, Any]]:
+    """The `unread` payloads of these states, each with the users it goes to: one emit (one
+    packet encoded) for all the users whose payload is the same."""
     groups: dict[tuple[tuple[str, object], ...], list[str]] = {}
     for state in states:
-        key = tuple(state.payload().items())
-        groups.setdefault(key, []).append(user_room(state.user_id))
-    for key, rooms in groups.items():
-        await server.emit("unread", dict(key), to=rooms, namespace=NAMESPACE)
+        groups.setdefault(tuple(state.payload().items()), []).append(state.user_id)
+    return [{"counts": dict(key), "user_ids": user_ids} for key, user_ids in groups.items()]
+
+
+async def emit_unread(
+    server: socketio.AsyncServer, groups: Any, *, ignore_queue: bool = False
+) -> None:
+    """`unread` to each group's users (`unread_groups`; from the bus, checked: a bad entry is
+    skipped)."""
+    for group in groups if isinstance(groups, list) else ():
+        counts = group.get("counts") if isinstance(group, dict) else None
+        user_ids = group.get("user_ids") if isinstance(group, dict) else None
+        if not isinstance(counts, dict) or not isinstance(user_ids, list):
+            continue
+        await server.emit(
+            "unread",
+            counts,
+            to=[user_room(str(user_id)) for user_id in user_ids],
+            namespace=NAMESPACE,
+            ignore_queue=ignore_queue,
+        )
 
 
 # -- from REST routes ------------------------------------------------------------------------

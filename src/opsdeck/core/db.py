@@ -175,6 +175,12 @@ def _ping_idle_connections(engine: Engine, after_seconds: float) -> None:
 
 
 SQLITE_BUSY_SECONDS = 30.0
+READ_ONLY_OPTION = "opsdeck_read_only"
+# A session's execution options for a unit of work that only reads (`session.connection(
+# execution_options=READ_ONLY)` before its first statement): on SQLite its transaction does
+# not take the write lock (it must then not write: SQLite would refuse the upgrade when
+# another writer committed since its snapshot). PostgreSQL ignores it.
+READ_ONLY = {READ_ONLY_OPTION: True}
 
 
 class _SQLiteConnection(sqlite3.Connection):
@@ -259,6 +265,11 @@ def _configure_sqlite(engine: Engine) -> None:
         # BEGIN IMMEDIATE takes the write lock up front: two writers queue (on the process's
         # turn, then on busy_timeout) instead of failing with SQLITE_BUSY when a read snapshot
         # cannot be upgraded.
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            # Declared read-only (`READ_ONLY`): a deferred BEGIN, a WAL snapshot that neither
+            # waits for the writer nor holds it up.
+            connection.exec_driver_sql("BEGIN")
+            return
         dbapi_connection = connection.connection.dbapi_connection
         dbapi_connection.take_writer_turn()
         try:

@@ -78,14 +78,7 @@ def _text_tokens(tokens: Sequence[Token]) -> Iterator[tuple[Token, int]]:
 
 def matches(source: str, pattern: re.Pattern[str]) -> list[re.Match[str]]:
     """Every match of `pattern` in the plain text of a Markdown source (not in code or links)."""
-    if not source.strip():
-        return []
-    tokens = _renderer().parse(source)
-    return [
-        match
-        for parent, index in _text_tokens(tokens)
-        for match in pattern.finditer((parent.children or [])[index].content)
-    ]
+    return Parsed(source).matches(pattern)
 
 
 def _split(token: Token, inlines: Sequence[Inline]) -> list[Token] | None:
@@ -125,24 +118,43 @@ def _split(token: Token, inlines: Sequence[Inline]) -> list[Token] | None:
 
 def render(source: str, *, inlines: Sequence[Inline] = ()) -> str:
     """Safe HTML for a Markdown source (with `inlines` turned into their elements)."""
-    if not source.strip():
-        return ""
-    renderer = _renderer()
-    if inlines:
-        tokens = renderer.parse(source)
-        for parent, index in reversed(list(_text_tokens(tokens))):
-            children = parent.children or []
-            replaced = _split(children[index], inlines)
-            if replaced is not None:
-                children[index : index + 1] = replaced
+    return Parsed(source).render(inlines=inlines)
+
+
+class Parsed:
+    """A source parsed once, for a caller that first looks for matches and then renders with
+    what it found (chat reads a message's @names, looks the people up, renders the mentions):
+    one parse instead of two. `render` changes the parse: call it once, last."""
+
+    def __init__(self, source: str) -> None:
+        self.tokens = _renderer().parse(source) if source.strip() else None
+
+    def matches(self, pattern: re.Pattern[str]) -> list[re.Match[str]]:
+        if self.tokens is None:
+            return []
+        return [
+            match
+            for parent, index in _text_tokens(self.tokens)
+            for match in pattern.finditer((parent.children or [])[index].content)
+        ]
+
+    def render(self, *, inlines: Sequence[Inline] = ()) -> str:
+        tokens = self.tokens
+        if tokens is None:
+            return ""
+        renderer = _renderer()
+        if inlines:
+            for parent, index in reversed(list(_text_tokens(tokens))):
+                children = parent.children or []
+                replaced = _split(children[index], inlines)
+                if replaced is not None:
+                    children[index : index + 1] = replaced
         html = renderer.renderer.render(tokens, renderer.options, {})
-    else:
-        html = renderer.render(source)
-    return nh3.clean(
-        html,
-        tags=ALLOWED_TAGS | {"span"},
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        link_rel="noopener noreferrer nofollow",
-        filter_style_properties={"text-align"},
-    )
+        return nh3.clean(
+            html,
+            tags=ALLOWED_TAGS | {"span"},
+            attributes=ALLOWED_ATTRIBUTES,
+            url_schemes=URL_SCHEMES,
+            link_rel="noopener noreferrer nofollow",
+            filter_style_properties={"text-align"},
+        )

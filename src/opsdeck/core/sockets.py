@@ -26,7 +26,7 @@ import socketio
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from opsdeck.core.db import transaction
+from opsdeck.core.db import READ_ONLY, transaction
 from opsdeck.settings import Settings
 
 T = TypeVar("T")
@@ -117,11 +117,16 @@ class SocketContext:
     hub: SocketHub
 
 
-async def in_transaction(factory: sessionmaker[Session], work: Callable[[Session], T]) -> T:
-    """Run `work(session)` in a worker thread inside a unit of work of its own."""
+async def in_transaction(
+    factory: sessionmaker[Session], work: Callable[[Session], T], *, read_only: bool = False
+) -> T:
+    """Run `work(session)` in a worker thread inside a unit of work of its own (`read_only`:
+    work that never writes, which then does not queue for SQLite's write lock: core.db)."""
 
     def run() -> T:
         with transaction(factory) as session:
+            if read_only:
+                session.connection(execution_options=READ_ONLY)
             return work(session)
 
     return await asyncio.to_thread(run)

@@ -120,6 +120,16 @@ def get_active_user_by_username(session: Session, username: str) -> User | None:
     )
 
 
+def active_users_named(names: BindParameter[Any]) -> Select[tuple[str, str]]:
+    """`username, id` of the active users whose usernames (lower case) the expanding bound
+    parameter `names` lists: for another module folding them into a statement of its own (a
+    message's @mentions, all in one query). A Core select, as `user_refs_of`."""
+    users = User.__table__.c
+    return select(users.username, users.id).where(
+        users.username.in_(names), users.is_active.is_(True)
+    )
+
+
 def users_by_id(session: Session, user_ids: Iterable[str]) -> dict[str, User]:
     """For other modules showing people (an incident's commander, a comment's author): the
     users with these ids, inactive ones included, in one query."""

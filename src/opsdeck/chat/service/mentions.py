@@ -25,10 +25,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select
+from sqlalchemy import Table, and_, bindparam, delete, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from opsdeck.accounts import service as accounts
 from opsdeck.chat.models import (
@@ -41,7 +42,7 @@ from opsdeck.chat.models import (
 )
 from opsdeck.chat.service.access import MODERATING, Actor
 from opsdeck.core.db import utcnow
-from opsdeck.core.markdown import Element, Inline, matches, render
+from opsdeck.core.markdown import Element, Inline, Parsed
 
 MAX_MENTIONS = 20
 ROOM_MENTION_OPEN_SIZE = 20
@@ -57,8 +58,9 @@ def _incident_link(match: re.Match[str]) -> Element:
 INCIDENT_LINK = Inline(INCIDENT_PATTERN, _incident_link)
 
 
-def render_body(body: str, mentioned: dict[str, str], room: bool) -> str:
-    """The message's HTML: `mentioned` maps usernames (lower case) to user ids."""
+def render_body(body: str | Parsed, mentioned: dict[str, str], room: bool) -> str:
+    """The message's HTML: `mentioned` maps usernames (lower case) to user ids. A `Parsed`
+    body is the one `mentioned_names` read (rendering changes it)."""
 
     def mention(match: re.Match[str]) -> Element | None:
         name = match[1].lower()
@@ -69,13 +71,17 @@ def render_body(body: str, mentioned: dict[str, str], room: bool) -> str:
             return None
         return Element("span", (("class", "mention"), ("data-user-id", user_id)))
 
-    return render(body, inlines=(INCIDENT_LINK, Inline(MENTION_PATTERN, mention)))
+    parsed = body if isinstance(body, Parsed) else Parsed(body)
+    return parsed.render(inlines=(INCIDENT_LINK, Inline(MENTION_PATTERN, mention)))
 
 
-def mentioned_names(body: str) -> list[str]:
+def mentioned_names(body: str | Parsed) -> list[str]:
     """The `@names` of a body in order of first appearance (lower case, `room` included)."""
+    if isinstance(body, str) and "@" not in body:
+        return []
+    parsed = body if isinstance(body, Parsed) else Parsed(body)
     seen: dict[str, None] = {}
-    for match in matches(body, MENTION_PATTERN):
+    for match in parsed.matches(MENTION_PATTERN):
         seen.setdefault(match[1].lower(), None)
     return list(seen)
 
@@ -94,17 +100,36 @@ def _room_allowed(
 
 
 def _members_named(session: Session, conversation_id: str, names: Sequence[str]) -> dict[str, str]:
+    """The first MAX_MENTIONS of `names` (in their order) that are active users and members
+    of the conversation, not banned: in one query, whatever the number of names."""
+    wanted = [name for name in names if name != ROOM]
+    if not wanted:
+        return {}
+    result = session.execute(_MEMBERS_NAMED, {"names": wanted, "conversation_id": conversation_id})
+    rows = {str(username): str(user_id) for username, user_id in result}
     found: dict[str, str] = {}
-    for name in names:
-        if name == ROOM or len(found) >= MAX_MENTIONS:
-            continue
-        user = accounts.get_active_user_by_username(session, name)
-        if user is None:
-            continue
-        member = session.get(Member, (conversation_id, user.id))
-        if member is not None and not member.banned:
-            found[name] = user.id
+    for name in wanted:
+        if name in rows and len(found) < MAX_MENTIONS:
+            found[name] = rows[name]
     return found
+
+
+def _members_named_statement() -> Select[Any]:
+    named = accounts.active_users_named(bindparam("names", expanding=True)).subquery()
+    return select(named.c.username, named.c.id).join(
+        Member,
+        and_(
+            Member.user_id == named.c.id,
+            Member.conversation_id == bindparam("conversation_id"),
+            Member.banned.is_(False),
+        ),
+    )
+
+
+# Built once (their cache keys too): a send runs them whenever its body has an @name.
+_MEMBERS_NAMED = _members_named_statement()
+_INSERT_MENTIONS = insert(cast(Table, Mention.__table__))
+_INSERT_NOTICES = insert(cast(Table, MailNotice.__table__))
 
 
 def _others(session: Session, conversation_id: str, author_id: str) -> list[str]:
@@ -134,11 +159,12 @@ def prepare(
 ) -> Rendered:
     """Read a body's mentions and render it: only reads (a send does it before it takes the
     conversation's counter, whose row lock it then holds until the commit)."""
-    names = mentioned_names(body)
+    parsed = Parsed(body)
+    names = mentioned_names(parsed) if "@" in body else []
     room = ROOM in names and _room_allowed(session, actor, conversation, member)
     mentioned = _members_named(session, conversation.id, names)
     user_ids = [uid for uid in dict.fromkeys(mentioned.values()) if uid != actor.id]
-    return Rendered(render_body(body, mentioned, room), user_ids, room)
+    return Rendered(render_body(parsed, mentioned, room), user_ids, room)
 
 
 def apply(
@@ -179,7 +205,7 @@ def store(
         session.execute(delete(Mention).where(Mention.message_id == message.id))
     if user_ids:
         session.execute(
-            insert(cast(Table, Mention.__table__)),
+            _INSERT_MENTIONS,
             [
                 {
                     "message_id": message.id,
@@ -216,7 +242,7 @@ def store(
     if notices:
         now = utcnow()
         session.execute(
-            insert(cast(Table, MailNotice.__table__)),
+            _INSERT_NOTICES,
             [
                 {"user_id": uid, "message_id": message.id, "reason": why, "created_at": now}
                 for uid, why in notices.items()

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Table, exists, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Executable, Table, bindparam, exists, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from opsdeck.audit import service as audit
@@ -138,8 +138,9 @@ def send_message(
     The common path is one read (the conversation and the actor's membership), the counter's
     guarded `UPDATE ... RETURNING` (which checks the membership and the archive again, at the
     moment the number is taken) and the writes. A resend is found by the client id's unique
-    constraint, not looked up first: the savepoint around the numbering rolls the counter back
-    and the earlier message is read then. Only a send with files, and a send refused on its
+    constraint, not looked up first: the message's `INSERT ... ON CONFLICT DO NOTHING` writes
+    nothing, the number is given back (still under the counter's lock: no gap) and the earlier
+    message is read then. Only a send with files, and a send refused on its
     content or its room's state, look the client id up first (their resend is answered as
     before: the files are bound to the earlier message already, and a resend after the room
     was archived still gets its message)."""
@@ -187,56 +188,37 @@ def send_message(
         pinned_incident_number=None,
         pinned_event_id=None,
     )
-    try:
-        with session.begin_nested():
-            # Takes the conversation's row lock (PostgreSQL) until the commit: senders to one
-            # conversation queue here, so sequence numbers follow commit order. The WHERE
-            # checks again that the sender is still a member and the room still writable.
-            seq = session.execute(
-                update(_CONVERSATIONS)
-                .where(
-                    _CONVERSATIONS.c.id == conversation.id,
-                    _CONVERSATIONS.c.archived_at.is_(None),
-                    exists().where(
-                        _MEMBERS.c.conversation_id == conversation.id,
-                        _MEMBERS.c.user_id == actor.id,
-                        _MEMBERS.c.banned.is_(False),
-                    ),
-                )
-                .values(next_seq=_CONVERSATIONS.c.next_seq + 1, last_activity_at=now)
-                .returning(_CONVERSATIONS.c.next_seq)
-            ).scalar_one_or_none()
-            if seq is None:
-                raise _Refused
-            message.seq = seq
-            session.execute(insert(_MESSAGES).values(**values, seq=seq))
-    except IntegrityError:
-        # The client id was sent before (or is being sent at once): answer its message.
-        earlier = _by_client_id(session, actor.id, conversation.id, client_id)
-        if earlier is None:
-            raise
-        return Sent(earlier, created=False)
-    except _Refused:
+    # Takes the conversation's row lock (PostgreSQL) until the commit: senders to one
+    # conversation queue here, so sequence numbers follow commit order. The WHERE checks again
+    # that the sender is still a member and the room still writable.
+    seq = session.execute(
+        _TAKE_NUMBER, {"room_id": conversation.id, "actor_id": actor.id, "now": now}
+    ).scalar_one_or_none()
+    if seq is None:
         # Kicked, banned or archived since the read above (another transaction committed in
-        # between): the same refusal as if it had come first.
+        # between): the same refusal as if it had come first. Nothing was written.
         session.expire_all()
         conversation, member = require_member(session, actor, conversation_id)
         require_writable(conversation)
-        raise NotFound("There is no such conversation.", code="room_not_found") from None
+        raise NotFound("There is no such conversation.", code="room_not_found")
+    message.seq = seq
+    inserted = session.execute(_insert_message(session), {**values, "seq": seq}).first()
+    if inserted is None:
+        # The client id was sent before (or was being sent at once, and that committed while
+        # this waited for the counter): give the number back, so the sequence has no gap, and
+        # answer the earlier message. The counter's row is still locked by this transaction
+        # (SQLite: the whole database), so nobody took a number since.
+        session.execute(_GIVE_NUMBER_BACK, {"room_id": conversation.id})
+        earlier = _by_client_id(session, actor.id, conversation.id, client_id)
+        if earlier is None:
+            raise RuntimeError("A client id's conflict without its message.")
+        return Sent(earlier, created=False)
     attachments.bind(files, message)
     search.index_message(session, message, new_with_names=[file.filename for file in files])
     mentions.store(session, actor, conversation, message, rendered, edited=False)
     # The author has read what they wrote (never moving their pointer back: a `read` of a
     # later message may have committed since the member row was read).
-    session.execute(
-        update(_MEMBERS)
-        .where(
-            _MEMBERS.c.conversation_id == conversation.id,
-            _MEMBERS.c.user_id == actor.id,
-            _MEMBERS.c.last_read_seq < seq,
-        )
-        .values(last_read_seq=seq)
-    )
+    session.execute(_READ_OWN, {"room_id": conversation.id, "actor_id": actor.id, "seq": seq})
     if files:
         session.flush()
     return Sent(message, created=True, attachments=files, mentions=rendered.user_ids)
@@ -247,8 +229,65 @@ _MEMBERS = cast(Table, Member.__table__)
 _MESSAGES = cast(Table, Message.__table__)
 
 
-class _Refused(Exception):
-    """The counter's guard found the sender no longer a member or the room archived."""
+# The send path's statements, built once with their cache keys: on SQLite, building a
+# statement and its cache key cost more CPU than running it.
+_TAKE_NUMBER = (
+    update(_CONVERSATIONS)
+    .where(
+        _CONVERSATIONS.c.id == bindparam("room_id"),
+        _CONVERSATIONS.c.archived_at.is_(None),
+        exists().where(
+            _MEMBERS.c.conversation_id == bindparam("room_id"),
+            _MEMBERS.c.user_id == bindparam("actor_id"),
+            _MEMBERS.c.banned.is_(False),
+        ),
+    )
+    .values(next_seq=_CONVERSATIONS.c.next_seq + 1, last_activity_at=bindparam("now"))
+    .returning(_CONVERSATIONS.c.next_seq)
+)
+# A resend's number back, and the room's last activity as it was: the time of its last
+# message (only a new message sets it).
+_GIVE_NUMBER_BACK = (
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.id == bindparam("room_id"))
+    .values(
+        next_seq=_CONVERSATIONS.c.next_seq - 1,
+        last_activity_at=select(_MESSAGES.c.created_at)
+        .where(_MESSAGES.c.conversation_id == bindparam("room_id"))
+        .order_by(_MESSAGES.c.seq.desc())
+        .limit(1)
+        .scalar_subquery(),
+    )
+)
+# The author has read what they wrote, never moving the pointer back.
+_READ_OWN = (
+    update(_MEMBERS)
+    .where(
+        _MEMBERS.c.conversation_id == bindparam("room_id"),
+        _MEMBERS.c.user_id == bindparam("actor_id"),
+        _MEMBERS.c.last_read_seq < bindparam("seq"),
+    )
+    .values(last_read_seq=bindparam("seq"))
+)
+# The message, unless its client id was sent before (the constraint's columns: both
+# PostgreSQL and SQLite need the conflict's target spelled out for DO NOTHING to name it).
+_CLIENT_ID_COLUMNS = [
+    _MESSAGES.c.author_id,
+    _MESSAGES.c.conversation_id,
+    _MESSAGES.c.client_id,
+]
+_INSERT_MESSAGE = {
+    "postgresql": postgresql.insert(_MESSAGES)
+    .on_conflict_do_nothing(index_elements=_CLIENT_ID_COLUMNS)
+    .returning(_MESSAGES.c.id),
+    "sqlite": sqlite.insert(_MESSAGES)
+    .on_conflict_do_nothing(index_elements=_CLIENT_ID_COLUMNS)
+    .returning(_MESSAGES.c.id),
+}
+
+
+def _insert_message(session: Session) -> Executable:
+    return _INSERT_MESSAGE[session.get_bind().dialect.name]
 
 
 def _thread_root(session: Session, conversation_id: str, reply_to: str) -> str:
