@@ -6,13 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
+import anyio.to_thread
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
 
-from tests.conftest import UserFactory, sign_in
+from opsdeck.accounts.models import ApiToken, User
+from opsdeck.core.db import utcnow
+from tests.conftest import API, UserFactory, bearer, browser_sign_in, error_of, sign_in
 from tests.incidents.conftest import INCIDENTS, Declare
 
 
@@ -165,3 +171,162 @@ def test_a_restricted_incident_is_read_only_by_its_participants(
     assert seen.json()["allowed_transitions"] == []
     listed = client.get(INCIDENTS, headers=eve).json()["items"]
     assert secret in [item["number"] for item in listed]
+
+
+# -- who reads: one thread-pool hop, the credential checked at every request -----------------
+
+TOKENS = f"{API}/users/me/tokens"
+REFUSED = "The API token is invalid, expired or revoked."
+
+
+def _api_token(client: TestClient, headers: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """A new API token of whoever `headers` sign in: its id and its headers."""
+    created = client.post(TOKENS, json={"name": "reader"}, headers=headers)
+    assert created.status_code == 201, created.text
+    return created.json()["id"], bearer(created.json()["token"])
+
+
+def test_a_read_by_api_token_hops_to_the_thread_pool_once(
+    app: FastAPI,
+    client: TestClient,
+    member_headers: dict[str, str],
+    declare: Declare,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The session, the credential's check, the query and the commit of one incident's page
+    and of a page of the list run in one hand-off to the thread pool, not four (SessionDep,
+    get_principal, the route and the session's end), and the API token is read by one
+    statement."""
+    number = declare(member_headers, title="Checkout is failing")["number"]
+    _, token = _api_token(client, member_headers)
+    hops: list[object] = []
+    offload = anyio.to_thread.run_sync
+
+    async def counted(func: Any, *args: Any, **options: Any) -> Any:
+        hops.append(func)
+        return await offload(func, *args, **options)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    for path in (f"{INCIDENTS}/{number}", f"{INCIDENTS}?limit=25&status=triage&severity=SEV3"):
+        hops.clear()
+        with _all_statements(app) as sent:
+            response = client.get(path, headers=token)
+        assert response.status_code == 200, response.text
+        assert len(hops) == 1, path
+        reads = [s for s in sent if s.startswith("SELECT") and "FROM api_tokens" in s]
+        assert len(reads) == 1, sent
+
+
+@contextmanager
+def _all_statements(app: FastAPI) -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def record(*args: Any) -> None:
+        sent.append(str(args[2]))
+
+    event.listen(app.state.engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(app.state.engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("how", ["revoked", "expired", "user disabled"])
+def test_a_read_refuses_a_token_at_once_when_it_stops_being_good(
+    app: FastAPI,
+    client: TestClient,
+    member: Any,
+    member_headers: dict[str, str],
+    declare: Declare,
+    how: str,
+) -> None:
+    """Nothing about a credential is cached between requests: the request right after the
+    token is revoked, expires or its user is disabled is a 401, on both hot reads."""
+    number = declare(member_headers, title="Checkout is failing")["number"]
+    _, token = _api_token(client, member_headers)
+    paths = (f"{INCIDENTS}/{number}", INCIDENTS)
+    for path in paths:
+        assert client.get(path, headers=token).status_code == 200
+
+    session: Session = app.state.sessionmaker()
+    try:
+        if how == "revoked":
+            session.execute(update(ApiToken).values(revoked_at=utcnow()))
+        elif how == "expired":
+            session.execute(update(ApiToken).values(expires_at=utcnow() - timedelta(seconds=1)))
+        else:
+            session.execute(update(User).where(User.id == member.id).values(is_active=False))
+        session.commit()
+    finally:
+        session.close()
+    for path in paths:
+        refused = client.get(path, headers=token)
+        assert refused.status_code == 401, path
+        assert error_of(refused)["message"] == REFUSED
+
+
+def test_a_read_writes_the_tokens_last_use_at_most_once_a_minute(
+    app: FastAPI, client: TestClient, member_headers: dict[str, str], declare: Declare
+) -> None:
+    number = declare(member_headers, title="Checkout is failing")["number"]
+    _, token = _api_token(client, member_headers)
+
+    def last_used() -> Any:
+        session: Session = app.state.sessionmaker()
+        try:
+            return session.scalars(select(ApiToken.last_used_at)).one()
+        finally:
+            session.close()
+
+    assert last_used() is None
+    assert client.get(f"{INCIDENTS}/{number}", headers=token).status_code == 200
+    first = last_used()
+    assert first is not None
+    with _all_statements(app) as sent:
+        assert client.get(INCIDENTS, headers=token).status_code == 200
+    assert not [s for s in sent if s.lstrip().upper().startswith("UPDATE")]
+    assert last_used() == first
+
+    session: Session = app.state.sessionmaker()
+    try:
+        session.execute(update(ApiToken).values(last_used_at=first - timedelta(minutes=2)))
+        session.commit()
+    finally:
+        session.close()
+    assert client.get(INCIDENTS, headers=token).status_code == 200
+    assert last_used() > first - timedelta(minutes=1)
+
+
+def test_the_hot_reads_sign_in_by_jwt_and_by_browser_session_too(
+    client: TestClient,
+    make_user: UserFactory,
+    admin_headers: dict[str, str],
+    member_headers: dict[str, str],
+    declare: Declare,
+) -> None:
+    """Any credential reads (an access token, a browser cookie, an API token), as the same
+    person with the same visibility; none, or a bad one, is a 401."""
+    secret = declare(member_headers, title="Breach", visibility="restricted")["number"]
+    _, token = _api_token(client, member_headers)
+    for headers in (member_headers, token, admin_headers):
+        assert client.get(f"{INCIDENTS}/{secret}", headers=headers).status_code == 200
+        listed = client.get(INCIDENTS, headers=headers).json()["items"]
+        assert [item["number"] for item in listed] == [secret]
+    make_user("eve")
+    _, eve_token = _api_token(client, sign_in(client, "eve"))
+    assert client.get(f"{INCIDENTS}/{secret}", headers=eve_token).status_code == 404
+    assert client.get(INCIDENTS, headers=eve_token).json()["items"] == []
+    for headers in (
+        {},
+        bearer("opd_not-a-token"),
+        bearer("not-a-jwt"),
+        {"Authorization": "Basic x"},
+    ):
+        assert client.get(f"{INCIDENTS}/{secret}", headers=headers).status_code == 401
+        assert client.get(INCIDENTS, headers=headers).status_code == 401
+    # No credential is a 401 before anything else of the request is looked at.
+    for path in (f"{INCIDENTS}?status=bogus&limit=0", f"{INCIDENTS}/0"):
+        assert client.get(path).status_code == 401
+    browser_sign_in(client, "eve")
+    assert client.get(f"{INCIDENTS}/{secret}").status_code == 404
+    assert client.get(INCIDENTS).status_code == 200

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from opsdeck.core.errors import ValidationFailed
@@ -392,3 +392,65 @@ def test_a_search_run_again_and_again_on_one_connection_keeps_its_answer(
             text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%tsquery%'")
         ).scalar_one()
         assert prepared == 0
+
+
+# Planner costs that make PostgreSQL parallelise any scan, even of a few rows (what a word with
+# a high estimate does at 1,000,000 incidents: a Parallel Bitmap Heap Scan under a Gather Merge).
+_PARALLEL_AT_ANY_COST = (
+    "SET LOCAL parallel_setup_cost = 0",
+    "SET LOCAL parallel_tuple_cost = 0",
+    "SET LOCAL min_parallel_table_scan_size = 0",
+    "SET LOCAL min_parallel_index_scan_size = 0",
+)
+
+
+def _plan_nodes(plan: dict[str, Any]) -> list[str]:
+    return [plan["Node Type"], *(n for child in plan.get("Plans", []) for n in _plan_nodes(child))]
+
+
+@pytest.mark.parametrize("sort", [None, "-number"])
+def test_a_search_is_planned_without_parallel_workers(
+    session: Session, people: Sequence[Any], sort: str | None
+) -> None:
+    """A word that matches nothing is read from the GIN index in a fraction of a millisecond,
+    but PostgreSQL planned a parallel worker for it and waited 15-40 ms for the worker to start
+    (docs/benchmarks.md, "Incidents API"): a search's transaction plans serially
+    (search.plan_serially). The statement is checked under costs that make PostgreSQL
+    parallelise anything, first without the search's setting (a Gather, so the check can
+    fail), then in the search's transaction (none), by relevance and by number."""
+    alice = people[0]
+    numbers = [
+        _declare(session, alice, f"Kafka lag {index}", "Consumers behind.") for index in range(5)
+    ]
+    rare = _declare(session, alice, "Deploy", "A rollback of the deploy.")
+    session.commit()
+    engine = session.get_bind()
+    sent: list[tuple[str, Any]] = []
+
+    def record(*args: Any) -> None:
+        sent.append((args[2], args[3]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert _numbers(session, alice, "rollback", sort=sort) == [rare]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert _numbers(session, alice, "kafka", sort=sort) == sorted(numbers, reverse=True)
+    if not is_postgres(session):
+        return  # SQLite has no parallel plans; the search above found its word
+    statement, parameters = next((s, p) for s, p in sent if "incident_search" in s)
+
+    def plan() -> list[str]:
+        for setting in _PARALLEL_AT_ANY_COST:
+            session.execute(text(setting))
+        explained = session.connection().exec_driver_sql(
+            "EXPLAIN (FORMAT JSON) " + statement, parameters
+        )
+        return _plan_nodes(explained.scalar_one()[0]["Plan"])
+
+    session.rollback()  # a transaction without the search's setting
+    assert {"Gather", "Gather Merge"} & set(plan())
+    session.rollback()
+    # In the search's transaction, after the search (as the search's own statement is planned).
+    assert _numbers(session, alice, "rollback", sort=sort) == [rare]
+    assert not {"Gather", "Gather Merge"} & set(plan())

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from opsdeck.accounts.dependencies import CurrentUser
+from opsdeck.accounts.dependencies import Credentials, CurrentUser, ReadCredentials, read_as
+from opsdeck.accounts.service import Reader
+from opsdeck.core.db import unit_of_work
 from opsdeck.core.deps import SessionDep
 from opsdeck.core.errors import error_responses
 from opsdeck.core.http import API_PREFIX
@@ -58,6 +63,24 @@ def _json(body: BaseModel) -> Response:
     )
 
 
+async def _read_in_one_hop(
+    credentials: Credentials, read: Callable[[Session, Reader], Response]
+) -> Response:
+    """`read(session, reader)` in one unit of work (SessionDep's: committed before the answer,
+    rolled back on an error), signed in by `credentials` (accounts.read_as), all in one
+    thread-pool hop. The hot reads of the API use it instead of SessionDep and CurrentUser, a
+    hop each for the session's start and end, for get_principal and for the route: four
+    hand-offs a request, and FastAPI's solving of the dependencies between them
+    (docs/benchmarks.md, "Incidents API")."""
+    sessionmaker = credentials.request.app.state.sessionmaker
+
+    def run() -> Response:
+        with unit_of_work(sessionmaker()) as session:
+            return read(session, read_as(session, credentials))
+
+    return await run_in_threadpool(run)
+
+
 @router.post(
     "",
     name="incidents-declare",
@@ -90,11 +113,15 @@ def declare(
     responses=error_responses(*AUTH, 422),
     summary="List incidents (filters, full-text search, keyset pages)",
 )
-def list_incidents(
-    session: SessionDep, user: CurrentUser, filters: IncidentFilterDep, page: IncidentPageParams
+async def list_incidents(
+    credentials: ReadCredentials, filters: IncidentFilterDep, page: IncidentPageParams
 ) -> Response:
-    result = incidents.list_incidents(session, user, filters, page)
-    return _json(incident_page(session, result))
+    def read(session: Session, reader: Reader) -> Response:
+        return _json(
+            incident_page(session, incidents.list_incidents(session, reader, filters, page))
+        )
+
+    return await _read_in_one_hop(credentials, read)
 
 
 @router.get(
@@ -104,8 +131,13 @@ def list_incidents(
     responses=error_responses(*AUTH, 404, 422),
     summary="One incident",
 )
-def get_incident(number: Number, session: SessionDep, user: CurrentUser) -> Response:
-    return _json(incident_out(session, user, incidents.read_incident(session, user, number)))
+async def get_incident(number: Number, credentials: ReadCredentials) -> Response:
+    def read(session: Session, reader: Reader) -> Response:
+        return _json(
+            incident_out(session, reader, incidents.read_incident(session, reader, number))
+        )
+
+    return await _read_in_one_hop(credentials, read)
 
 
 @router.patch(

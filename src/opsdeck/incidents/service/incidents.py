@@ -478,10 +478,14 @@ def filtered(
 ) -> Select[Any]:
     """The incidents `actor` may see that match `filters`, unordered: `Incident` objects, or
     the `columns` given (a Core select of its rows). An unknown category, tag or user matches
-    nothing (it is a filter, not a reference)."""
+    nothing (it is a filter, not a reference). With a search (`q`), the statements of the
+    session's transaction are planned without parallel workers from here on
+    (search.plan_serially)."""
     query = (select(*columns) if columns else select(Incident)).where(visible_clause(actor))
     q = search.normalise(filters.q)
     if q is not None:
+        # Serial plans for the rest of this transaction, where the search is sent.
+        search.plan_serially(session)
         query = query.where(search.match_clause(session, q)).execution_options(
             **search.PLANNED_EVERY_TIME
         )

@@ -76,6 +76,15 @@ _BM25_WEIGHTS = (10.0, 4.0, 1.0)
 # at 20,000 incidents (3-5 times the custom plan's execution time); at 1,000,000 it costs
 # 0.24-2.1 s a search against 12-30 ms (docs/benchmarks.md, "Incidents API").
 PLANNED_EVERY_TIME = {UNPREPARED: True}
+# A search is planned without parallel workers (PostgreSQL; for the rest of its transaction,
+# see plan_serially). A word that matches nothing or little is read from the GIN index in
+# about 0.1 ms, but its estimate (1,584 rows for a word with none at 1,000,000 incidents) made
+# PostgreSQL plan a Parallel Bitmap Heap Scan under a Gather Merge: the search then waited
+# 15-40 ms for the worker it started, whose own scan took 1.2 ms. Common words walk the newest
+# incidents and never went parallel, so nothing is lost (docs/benchmarks.md, "Incidents API").
+# A setting of the transaction rather than `parallel_workers = 0` on `incident_search` (a
+# migration): it keeps every table of the search's statement serial, not that one only.
+_SERIAL_PLANS = text("SET LOCAL max_parallel_workers_per_gather = 0")
 
 _search = table(SEARCH_TABLE, column("incident_number", Integer), column("document", TSVECTOR))
 _fts = table(SEARCH_FTS_TABLE, column("rowid", Integer))
@@ -136,6 +145,14 @@ def rebuild_index(session: Session) -> None:
 
 
 # -- queries --------------------------------------------------------------------------------
+
+
+def plan_serially(session: Session) -> None:
+    """Keep PostgreSQL from planning parallel workers for the statements `session` sends until
+    its transaction ends (a search's, _SERIAL_PLANS); nothing on SQLite. Call it before sending
+    a statement that uses match_clause or with_relevance."""
+    if is_postgres(session):
+        session.execute(_SERIAL_PLANS)
 
 
 def match_clause(session: Session, q: str) -> ColumnElement[bool]:
@@ -204,6 +221,7 @@ __all__ = [
     "index_incident",
     "match_clause",
     "normalise",
+    "plan_serially",
     "rebuild_index",
     "with_relevance",
 ]
