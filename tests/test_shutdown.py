@@ -218,6 +218,54 @@ def test_a_worker_stops_on_sigterm_to_its_group(
         _kill_leftovers(_tree(worker.process.pid))
 
 
+def test_a_pool_child_ignores_sigterm_from_its_fork_on(tmp_path: Path) -> None:
+    """A SIGTERM to the worker's group that reaches a pool child still starting (after the
+    fork, before or during Celery's child initializer) neither runs the main process's handler
+    there nor kills the child: it is ignored from the fork on, and the initializer's reset of
+    signals leaves it ignored. (Under load, a stop just after "ready" met children in that
+    window: each began a shutdown of its own and the stop ended forced, status 3.)"""
+    script = textwrap.dedent(
+        """
+        import os, signal
+        from celery import platforms
+        from celery.concurrency import prefork
+        from opsdeck.core.shutdown import install_worker_stop
+
+        # Stands for Celery's warm-shutdown handler of the worker's main process.
+        signal.signal(signal.SIGTERM, lambda *_: os.write(1, b"main handler ran\\n"))
+        install_worker_stop(30)
+        pid = os.fork()
+        if pid == 0:
+            ignored_at_fork = signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGTERM)
+            # What Celery's child initializer (prefork.process_initializer) does first.
+            platforms.signals.reset(*prefork.WORKER_SIGRESET)
+            platforms.signals.ignore(*prefork.WORKER_SIGIGNORE)
+            ignored_after_init = signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGTERM)
+            os.write(1, f"child {ignored_at_fork} {ignored_after_init}\\n".encode())
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        print("child status", os.waitstatus_to_exitcode(status), flush=True)
+        print("main keeps its handler", signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=STOP_BOUND,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "child True True",
+        "child status 0",
+        "main keeps its handler True",
+    ], done.stdout + done.stderr
+
+
 def test_the_stop_deadline_kills_what_still_runs(tmp_path: Path) -> None:
     """A worker whose shutdown began and did not end in time kills its children and exits
     with FORCED_STOP_STATUS, whatever held it (here: a main thread that never returns)."""

@@ -8,7 +8,11 @@ Three pieces, each for a way a stop used to hang:
   the worker's process group used to kill the children directly, one of them while it held the
   pool's inqueue lock, and the main process then waited for that lock for ever in billiard's
   `Pool._help_stuff_finish`. Now only the main process acts on SIGTERM: its warm shutdown lets
-  the children finish the task in hand and stops them itself.
+  the children finish the task in hand and stops them itself. A child ignores it from the
+  fork on (`os.register_at_fork`), and Celery's child initializer no longer resets it: a
+  signal that came while a child was still starting (slow under load, right after "ready")
+  used to run the main process's handler inherited by the child, which started a shutdown
+  and a stop deadline of its own there, and the worker's stop ended forced (status 3).
 - A stop deadline in the worker's main process: once shutdown has begun, whatever still runs
   after `OPSDECK_WORKER_STOP_TIMEOUT_SECONDS` is killed (SIGKILL to every child, then the main
   process exits). Nothing is lost by it: tasks are acknowledged late, so Redis hands an
@@ -40,6 +44,7 @@ FORCED_STOP_STATUS = 3
 _PR_SET_PDEATHSIG = 1
 
 _deadline_seconds = 0.0
+_main_pid = 0  # the worker's main process (install_worker_stop)
 _deadline_started = threading.Event()
 
 
@@ -61,11 +66,25 @@ def install_worker_stop(stop_timeout: float) -> None:
     """Called in `opsdeck worker` before Celery starts: pool children ignore SIGTERM, and the
     main process has `stop_timeout` seconds from the start of its shutdown to end."""
     from celery import signals
+    from celery.concurrency import prefork
 
-    global _deadline_seconds
+    global _deadline_seconds, _main_pid
     _deadline_seconds = stop_timeout
+    _main_pid = os.getpid()
+    # From the fork on: before Celery's initializer runs in the child, the child still has the
+    # main process's SIGTERM handler (a warm shutdown of its own)...
+    os.register_at_fork(after_in_child=_shield_forked_child)
+    # ...and the initializer would set SIGTERM back to its default (death) before ignoring
+    # what WORKER_SIGIGNORE names.
+    prefork.WORKER_SIGRESET.discard("SIGTERM")
     signals.worker_process_init.connect(_shield_pool_child, weak=False)
     signals.worker_shutting_down.connect(_start_stop_deadline, weak=False)
+
+
+def _shield_forked_child() -> None:
+    # Only the worker's main process forks pool children; a grandchild inherits the setting.
+    if os.getppid() == _main_pid:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _shield_pool_child(**_: Any) -> None:
@@ -73,7 +92,7 @@ def _shield_pool_child(**_: Any) -> None:
 
 
 def _start_stop_deadline(**_: Any) -> None:
-    if _deadline_started.is_set():
+    if _deadline_started.is_set() or os.getpid() != _main_pid:
         return
     _deadline_started.set()
     threading.Thread(target=_enforce_deadline, name="stop-deadline", daemon=True).start()
