@@ -427,16 +427,30 @@ _API_TOKEN_BY_HASH = select(ApiToken).where(ApiToken.token_hash == bindparam("to
 def _principal_from_api_token(session: Session, token: str) -> Principal:
     now = utcnow()
     row = session.scalar(_API_TOKEN_BY_HASH, {"token_hash": digest(token)})
-    if (
-        row is None
-        or row.revoked_at is not None
-        or (row.expires_at is not None and row.expires_at <= now)
-        or not row.user.is_active
-    ):
-        raise Unauthorized("The API token is invalid, expired or revoked.")
-    if row.last_used_at is None or now - row.last_used_at >= ACTIVITY_RESOLUTION:
+    if row is None:
+        raise _unusable_api_token()
+    _check_api_token(row.revoked_at, row.expires_at, row.user.is_active, now)
+    if _activity_due(row.last_used_at, now):
         row.last_used_at = now
     return Principal(row.user, "api_token", api_token=row)
+
+
+def _unusable_api_token() -> Unauthorized:
+    return Unauthorized("The API token is invalid, expired or revoked.")
+
+
+def _check_api_token(
+    revoked_at: datetime | None, expires_at: datetime | None, user_active: bool, now: datetime
+) -> None:
+    """The one rule of a usable API token (authenticate_bearer and read_api_token)."""
+    if revoked_at is not None or (expires_at is not None and expires_at <= now) or not user_active:
+        raise _unusable_api_token()
+
+
+def _activity_due(last: datetime | None, now: datetime) -> bool:
+    """Whether a last-used / last-seen time is due to be written again (at most once per
+    ACTIVITY_RESOLUTION)."""
+    return last is None or now - last >= ACTIVITY_RESOLUTION
 
 
 @dataclass(frozen=True)
@@ -491,14 +505,10 @@ def read_api_token(session: Session, token: str) -> Reader:
     incidents API's hot reads (docs/benchmarks.md, "Incidents API")."""
     now = utcnow()
     row = session.execute(_READER_BY_API_TOKEN, {"token_hash": digest(token)}).one_or_none()
-    if (
-        row is None
-        or row.revoked_at is not None
-        or (row.expires_at is not None and row.expires_at <= now)
-        or not row.is_active
-    ):
-        raise Unauthorized("The API token is invalid, expired or revoked.")
-    if row.last_used_at is None or now - row.last_used_at >= ACTIVITY_RESOLUTION:
+    if row is None:
+        raise _unusable_api_token()
+    _check_api_token(row.revoked_at, row.expires_at, row.is_active, now)
+    if _activity_due(row.last_used_at, now):
         session.execute(_API_TOKEN_USED, {"token_id": row.id, "at": now})
     return Reader(row.user_id, row.username, row.role)
 
@@ -516,5 +526,5 @@ def _usable(auth: AuthSession, now: datetime) -> bool:
 
 
 def _touch_session(auth: AuthSession, now: datetime) -> None:
-    if now - auth.last_seen_at >= ACTIVITY_RESOLUTION:
+    if _activity_due(auth.last_seen_at, now):
         auth.last_seen_at = now
