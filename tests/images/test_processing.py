@@ -818,6 +818,10 @@ def _turbo_case(images: ImageFactory, name: str) -> tuple[bytes, Operations]:
     if name == "on its side (EXIF 6), a wide box":
         rotated = set_int(images.photo(1200, 800), "orientation", 6)
         return images.jpeg_bytes(image=rotated), Operations(max_width=300, max_height=100)
+    if name == "4:2:0 chroma, progressive":
+        photo = images.photo(1600, 1200)
+        data = bytes(photo.jpegsave_buffer(Q=75, interlace=True, subsample_mode="on"))
+        return data, Operations(max_width=400, max_height=400)
     assert name == "300 dpi"
     dense = images.photo(1600, 1200).copy(xres=300 / 25.4, yres=300 / 25.4)
     return images.jpeg_bytes(image=dense), Operations(max_width=400, max_height=400)
@@ -832,6 +836,7 @@ def _turbo_case(images: ImageFactory, name: str) -> tuple[bytes, Operations]:
         "greyscale",
         "a Display P3 profile",
         "on its side (EXIF 6), a wide box",
+        "4:2:0 chroma, progressive",
         "300 dpi",
     ],
 )
