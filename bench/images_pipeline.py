@@ -1273,8 +1273,7 @@ def print_conditions(
     print(f"  Python        {platform.python_version()} ({platform.python_implementation()})")
     print(
         f"  libvips       {libvips_version()} (pyvips {pyvips.__version__}, pyvips-binary "
-        f"{version('pyvips-binary')}), simplejpeg {version('simplejpeg')} (libjpeg-turbo, the "
-        f"thumbnails' JPEG decode); VIPS_CONCURRENCY unset: {pyvips.concurrency_get()} "
+        f"{version('pyvips-binary')}); VIPS_CONCURRENCY unset: {pyvips.concurrency_get()} "
         "threads per process, in the worker and in the raw pool"
     )
     print(

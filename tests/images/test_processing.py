@@ -25,7 +25,7 @@ from opsdeck.images.processing import (
     parse_operations,
     process,
 )
-from tests.images.conftest import BLUE, FRAME_COLOURS, RED, ImageFactory, set_int
+from tests.images.conftest import BLUE, FRAME_COLOURS, RED, ImageFactory
 
 HTML_PAGE = b"<!DOCTYPE html><html><head><title>404</title></head><body>Not found</body></html>"
 METADATA_FIELDS = ("exif-data", "xmp-data", "icc-profile-data", "iptc-data", "orientation")
@@ -797,99 +797,3 @@ def test_a_cmyk_jpeg_shrunk_onto_the_box_is_still_converted(images: ImageFactory
     output = load(result.data)
     assert (output.width, output.bands, output.interpretation) == (box, 3, "srgb")
     assert_close(colour_at(output, 5, 5), RED, 15)
-
-
-# --- the thumbnails' JPEG decode: libjpeg-turbo where it can, libvips where it must ------------
-
-
-def _turbo_case(images: ImageFactory, name: str) -> tuple[bytes, Operations]:
-    if name == "2K into 512, lands on the box":
-        return images.jpeg_bytes(2048, 1536), Operations(max_width=512, max_height=512, quality=80)
-    if name == "odd sides, halved then resampled":
-        return images.jpeg_bytes(1001, 777), Operations(max_width=300, max_height=300)
-    if name == "an eighth":
-        return images.jpeg_bytes(3001, 2003), Operations(max_width=300, format="png")
-    if name == "greyscale":
-        grey = images.photo(1200, 900)[0].copy(interpretation="b-w")
-        return images.jpeg_bytes(image=grey), Operations(max_width=200, max_height=200)
-    if name == "a Display P3 profile":
-        p3 = images.photo(960, 640).icc_transform("p3")
-        return images.jpeg_bytes(image=p3), Operations(max_width=200, max_height=200)
-    if name == "on its side (EXIF 6), a wide box":
-        rotated = set_int(images.photo(1200, 800), "orientation", 6)
-        return images.jpeg_bytes(image=rotated), Operations(max_width=300, max_height=100)
-    if name == "4:2:0 chroma, progressive":
-        photo = images.photo(1600, 1200)
-        data = bytes(photo.jpegsave_buffer(Q=75, interlace=True, subsample_mode="on"))
-        return data, Operations(max_width=400, max_height=400)
-    assert name == "300 dpi"
-    dense = images.photo(1600, 1200).copy(xres=300 / 25.4, yres=300 / 25.4)
-    return images.jpeg_bytes(image=dense), Operations(max_width=400, max_height=400)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        "2K into 512, lands on the box",
-        "odd sides, halved then resampled",
-        "an eighth",
-        "greyscale",
-        "a Display P3 profile",
-        "on its side (EXIF 6), a wide box",
-        "4:2:0 chroma, progressive",
-        "300 dpi",
-    ],
-)
-def test_a_thumbnail_decoded_by_libjpeg_turbo_is_byte_for_byte_the_libvips_one(
-    images: ImageFactory, monkeypatch: pytest.MonkeyPatch, name: str
-) -> None:
-    """The faster decoder changes nothing a user can see: the same file comes out, to the byte,
-    as when libvips decodes the JPEG itself (colour profile, orientation and density kept)."""
-    data, ops = _turbo_case(images, name)
-    header = processing._read_header(data, "jpeg", max_pixels=DEFAULT_MAX_PIXELS, animated=False)
-    width, height = ops.max_width or 10_000_000, ops.max_height or 10_000_000
-    if header.orientation in (5, 6, 7, 8):
-        width, height = height, width
-    shrink = processing._jpeg_shrink(header, width, height)
-    assert shrink > 1
-    assert processing._turbo_shrunk(data, header, shrink) is not None  # the fast path is taken
-    fast = process(data, ops)
-
-    monkeypatch.setattr(processing, "_turbo_shrunk", lambda *_: None)
-    assert process(data, ops).data == fast.data
-
-
-def test_libjpeg_turbo_refuses_what_libvips_refuses_and_libvips_says_why(
-    images: ImageFactory,
-) -> None:
-    """Strict mode: a libjpeg warning is a refusal, as with libvips' fail_on="error"; the file
-    then goes to libvips, whose error the user reads."""
-    whole = images.jpeg_bytes(800, 600)
-    stray = bytearray(whole)
-    table = stray.find(b"\xff\xdb")
-    stray[table + 2 : table + 4] = b"\x00\x02"  # the table's length now excludes its content
-    ops = Operations(max_width=100, max_height=100)
-    for damaged, words in ((bytes(stray), "extraneous bytes"), (whole[: len(whole) // 2], "")):
-        header = processing._read_header(damaged, "jpeg", max_pixels=10**8, animated=False)
-        assert processing._turbo_shrunk(damaged, header, 4) is None
-        with _Kind("corrupt") as caught:
-            process(damaged, ops)
-        assert caught.message.startswith("The JPEG file is damaged or incomplete")
-        assert words in caught.message
-
-
-def test_libvips_decodes_what_libjpeg_turbo_is_not_given(
-    images: ImageFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """CMYK JPEGs, and shrunk decodes too big to hold whole, stay with libvips (streamed)."""
-    cmyk = images.cmyk_jpeg_bytes(with_profile=True)
-    header = processing._read_header(cmyk, "jpeg", max_pixels=10**8, animated=False)
-    assert processing._turbo_shrunk(cmyk, header, 2) is None
-
-    data = images.jpeg_bytes(800, 600)
-    header = processing._read_header(data, "jpeg", max_pixels=10**8, animated=False)
-    assert processing._turbo_shrunk(data, header, 4) is not None
-    monkeypatch.setattr(processing, "TURBO_DECODE_MAX_PIXELS", 200 * 150 - 1)
-    assert processing._turbo_shrunk(data, header, 4) is None
-    result = process(data, Operations(max_width=200, max_height=200))
-    assert (result.width, result.height) == (200, 150)

@@ -65,10 +65,6 @@ JPEG_OPTIMISE_MAX_PIXELS: Final = 16_000_000
 # libvips' default AVIF effort (4) takes ~10 s for a 3-megapixel photo on one core; effort 2
 # takes about a tenth of that for files of much the same size at quality 50.
 AVIF_EFFORT: Final = 2
-# A thumbnail's JPEG decode goes through libjpeg-turbo (`_turbo_shrunk`) when its shrunk pixels
-# are at most this many: held whole in memory (12 MB as RGB), not streamed.
-TURBO_DECODE_MAX_PIXELS: Final = 4_000_000
-_TURBO_KINDS: Final = {("srgb", 3): "RGB", ("b-w", 1): "GRAY"}
 # An image to turn upright is held whole: in memory up to this size (48 MB as 8-bit RGB).
 IN_MEMORY_ORIENT_MAX_PIXELS: Final = 16_000_000
 _QUARTER_TURNS: Final = frozenset((5, 6, 7, 8))
@@ -450,7 +446,9 @@ def _decode(data: bytes, header: _Header, ops: Operations, *, all_frames: bool) 
             # quality at large factors); libjpeg's DCT scaling by the whole power of two is
             # what thumbnail services use, and cuts a 2K -> 512 px thumbnail's CPU by a fifth.
             # The result still lands exactly on the box: thumbnail_image does the rest.
-            loaded = _jpeg_shrunk(data, header, shrink)
+            loaded = pyvips.Image.new_from_buffer(
+                data, "", access="sequential", fail_on="error", shrink=shrink
+            )
             if _already_fits(loaded, width, height):
                 # thumbnail_image would leave it as it is (it never grows an image), yet cost a
                 # pass over the pixels: a 2048x1536 photo into 512x512 lands on 512x384 here.
@@ -469,62 +467,6 @@ def _decode(data: bytes, header: _Header, ops: Operations, *, all_frames: bool) 
     if all_frames:
         return pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error", n=-1)
     return header.image
-
-
-def _jpeg_shrunk(data: bytes, header: _Header, shrink: int) -> VipsImage:
-    """The JPEG decoded at 1/`shrink` of its size by libjpeg's DCT scaling: by libjpeg-turbo
-    when it can (`_turbo_shrunk`), else by libvips."""
-    image = _turbo_shrunk(data, header, shrink)
-    if image is None:
-        image = pyvips.Image.new_from_buffer(
-            data, "", access="sequential", fail_on="error", shrink=shrink
-        )
-    return image
-
-
-def _turbo_shrunk(data: bytes, header: _Header, shrink: int) -> VipsImage | None:
-    """The JPEG shrunk on load by libjpeg-turbo (simplejpeg), or None where libvips must do it.
-
-    libvips' wheel decodes JPEGs with mozjpeg, which takes about a third more CPU than
-    libjpeg-turbo for the very same pixels (docs/benchmarks.md); for a thumbnail the decode is
-    most of the work. Used for 8-bit sRGB or greyscale JPEGs (no CMYK) whose shrunk pixels fit
-    in TURBO_DECODE_MAX_PIXELS (they are held whole, not streamed). Strict mode refuses a file
-    on any libjpeg warning, as libvips' fail_on="error" does; whatever it refuses, libvips
-    decodes instead, so a damaged file gets libvips' error, as before. The colour profile,
-    resolution and orientation come from libvips' reading of the header, so what follows
-    (colour conversion, turning upright, encoding) sees what the libvips decode would give.
-    """
-    source = header.image
-    bands = int(source.bands)
-    kind = _TURBO_KINDS.get((str(source.interpretation), bands))
-    info = header.info
-    if kind is None or source.format != "uchar" or min(info.width, info.height) < 64:
-        return None
-    # libjpeg scales to the sides rounded up; asking for them makes simplejpeg choose 1/shrink
-    # (with sides of 64 or more, no smaller scale reaches them). libvips then drops the last
-    # column and row a rounded-up side adds, and so does this.
-    width, height = -(-info.width // shrink), -(-info.height // shrink)
-    if width * height > TURBO_DECODE_MAX_PIXELS:
-        return None
-    import simplejpeg  # numpy with it: only in the processes that make thumbnails
-
-    try:
-        pixels = simplejpeg.decode_jpeg(
-            data, kind, min_width=width, min_height=height, min_factor=shrink, strict=True
-        )
-    except ValueError:  # any libjpeg error or warning: libvips reads it and says what is wrong
-        return None
-    if pixels.shape != (height, width, bands):  # pragma: no cover - libjpeg scales as asked
-        return None
-    image = pyvips.Image.new_from_memory(pixels, width, height, bands, "uchar")
-    if (width, height) != (info.width // shrink, info.height // shrink):
-        image = image.crop(0, 0, info.width // shrink, info.height // shrink)
-    image = image.copy(
-        interpretation=str(source.interpretation), xres=source.xres, yres=source.yres
-    )
-    if source.get_typeof("icc-profile-data"):
-        image.set_type(pyvips.GValue.blob_type, "icc-profile-data", source.get("icc-profile-data"))
-    return image
 
 
 def _already_fits(image: VipsImage, width: int, height: int) -> bool:
