@@ -296,7 +296,8 @@ def _check_host(host: str, policy: AddressPolicy | None, normalised: str) -> str
 
 
 # A CSV names the same few hosts again and again: each host is parsed once (an IP literal's
-# parse was about a fifth of checking a 1,000-row CSV's URLs). Refusals are not cached.
+# parse was about a fifth of checking a 1,000-row CSV's URLs). A host it rejects raises, and
+# lru_cache keeps no exception: only good hosts are remembered.
 @lru_cache(maxsize=1024)
 def _checked_host(host: str) -> IPAddress | None:
     if ":" in host:
